@@ -1,0 +1,71 @@
+//! Telling a core module from a component (or from garbage) by its header.
+//!
+//! Both start with `\0asm`; the next four bytes are the version (1, for core
+//! modules) and the layer (0 for core modules, 1 for components). Checked at
+//! start-up so that a module configured under the wrong executor gets a
+//! message saying which executor fits, instead of a compile error.
+
+/// What a file's bytes are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WasmKind {
+    CoreModule,
+    Component,
+    /// Starts with `\0asm` but has an unknown version or layer.
+    UnknownWasm,
+    NotWasm,
+}
+
+impl WasmKind {
+    pub fn of(bytes: &[u8]) -> WasmKind {
+        match bytes {
+            [0, b'a', b's', b'm', _, _, 0, 0, ..] if bytes[4..6] == [1, 0] => WasmKind::CoreModule,
+            [0, b'a', b's', b'm', _, _, 1, 0, ..] => WasmKind::Component,
+            [0, b'a', b's', b'm', ..] => WasmKind::UnknownWasm,
+            // The text format is accepted too (tests and quick experiments):
+            // wasmtime compiles WAT, and it is always a core module or a
+            // component that the compile step will tell apart.
+            _ if looks_like_wat(bytes) => {
+                if std::str::from_utf8(bytes)
+                    .is_ok_and(|s| s.trim_start_matches(is_wat_space).starts_with("(component"))
+                {
+                    WasmKind::Component
+                } else {
+                    WasmKind::CoreModule
+                }
+            }
+            _ => WasmKind::NotWasm,
+        }
+    }
+}
+
+fn is_wat_space(c: char) -> bool {
+    c.is_whitespace()
+}
+
+fn looks_like_wat(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let mut rest = text.trim_start();
+    // Skip leading `;;` line comments.
+    while let Some(r) = rest.strip_prefix(";;") {
+        rest = r.split_once('\n').map_or("", |(_, tail)| tail).trim_start();
+    }
+    rest.starts_with("(module") || rest.starts_with("(component")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tells_modules_components_and_garbage_apart() {
+        assert_eq!(WasmKind::of(b"\0asm\x01\0\0\0"), WasmKind::CoreModule);
+        assert_eq!(WasmKind::of(b"\0asm\x0d\0\x01\0"), WasmKind::Component);
+        assert_eq!(WasmKind::of(b"\0asm\x02\0\x05\0"), WasmKind::UnknownWasm);
+        assert_eq!(WasmKind::of(b"hello"), WasmKind::NotWasm);
+        assert_eq!(WasmKind::of(b""), WasmKind::NotWasm);
+        assert_eq!(WasmKind::of(b";; x\n(module)"), WasmKind::CoreModule);
+        assert_eq!(WasmKind::of(b"  (component)"), WasmKind::Component);
+    }
+}

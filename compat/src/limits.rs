@@ -1,0 +1,95 @@
+//! Per-message limits: wall-clock deadline, linear-memory cap, output caps.
+//!
+//! The deadline is enforced with epoch interruption: the engine's owner ticks
+//! the epoch (see `spin-redis`'s `engine` module); each tick the running guest
+//! yields to the async executor, so a busy handler never holds a worker thread
+//! for more than one tick, and once the deadline has passed the guest is
+//! stopped with [`TimedOut`]. The memory cap is a [`ResourceLimiter`] that
+//! turns a growth past the cap into a [`MemoryLimitExceeded`] trap.
+//!
+//! Not owned here: the defaults shown to users (`spin-redis`'s manifest and
+//! CLI document them) and the epoch ticker itself.
+
+use std::time::{Duration, Instant};
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+
+/// Limits applied to every run of a handler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Wall-clock time one message may take.
+    pub timeout: Duration,
+    /// Largest linear memory (and table elements count stays wasmtime's).
+    pub max_memory_bytes: usize,
+    /// Bytes of stdout kept per message; the rest is counted and cut.
+    pub max_stdout_bytes: usize,
+    /// Bytes of stderr kept per message; the rest is counted and cut.
+    pub max_stderr_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: Duration::from_secs(30),
+            max_memory_bytes: 256 * 1024 * 1024,
+            max_stdout_bytes: 4 * 1024 * 1024,
+            max_stderr_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+/// The error a guest is stopped with when its deadline passes.
+#[derive(Debug, thiserror::Error)]
+#[error("timed out after {0:?}")]
+pub struct TimedOut(pub Duration);
+
+/// The error a guest is stopped with when it grows memory past the cap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit of {limit} bytes exceeded (tried to grow to {desired} bytes)")]
+pub struct MemoryLimitExceeded {
+    pub limit: usize,
+    pub desired: usize,
+}
+
+/// A [`ResourceLimiter`] that caps linear memory.
+#[derive(Debug)]
+pub struct MemoryCap(pub usize);
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.0 {
+            return Err(wasmtime::Error::new(MemoryLimitExceeded {
+                limit: self.0,
+                desired,
+            }));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(true)
+    }
+}
+
+/// Arms the deadline on a fresh store: yield to the executor on every epoch
+/// tick, and stop the guest with [`TimedOut`] once `timeout` has passed.
+pub fn arm_deadline<T: 'static>(store: &mut Store<T>, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |_| {
+        if Instant::now() >= deadline {
+            Err(wasmtime::Error::new(TimedOut(timeout)))
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+}

@@ -1,0 +1,175 @@
+//! The WASI capabilities one message gets, shared by both executors.
+//!
+//! A [`Sandbox`] is prepared once per component from its manifest entry (the
+//! `environment`, the `-e` values, the read-only mounts, the argv template);
+//! [`Sandbox::wasi_builder`] turns it into a fresh `WasiCtxBuilder` for each
+//! message, adding the payload as stdin and the per-message variables
+//! (`REDIS_CHANNEL`, `REDIS_ADDRESS`, `SPIN_COMPONENT_ID`, `CONTENT_LENGTH`),
+//! which win over the user's. Nothing is inherited from the host: no host
+//! environment, no host stdio, no network, no files but the mounts.
+//!
+//! Not owned here: expanding the manifest's `files` globs into mount folders
+//! (the `spin-redis` crate does that at start-up).
+
+use crate::output::CappedOutput;
+use bytes::Bytes;
+use std::path::PathBuf;
+use wasmtime_wasi::p2::pipe::MemoryInputPipe;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+/// A host directory mounted read-only into the guest.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub guest: String,
+}
+
+/// Everything about a component's sandbox that does not change per message.
+#[derive(Clone, Debug, Default)]
+pub struct Sandbox {
+    /// The component id, `SPIN_COMPONENT_ID` and the default `argv[0]`.
+    pub component_id: String,
+    /// The manifest's `environment` followed by `-e` values (later wins).
+    pub env: Vec<(String, String)>,
+    /// Read-only mounts.
+    pub mounts: Vec<Mount>,
+    /// The argv template, split on whitespace; `${COMPONENT_ID}` and
+    /// `${CHANNEL}` are replaced per message. Empty means `[component_id]`.
+    pub argv: Vec<String>,
+}
+
+/// The per-message part of a sandbox.
+#[derive(Clone, Debug)]
+pub struct Message<'a> {
+    pub channel: &'a str,
+    /// The server address without credentials.
+    pub address: &'a str,
+    pub payload: Bytes,
+}
+
+/// The capture buffers of one run.
+#[derive(Clone, Debug)]
+pub struct Capture {
+    pub stdout: CappedOutput,
+    pub stderr: CappedOutput,
+}
+
+impl Capture {
+    pub fn new(limits: &crate::Limits) -> Self {
+        Capture {
+            stdout: CappedOutput::new(limits.max_stdout_bytes),
+            stderr: CappedOutput::new(limits.max_stderr_bytes),
+        }
+    }
+}
+
+impl Sandbox {
+    /// The argv one message sees.
+    pub fn argv(&self, channel: &str) -> Vec<String> {
+        if self.argv.is_empty() {
+            return vec![self.component_id.clone()];
+        }
+        self.argv
+            .iter()
+            .map(|a| {
+                a.replace("${COMPONENT_ID}", &self.component_id)
+                    .replace("${CHANNEL}", channel)
+            })
+            .collect()
+    }
+
+    /// The environment one message sees, in order; the runtime's own
+    /// variables come last and replace any user value of the same name.
+    pub fn env(&self, msg: &Message<'_>) -> Vec<(String, String)> {
+        const OURS: [&str; 4] = [
+            "REDIS_CHANNEL",
+            "REDIS_ADDRESS",
+            "SPIN_COMPONENT_ID",
+            "CONTENT_LENGTH",
+        ];
+        let mut env: Vec<(String, String)> = Vec::with_capacity(self.env.len() + OURS.len());
+        for (k, v) in &self.env {
+            if OURS.contains(&k.as_str()) {
+                continue;
+            }
+            // Later values (the `-e` flags) replace earlier ones.
+            match env.iter_mut().find(|(ek, _)| ek == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => env.push((k.clone(), v.clone())),
+            }
+        }
+        env.push(("REDIS_CHANNEL".into(), msg.channel.into()));
+        env.push(("REDIS_ADDRESS".into(), msg.address.into()));
+        env.push(("SPIN_COMPONENT_ID".into(), self.component_id.clone()));
+        env.push(("CONTENT_LENGTH".into(), msg.payload.len().to_string()));
+        env
+    }
+
+    /// A WASI context builder for one message. Fails only when a mount can no
+    /// longer be opened.
+    pub fn wasi_builder(
+        &self,
+        msg: &Message<'_>,
+        capture: &Capture,
+    ) -> wasmtime::Result<WasiCtxBuilder> {
+        let mut b = WasiCtxBuilder::new();
+        b.stdin(MemoryInputPipe::new(msg.payload.clone()))
+            .stdout(capture.stdout.clone())
+            .stderr(capture.stderr.clone())
+            .args(&self.argv(msg.channel))
+            .envs(&self.env(msg));
+        for m in &self.mounts {
+            b.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)?;
+        }
+        Ok(b)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_variables_win_and_later_user_values_replace_earlier() {
+        let s = Sandbox {
+            component_id: "c".into(),
+            env: vec![
+                ("A".into(), "1".into()),
+                ("REDIS_CHANNEL".into(), "spoofed".into()),
+                ("A".into(), "2".into()),
+            ],
+            ..Default::default()
+        };
+        let msg = Message {
+            channel: "ch",
+            address: "redis://h:1",
+            payload: Bytes::from_static(b"abc"),
+        };
+        let env = s.env(&msg);
+        assert_eq!(
+            env,
+            vec![
+                ("A".to_string(), "2".to_string()),
+                ("REDIS_CHANNEL".into(), "ch".into()),
+                ("REDIS_ADDRESS".into(), "redis://h:1".into()),
+                ("SPIN_COMPONENT_ID".into(), "c".into()),
+                ("CONTENT_LENGTH".into(), "3".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn argv_template_is_expanded_per_message() {
+        let s = Sandbox {
+            component_id: "c".into(),
+            argv: vec!["${COMPONENT_ID}".into(), "--on".into(), "${CHANNEL}".into()],
+            ..Default::default()
+        };
+        assert_eq!(s.argv("news"), vec!["c", "--on", "news"]);
+        let d = Sandbox {
+            component_id: "c".into(),
+            ..Default::default()
+        };
+        assert_eq!(d.argv("news"), vec!["c"]);
+    }
+}

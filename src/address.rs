@@ -1,0 +1,133 @@
+//! Redis server addresses: parsing, validation and the credential-free form
+//! that is shown to users and handlers.
+//!
+//! An address is `redis://[user[:password]@]host[:port][/db]` or the same with
+//! `rediss://` for TLS. The password is kept only inside [`RedisAddress`];
+//! `Display` and [`RedisAddress::redacted`] never include it, so an address
+//! can be logged or put in an error message anywhere.
+
+use std::fmt;
+
+/// A validated Redis address.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RedisAddress {
+    url: url::Url,
+    redacted: String,
+}
+
+/// Why an address was refused. Never contains the password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    #[error("{0:?} is not a URL; expected redis://host:port or rediss://host:port")]
+    NotUrl(String),
+    #[error("scheme {0:?} is not supported; use redis:// (or rediss:// for TLS)")]
+    Scheme(String),
+    #[error("{0:?} has no host; expected redis://host:port")]
+    NoHost(String),
+    #[error("database {db:?} in {address:?} is not a number")]
+    Db { db: String, address: String },
+}
+
+impl RedisAddress {
+    pub fn parse(text: &str) -> Result<Self, AddressError> {
+        // Parse errors from `url` echo nothing of the input, but the input
+        // itself may hold a password: describe it by its redacted form only.
+        let url = url::Url::parse(text).map_err(|_| AddressError::NotUrl(redact_text(text)))?;
+        let redacted = redact_url(&url);
+        match url.scheme() {
+            "redis" | "rediss" => {}
+            other => return Err(AddressError::Scheme(other.to_string())),
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(AddressError::NoHost(redacted));
+        }
+        let db = url.path().trim_start_matches('/');
+        if !db.is_empty() && db.parse::<u32>().is_err() {
+            return Err(AddressError::Db {
+                db: db.to_string(),
+                address: redacted,
+            });
+        }
+        Ok(RedisAddress { url, redacted })
+    }
+
+    /// The full URL, credentials included: only for connecting.
+    pub fn connection_url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The address without user or password, as logs and handlers see it.
+    pub fn redacted(&self) -> &str {
+        &self.redacted
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.url.scheme() == "rediss"
+    }
+}
+
+fn redact_url(url: &url::Url) -> String {
+    let mut u = url.clone();
+    // Setting these can only fail for URLs that cannot have a host, which
+    // redis URLs always have; a failure leaves the field as it was, so clear
+    // the password first: it is the part that matters.
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+/// Best-effort redaction of text that is not a valid URL: drop everything
+/// between `://` and the last `@`.
+fn redact_text(text: &str) -> String {
+    match (text.find("://"), text.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}{}", &text[..s + 3], &text[at + 1..]),
+        _ => text.to_string(),
+    }
+}
+
+impl fmt::Display for RedisAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+impl fmt::Debug for RedisAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RedisAddress({:?})", self.redacted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn never_shows_the_password() {
+        let a = RedisAddress::parse("redis://alice:s3cret@localhost:6380/2").unwrap();
+        assert_eq!(a.redacted(), "redis://localhost:6380/2");
+        assert_eq!(
+            format!("{a} {a:?}"),
+            "redis://localhost:6380/2 RedisAddress(\"redis://localhost:6380/2\")"
+        );
+        assert!(a.connection_url().contains("s3cret"));
+        let e = RedisAddress::parse("redis://bob:hunter2@host:notaport").unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_redis_url() {
+        assert!(matches!(
+            RedisAddress::parse("localhost:6379"),
+            Err(AddressError::Scheme(_)) | Err(AddressError::NotUrl(_))
+        ));
+        assert_eq!(
+            RedisAddress::parse("http://x:1").unwrap_err(),
+            AddressError::Scheme("http".into())
+        );
+        assert!(matches!(
+            RedisAddress::parse("redis://h:1/abc"),
+            Err(AddressError::Db { .. })
+        ));
+        assert!(RedisAddress::parse("rediss://h:1").unwrap().is_tls());
+    }
+}

@@ -1,0 +1,160 @@
+//! The command line: clap definitions. Each flag's doc comment is its
+//! `--help` text.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Run WebAssembly handlers for every message on a Redis channel.
+///
+/// Exit codes: 0 ok; 1 runtime failure (or, for `invoke`, the handler
+/// failed); 2 usage, manifest or handler-file error found at start-up.
+#[derive(Debug, Parser)]
+#[command(name = "spin-redis", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Subscribe to every channel of the manifest and run its handlers until
+    /// SIGINT or SIGTERM.
+    Up(UpArgs),
+    /// Run one component once on one payload, without Redis, and print its
+    /// output and result.
+    Invoke(InvokeArgs),
+}
+
+/// Options shared by `up` and `invoke`.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The manifest: a spin.toml file, or a folder holding one.
+    #[arg(
+        short = 'f',
+        long = "from",
+        value_name = "PATH",
+        default_value = "spin.toml"
+    )]
+    pub from: PathBuf,
+
+    /// Set an environment variable for every handler (repeatable); replaces
+    /// a value from the manifest.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// Per-message deadline, such as 30s or 500ms [default: 30s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Linear-memory cap per handler instance, such as 256MiB [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u64>,
+
+    /// Bytes of stdout and of stderr kept per message; the rest is cut and the
+    /// cut noted [default: 4MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_output: Option<u64>,
+
+    /// Folder of the compiled-code cache [default: $SPIN_REDIS_CACHE_DIR,
+    /// $XDG_CACHE_HOME/spin-redis or ~/.cache/spin-redis].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Do not use the compiled-code cache.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// Folder for the component logs [default: .spin/logs beside the manifest].
+    #[arg(short = 'L', long = "log-dir", value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+
+    /// Do not echo handler output to the terminal (the log files still get it).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// Messages larger than this are logged and skipped [default: 16MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_payload: Option<u64>,
+
+    /// Handlers running at once across the app [default: 64].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_concurrency: Option<u64>,
+
+    /// Messages queued per trigger before new ones are dropped (and counted)
+    /// [default: 10000].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub queue_capacity: Option<u64>,
+
+    /// On SIGINT/SIGTERM, how long queued and running messages may take to
+    /// finish [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub drain_timeout: Option<Duration>,
+
+    /// PEM file of CA certificates to verify rediss:// servers (instead of
+    /// the system roots).
+    #[arg(long, value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InvokeArgs {
+    #[command(flatten)]
+    pub common: Common,
+
+    /// The component id to run.
+    pub component: String,
+
+    /// The payload, as text.
+    #[arg(long, conflicts_with = "payload_file")]
+    pub payload: Option<String>,
+
+    /// Read the payload from this file (binary is fine); `-` is stdin.
+    #[arg(long, value_name = "FILE")]
+    pub payload_file: Option<PathBuf>,
+
+    /// The channel the handler sees in REDIS_CHANNEL [default: the
+    /// component's trigger channel].
+    #[arg(long, value_name = "NAME")]
+    pub channel: Option<String>,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("{s:?} is not KEY=VALUE")),
+    }
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); write it as 30s or 500ms"))
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::manifest::parse_size(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn env_values_must_be_key_equals_value() {
+        assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert!(parse_env("novalue").is_err());
+        assert!(parse_env("=x").is_err());
+    }
+}

@@ -1,0 +1,378 @@
+//! The component executor: runs a WebAssembly component's Redis handler once
+//! per message, with WASI preview2.
+//!
+//! Three interfaces are accepted, detected from the component's exports at
+//! start-up (exactly one must be present):
+//! - the seed's `wit/spin-redis.wit`: a top-level `handle-redis-message`;
+//! - Spin 1-3 SDKs' unversioned `fermyon:spin/inbound-redis`
+//!   (`handle-message`), produced by Rust `spin-sdk` 5 and Python `spin-sdk`;
+//! - Spin 4 SDKs' `spin:redis/inbound-redis@3.0.0` (`handle-message`, an
+//!   `async func`), produced by Rust `spin-sdk` 6/7; called through
+//!   wasmtime's component-model-async support.
+//!
+//! WASI preview2 is linked with the same sandbox as the compat executor (see
+//! `spin_redis_compat::sandbox`). Every other import, such as Spin's host APIs
+//! (`fermyon:spin/*`, `spin:*`), is linked to a stub that traps, so the
+//! component loads and only a message that calls one fails, with an error
+//! naming the import.
+//!
+//! Not owned here: choosing between this and the compat executor (see
+//! `executor`), logs, Redis.
+
+use spin_redis_compat::limits::{Limits, MemoryCap, arm_deadline};
+use spin_redis_compat::sandbox::{Capture, Message, Sandbox};
+use spin_redis_compat::{HandlerError, Outcome, WasmKind};
+use wasmtime::component::types::{ComponentItem, Type};
+use wasmtime::component::{
+    Component, ComponentExportIndex, ComponentType, InstancePre, Lift, Linker, ResourceTable,
+};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Which handler interface a component exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interface {
+    /// `handle-redis-message` from `wit/spin-redis.wit`.
+    Seed,
+    /// `fermyon:spin/inbound-redis` `handle-message`.
+    FermyonSpin,
+    /// `spin:redis/inbound-redis@3.0.0` `handle-message` (async).
+    SpinRedis3,
+}
+
+impl Interface {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Interface::Seed => "handle-redis-message (wit/spin-redis.wit)",
+            Interface::FermyonSpin => "fermyon:spin/inbound-redis",
+            Interface::SpinRedis3 => "spin:redis/inbound-redis@3.0.0",
+        }
+    }
+}
+
+const SEED_EXPORT: &str = "handle-redis-message";
+const FERMYON_INSTANCES: [&str; 2] = [
+    "fermyon:spin/inbound-redis",
+    "fermyon:spin/inbound-redis@2.0.0",
+];
+const SPIN3_INSTANCE: &str = "spin:redis/inbound-redis@3.0.0";
+const HANDLE_MESSAGE: &str = "handle-message";
+
+/// Why a component was refused at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error(
+        "is a WASI core module, not a component: use executor = {{ type = \"wagi\" }} (the compat executor) for it"
+    )]
+    IsCoreModule,
+    #[error("is not a WebAssembly component (no `\\0asm` component header)")]
+    NotWasm,
+    #[error("does not compile: {0}")]
+    Compile(String),
+    #[error(
+        "exports no Redis handler; it exports: {exports}. A handler exports `handle-redis-message` (wit/spin-redis.wit), `fermyon:spin/inbound-redis` or `spin:redis/inbound-redis@3.0.0`"
+    )]
+    NoHandler { exports: String },
+    #[error("exports more than one Redis handler ({0}); export exactly one")]
+    Ambiguous(String),
+    #[error("exports {interface} with the wrong type: {detail}")]
+    WrongType {
+        interface: &'static str,
+        detail: String,
+    },
+    #[error("cannot be linked: {0}")]
+    Link(String),
+}
+
+/// The seed's and Spin 1-3's `enum error { success, error }`.
+// Its values are only ever made by `Lift`, from the guest's result.
+#[allow(dead_code)]
+#[derive(ComponentType, Lift, Debug, Clone, Copy, PartialEq, Eq)]
+#[component(enum)]
+#[repr(u8)]
+enum SeedError {
+    #[component(name = "success")]
+    Success,
+    #[component(name = "error")]
+    Error,
+}
+
+/// `spin:redis/redis@3.0.0`'s error variant.
+#[derive(ComponentType, Lift, Debug, Clone, PartialEq, Eq)]
+#[component(variant)]
+enum Spin3Error {
+    #[component(name = "invalid-address")]
+    InvalidAddress,
+    #[component(name = "too-many-connections")]
+    TooManyConnections,
+    #[component(name = "type-error")]
+    TypeError,
+    #[component(name = "other")]
+    Other(String),
+}
+
+/// The state of one store.
+pub struct ComponentState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+}
+
+impl WasiView for ComponentState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A prepared component handler.
+pub struct ComponentHandler {
+    engine: Engine,
+    pre: InstancePre<ComponentState>,
+    interface: Interface,
+    func: ComponentExportIndex,
+    sandbox: Sandbox,
+    limits: Limits,
+}
+
+impl ComponentHandler {
+    pub fn prepare(
+        engine: &Engine,
+        bytes: &[u8],
+        sandbox: Sandbox,
+        limits: Limits,
+    ) -> Result<Self, PrepareError> {
+        match WasmKind::of(bytes) {
+            WasmKind::Component => {}
+            WasmKind::CoreModule => return Err(PrepareError::IsCoreModule),
+            WasmKind::UnknownWasm | WasmKind::NotWasm => return Err(PrepareError::NotWasm),
+        }
+        let component =
+            Component::new(engine, bytes).map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
+        let (interface, func) = find_handler(engine, &component)?;
+        let mut linker: Linker<ComponentState> = Linker::new(engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        linker
+            .define_unknown_imports_as_traps(&component)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        Ok(ComponentHandler {
+            engine: engine.clone(),
+            pre,
+            interface,
+            func,
+            sandbox,
+            limits,
+        })
+    }
+
+    pub fn interface(&self) -> Interface {
+        self.interface
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// Runs the handler once on one message in a fresh instance.
+    pub async fn run(&self, msg: Message<'_>) -> Outcome {
+        let capture = Capture::new(&self.limits);
+        let result = self.run_in(&msg, &capture).await;
+        let (stdout, stdout_cut) = capture.stdout.take();
+        let (stderr, stderr_cut) = capture.stderr.take();
+        Outcome {
+            stdout,
+            stderr,
+            stdout_cut,
+            stderr_cut,
+            result,
+        }
+    }
+
+    async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
+        let wasi = self
+            .sandbox
+            .wasi_builder(msg, capture)
+            .map_err(|e| HandlerError::Setup(format!("{e:#}")))?
+            .build();
+        let mut store = Store::new(
+            &self.engine,
+            ComponentState {
+                wasi,
+                table: ResourceTable::new(),
+                memory: MemoryCap(self.limits.max_memory_bytes),
+            },
+        );
+        store.limiter(|s| &mut s.memory);
+        arm_deadline(&mut store, self.limits.timeout);
+        let payload: &[u8] = &msg.payload;
+        let ended: wasmtime::Result<Result<(), HandlerError>> = async {
+            let instance = self.pre.instantiate_async(&mut store).await?;
+            match self.interface {
+                Interface::Seed | Interface::FermyonSpin => {
+                    let f = instance.get_typed_func::<(&[u8],), (Result<(), SeedError>,)>(
+                        &mut store, &self.func,
+                    )?;
+                    let (r,) = f.call_async(&mut store, (payload,)).await?;
+                    Ok(match r {
+                        Ok(()) | Err(SeedError::Success) => Ok(()),
+                        Err(SeedError::Error) => Err(HandlerError::Returned("error".into())),
+                    })
+                }
+                Interface::SpinRedis3 => {
+                    let f = instance.get_typed_func::<(Vec<u8>,), (Result<(), Spin3Error>,)>(
+                        &mut store, &self.func,
+                    )?;
+                    let (r,) = f.call_async(&mut store, (payload.to_vec(),)).await?;
+                    Ok(r.map_err(|e| {
+                        HandlerError::Returned(match e {
+                            Spin3Error::InvalidAddress => "invalid-address".into(),
+                            Spin3Error::TooManyConnections => "too-many-connections".into(),
+                            Spin3Error::TypeError => "type-error".into(),
+                            Spin3Error::Other(s) => s,
+                        })
+                    }))
+                }
+            }
+        }
+        .await;
+        match ended {
+            Ok(r) => r,
+            Err(e) => Err(HandlerError::classify(&e).unwrap_or_else(|| HandlerError::Exit(0))),
+        }
+    }
+}
+
+/// Finds the one handler export and checks its type.
+fn find_handler(
+    engine: &Engine,
+    component: &Component,
+) -> Result<(Interface, ComponentExportIndex), PrepareError> {
+    let ty = component.component_type();
+    let mut found: Vec<(
+        Interface,
+        ComponentExportIndex,
+        wasmtime::component::types::ComponentFunc,
+    )> = Vec::new();
+    let mut exports = Vec::new();
+    for (name, ext) in ty.exports(engine) {
+        exports.push(name.to_string());
+        match (&ext.ty, name) {
+            (ComponentItem::ComponentFunc(f), SEED_EXPORT) => {
+                let idx = component
+                    .get_export_index(None, SEED_EXPORT)
+                    .expect("invariant: the export was just listed");
+                found.push((Interface::Seed, idx, f.clone()));
+            }
+            (ComponentItem::ComponentInstance(inst), n)
+                if FERMYON_INSTANCES.contains(&n) || n == SPIN3_INSTANCE =>
+            {
+                let interface = if n == SPIN3_INSTANCE {
+                    Interface::SpinRedis3
+                } else {
+                    Interface::FermyonSpin
+                };
+                let Some(ext) = inst.get_export(engine, HANDLE_MESSAGE) else {
+                    return Err(PrepareError::WrongType {
+                        interface: interface.describe(),
+                        detail: format!("the instance has no `{HANDLE_MESSAGE}` function"),
+                    });
+                };
+                let ComponentItem::ComponentFunc(f) = ext.ty else {
+                    return Err(PrepareError::WrongType {
+                        interface: interface.describe(),
+                        detail: format!("`{HANDLE_MESSAGE}` is not a function"),
+                    });
+                };
+                let outer = component
+                    .get_export_index(None, n)
+                    .expect("invariant: the export was just listed");
+                let idx = component
+                    .get_export_index(Some(&outer), HANDLE_MESSAGE)
+                    .expect("invariant: the function was just found");
+                found.push((interface, idx, f));
+            }
+            _ => {}
+        }
+    }
+    match found.len() {
+        0 => Err(PrepareError::NoHandler {
+            exports: if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            },
+        }),
+        1 => {
+            let (interface, idx, f) = found.pop().expect("invariant: exactly one");
+            check_type(interface, &f)?;
+            Ok((interface, idx))
+        }
+        _ => Err(PrepareError::Ambiguous(
+            found
+                .iter()
+                .map(|(i, _, _)| i.describe())
+                .collect::<Vec<_>>()
+                .join(", "),
+        )),
+    }
+}
+
+fn check_type(
+    interface: Interface,
+    f: &wasmtime::component::types::ComponentFunc,
+) -> Result<(), PrepareError> {
+    let wrong = |detail: String| PrepareError::WrongType {
+        interface: interface.describe(),
+        detail,
+    };
+    let params: Vec<Type> = f.params().map(|(_, t)| t).collect();
+    let payload_ok = matches!(params.as_slice(), [Type::List(l)] if l.ty() == Type::U8);
+    if !payload_ok {
+        return Err(wrong("it must take one `list<u8>` payload".into()));
+    }
+    let results: Vec<Type> = f.results().collect();
+    let [Type::Result(r)] = results.as_slice() else {
+        return Err(wrong("it must return `result<_, error>`".into()));
+    };
+    if r.ok().is_some() {
+        return Err(wrong("its result must have no `ok` value".into()));
+    }
+    match (interface, r.err()) {
+        (Interface::Seed | Interface::FermyonSpin, Some(Type::Enum(e))) => {
+            let names: Vec<&str> = e.names().collect();
+            if names != ["success", "error"] {
+                return Err(wrong(format!(
+                    "its error enum must be `enum {{ success, error }}`, not {names:?}"
+                )));
+            }
+        }
+        (Interface::SpinRedis3, Some(Type::Variant(v))) => {
+            let names: Vec<&str> = v.cases().map(|c| c.name).collect();
+            if names
+                != [
+                    "invalid-address",
+                    "too-many-connections",
+                    "type-error",
+                    "other",
+                ]
+            {
+                return Err(wrong(format!(
+                    "its error variant has unexpected cases {names:?}"
+                )));
+            }
+        }
+        _ => return Err(wrong("its error type does not match the interface".into())),
+    }
+    if interface == Interface::SpinRedis3 && !f.async_() {
+        tracing::debug!(
+            "spin:redis/inbound-redis@3.0.0 handle-message is not async; calling it anyway"
+        );
+    }
+    Ok(())
+}

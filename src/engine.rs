@@ -1,0 +1,159 @@
+//! The one wasmtime [`Engine`]: its configuration, the epoch ticker that drives
+//! deadlines, and the on-disk compiled-code cache.
+//!
+//! - **Pooling allocator**, sized from the concurrency bound and the memory
+//!   cap, so that an instance costs a slot reuse instead of mmap calls; if the
+//!   system refuses the reservation the engine falls back to on-demand
+//!   allocation and says so.
+//! - **Epoch interruption**: a ticker thread bumps the epoch every
+//!   [`TICK`]; each tick a running guest yields to its async executor (see
+//!   `spin_redis_compat::limits`), which is how both fairness and timeouts work.
+//! - **Compiled-code cache**: wasmtime's cache, keyed by the wasm's content and
+//!   the engine's configuration (so a different wasmtime or setting never
+//!   reuses an entry), in `$SPIN_REDIS_CACHE_DIR`, else
+//!   `$XDG_CACHE_HOME/spin-redis`, else `~/.cache/spin-redis`. An entry that
+//!   does not deserialize is recompiled, never trusted.
+//!
+//! Not owned here: compiling individual components (the executors do it).
+
+use anyhow::Context as _;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch advances: the granularity of deadlines and of yields.
+pub const TICK: Duration = Duration::from_millis(10);
+
+/// What the engine is sized for.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// Instances that may be alive at once (the global concurrency bound).
+    pub max_instances: u32,
+    /// Largest linear memory of one instance, in bytes.
+    pub max_memory: u64,
+    /// Where compiled code is cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+}
+
+/// The default cache folder (see the module docs).
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("SPIN_REDIS_CACHE_DIR") {
+        return Some(PathBuf::from(dir));
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(dir).join("spin-redis"));
+    }
+    std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("spin-redis"))
+}
+
+/// An engine and the ticker that keeps its epoch moving.
+pub struct Runtime {
+    pub engine: Engine,
+    pub pooling: bool,
+    ticker: Ticker,
+}
+
+impl Runtime {
+    pub fn new(opts: &EngineOptions) -> anyhow::Result<Runtime> {
+        let (engine, pooling) = build(opts)?;
+        let ticker = Ticker::start(engine.clone());
+        Ok(Runtime {
+            engine,
+            pooling,
+            ticker,
+        })
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker.stop();
+    }
+}
+
+fn base_config(opts: &EngineOptions) -> anyhow::Result<Config> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    config.wasm_component_model_async(true);
+    config.concurrency_support(true);
+    if let Some(dir) = &opts.cache_dir {
+        let mut cc = wasmtime::CacheConfig::new();
+        cc.with_directory(dir);
+        let cache = wasmtime::Cache::new(cc)
+            .map_err(wasm_error)
+            .with_context(|| {
+                format!(
+                    "cannot use {:?} as the compiled-code cache",
+                    dir.display().to_string()
+                )
+            })?;
+        config.cache(Some(cache));
+    }
+    Ok(config)
+}
+
+fn build(opts: &EngineOptions) -> anyhow::Result<(Engine, bool)> {
+    let n = opts.max_instances.max(1);
+    let mut pool = PoolingAllocationConfig::default();
+    // A component (Python's, say) holds several core instances, memories and
+    // tables; size for a handful each.
+    pool.total_component_instances(n)
+        .total_core_instances(n.saturating_mul(16))
+        .total_memories(n.saturating_mul(4))
+        .total_tables(n.saturating_mul(8))
+        .total_stacks(n)
+        .max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX));
+    let mut config = base_config(opts)?;
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    match Engine::new(&config) {
+        Ok(engine) => Ok((engine, true)),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "the pooling allocator's reservation was refused; falling back to on-demand instance allocation (slower per message)");
+            let config = base_config(opts)?;
+            let engine = Engine::new(&config)
+                .map_err(wasm_error)
+                .context("cannot create the wasmtime engine")?;
+            Ok((engine, false))
+        }
+    }
+}
+
+/// wasmtime's own error type is not a `std::error::Error`; keep its chain as
+/// text.
+fn wasm_error(e: wasmtime::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}")
+}
+
+/// Bumps the engine's epoch every [`TICK`] on a plain thread, so that it keeps
+/// time even when every async worker is busy.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> Ticker {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let spawned = std::thread::Builder::new()
+            .name("epoch-ticker".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            });
+        if let Err(e) = spawned {
+            // Without a ticker deadlines cannot fire; that is worth shouting
+            // about, but handlers still run.
+            tracing::error!(error = %e, "cannot start the epoch ticker thread: handler timeouts are disabled");
+        }
+        Ticker { stop }
+    }
+
+    fn stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,93 @@
+//! The normalised application: what both manifest versions mean.
+//!
+//! Everything here is validated: sources exist, channels are non-empty,
+//! addresses parse, every trigger names a component. The rest of the program
+//! never looks at the manifest's text again.
+
+use crate::address::RedisAddress;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A validated application.
+#[derive(Debug, Clone)]
+pub struct App {
+    /// The manifest file.
+    pub manifest: PathBuf,
+    /// The folder relative paths are resolved against.
+    pub dir: PathBuf,
+    pub name: String,
+    pub components: Vec<Component>,
+    pub triggers: Vec<Trigger>,
+    pub settings: Settings,
+}
+
+/// One `[[component]]` (v1) or `[component.<id>]` (v2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Component {
+    pub id: String,
+    /// Absolute or manifest-relative path resolved against the manifest's
+    /// folder; the file exists.
+    pub source: PathBuf,
+    /// In file order.
+    pub environment: Vec<(String, String)>,
+    pub files: Vec<FileMapping>,
+}
+
+/// One entry of a component's `files`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileMapping {
+    /// A glob relative to the manifest's folder; matches are mounted at `/`
+    /// under their relative path.
+    Pattern(String),
+    /// A host folder (resolved) mounted at `destination`.
+    Directory {
+        source: PathBuf,
+        destination: String,
+    },
+}
+
+/// One subscription: messages on `channel` at `address` go to `component`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trigger {
+    pub address: RedisAddress,
+    pub channel: String,
+    pub component: String,
+    pub executor: ExecutorConfig,
+    /// How many messages of this trigger may run at once; `Some(1)` gives
+    /// strict arrival order. `None`: only the global bound applies.
+    pub max_concurrency: Option<usize>,
+}
+
+/// Which executor runs a component: a closed set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ExecutorConfig {
+    /// The component executor (Spin's default).
+    Spin,
+    /// The compat executor for WASI preview1 core modules.
+    Wagi {
+        entrypoint: String,
+        /// The argv template, split on whitespace; empty = `[component id]`.
+        argv: Vec<String>,
+    },
+}
+
+impl ExecutorConfig {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ExecutorConfig::Spin => "spin",
+            ExecutorConfig::Wagi { .. } => "wagi",
+        }
+    }
+}
+
+/// Runtime settings that the manifest may set; the CLI may override them.
+/// `None` means the documented default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Settings {
+    pub timeout: Option<Duration>,
+    pub max_memory: Option<u64>,
+    pub max_output: Option<u64>,
+    pub max_payload: Option<u64>,
+    pub max_concurrency: Option<usize>,
+    pub tls_ca_file: Option<PathBuf>,
+}

@@ -1,0 +1,166 @@
+//! Manifest version 1, the seed's format: `trigger = { type = "redis",
+//! address }` and `[[component]]` entries, each with its own
+//! `[component.trigger]` channel and executor.
+
+use super::app::{App, Component, Trigger};
+use super::error::{Locator, ManifestError, ManifestErrorKind as K};
+use super::shared::{AppTrigger, Ctx, Draft, ExecutorSpec, FileEntry, environment, executor};
+use super::variables::{VariableDecl, Variables};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // descriptive fields are accepted and not used
+struct ManifestV1 {
+    spin_manifest_version: Option<toml::Value>,
+    spin_version: Option<toml::Value>,
+    name: Option<String>,
+    version: Option<String>,
+    description: Option<String>,
+    authors: Option<Vec<String>>,
+    trigger: AppTrigger,
+    #[serde(default)]
+    component: Vec<ComponentV1>,
+    #[serde(default)]
+    variables: BTreeMap<String, VariableDecl>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)] // Spin fields for host APIs spin-redis does not provide
+struct ComponentV1 {
+    id: String,
+    source: toml::Value,
+    description: Option<String>,
+    #[serde(default)]
+    environment: BTreeMap<String, String>,
+    #[serde(default)]
+    files: Vec<FileEntry>,
+    exclude_files: Option<toml::Value>,
+    allowed_http_hosts: Option<toml::Value>,
+    allowed_outbound_hosts: Option<toml::Value>,
+    key_value_stores: Option<toml::Value>,
+    sqlite_databases: Option<toml::Value>,
+    ai_models: Option<toml::Value>,
+    config: Option<toml::Value>,
+    build: Option<toml::Value>,
+    trigger: ComponentTriggerV1,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComponentTriggerV1 {
+    channel: String,
+    executor: Option<ExecutorSpec>,
+    max_concurrency: Option<usize>,
+}
+
+pub fn parse(
+    at: &Locator<'_>,
+    dir: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<App, ManifestError> {
+    let de = toml::Deserializer::parse(text).map_err(|e| at.toml_error(None, &e))?;
+    let m: ManifestV1 = serde_path_to_error::deserialize(de)
+        .map_err(|e| at.toml_error(Some(e.path().to_string()), e.inner()))?;
+
+    let vars = Variables::resolve(&m.variables, env).map_err(|msg| {
+        at.error(
+            K::Variable,
+            at.line_of_key("variables"),
+            Some("variables"),
+            msg,
+        )
+    })?;
+    let cx = Ctx { at, dir, vars };
+
+    let trigger_line = at.line_of_key("trigger");
+    match m.trigger.kind.as_deref() {
+        Some("redis") => {}
+        other => {
+            return Err(at
+                .error(
+                    K::TriggerType,
+                    trigger_line,
+                    Some("trigger.type"),
+                    format!("trigger type {:?} is not supported", other.unwrap_or("")),
+                )
+                .hint("spin-redis runs redis triggers: trigger = { type = \"redis\", address = \"redis://host:6379\" }"));
+        }
+    }
+    let address_raw = m.trigger.address.as_deref().ok_or_else(|| {
+        at.error(
+            K::BadAddress,
+            trigger_line,
+            Some("trigger.address"),
+            "the redis trigger has no address",
+        )
+        .hint("trigger = { type = \"redis\", address = \"redis://host:6379\" }")
+    })?;
+    let address = cx.address(
+        at.line_of_key("address").or(trigger_line),
+        "trigger.address",
+        address_raw,
+    )?;
+    let settings = cx.settings(&m.trigger, "trigger")?;
+
+    let mut components = Vec::new();
+    let mut triggers = Vec::new();
+    for (i, c) in m.component.iter().enumerate() {
+        let start = at.header("[[component]]", i);
+        let line = |key: &str| start.and_then(|s| at.key_after(s, key)).or(start);
+        let field = |key: &str| format!("component[{i}].{key}");
+        cx.id(line("id"), &field("id"), &c.id)?;
+        let source = match &c.source {
+            toml::Value::String(s) => cx.source(line("source"), &field("source"), &c.id, s)?,
+            _ => return Err(remote_source(at, line("source"), &field("source"), &c.id)),
+        };
+        let files = cx.files(line("files"), &field("files"), &c.files)?;
+        let channel = cx.channel(
+            line("channel"),
+            &field("trigger.channel"),
+            &c.trigger.channel,
+        )?;
+        components.push(Draft {
+            value: Component {
+                id: c.id.clone(),
+                source,
+                environment: environment(&c.environment),
+                files,
+            },
+            line: line("id"),
+            field: field("id"),
+        });
+        triggers.push(Draft {
+            value: Trigger {
+                address: address.clone(),
+                channel,
+                component: c.id.clone(),
+                executor: executor(c.trigger.executor.as_ref()),
+                max_concurrency: c.trigger.max_concurrency,
+            },
+            line: line("channel"),
+            field: field("trigger"),
+        });
+    }
+    let name = m.name.unwrap_or_else(|| "app".into());
+    cx.finish(name, components, triggers, settings)
+}
+
+pub fn remote_source(
+    at: &Locator<'_>,
+    line: Option<usize>,
+    field: &str,
+    id: &str,
+) -> ManifestError {
+    at.error(
+        K::MissingSource,
+        line,
+        Some(field),
+        format!("component {id:?} has a remote source, which spin-redis does not download"),
+    )
+    .hint("download the .wasm file and set source = \"path/to/file.wasm\"")
+}

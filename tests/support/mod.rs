@@ -1,0 +1,343 @@
+//! Test harness shared by the integration tests: a real `redis-server` on a
+//! free loopback port, the real `spin-redis` binary, and polling helpers.
+//!
+//! Waiting is bounded polling for an effect (a log line appearing), never an
+//! assertion on how long something took.
+
+#![allow(dead_code)] // each test file uses a different part of the harness
+
+use std::io::Read as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long to wait for an expected effect before failing the test.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    repo().join("compat/tests/fixtures").join(name)
+}
+
+pub fn free_port() -> u16 {
+    // Port 0 lets the kernel choose; the listener is dropped right before
+    // redis-server binds, a race that is harmless on a test machine.
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    l.local_addr().expect("local addr").port()
+}
+
+/// A private redis-server, stopped when dropped.
+pub struct Redis {
+    pub port: u16,
+    /// Set when the server was started with `--requirepass`.
+    pub password: Option<String>,
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    pub fn start() -> Redis {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Redis {
+        let port = free_port();
+        Self::start_on(port, extra)
+    }
+
+    pub fn start_on(port: u16, extra: &[&str]) -> Redis {
+        assert_ne!(port, 6379, "never the shared default port");
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--dir", dir.path().to_str().unwrap()])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server must be installed (apt-get install redis-server)");
+        let password = extra
+            .windows(2)
+            .find(|w| w[0] == "--requirepass")
+            .map(|w| w[1].to_string());
+        let r = Redis {
+            port,
+            password,
+            child,
+            dir,
+        };
+        wait_until("redis-server answers PING", || {
+            r.cli(&["PING"]).is_some_and(|o| o.trim() == "PONG")
+        });
+        r
+    }
+
+    /// The URL to connect with (credentials included).
+    pub fn url(&self) -> String {
+        match &self.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}", self.port),
+            None => self.plain_url(),
+        }
+    }
+
+    /// The URL without credentials, as handlers and logs must show it.
+    pub fn plain_url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs redis-cli against this server; `None` if it could not connect.
+    pub fn cli(&self, args: &[&str]) -> Option<String> {
+        let out = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(self.password.iter().flat_map(|pw| {
+                [
+                    "-a".to_string(),
+                    pw.clone(),
+                    "--no-auth-warning".to_string(),
+                ]
+            }))
+            .args(args)
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        (out.status.success() && !text.starts_with("Could not connect")).then_some(text)
+    }
+
+    pub fn publish(&self, channel: &str, payload: &[u8]) {
+        let client = redis::Client::open(self.url()).unwrap();
+        let mut con = client.get_connection().expect("connect to redis");
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg(channel)
+            .arg(payload)
+            .query(&mut con)
+            .expect("PUBLISH");
+    }
+
+    /// Subscribers of `channel`, from `PUBSUB NUMSUB`.
+    pub fn subscribers(&self, channel: &str) -> i64 {
+        let client = redis::Client::open(self.url()).unwrap();
+        let Ok(mut con) = client.get_connection() else {
+            return 0;
+        };
+        let v: Vec<redis::Value> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query(&mut con)
+            .unwrap_or_default();
+        match v.get(1) {
+            Some(redis::Value::Int(n)) => *n,
+            _ => 0,
+        }
+    }
+
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = &self.dir;
+    }
+}
+
+/// Polls `cond` until it holds, panicking with `what` after [`PATIENCE`].
+pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > PATIENCE {
+            panic!("gave up waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `spin-redis up`.
+pub struct SpinRedis {
+    child: Option<Child>,
+    pub log_dir: PathBuf,
+    stderr_path: PathBuf,
+    stdout_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+pub fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_spin-redis"));
+    c.env_remove("RUST_LOG").env("SPIN_REDIS_LOG", "info");
+    c
+}
+
+impl SpinRedis {
+    /// Starts `spin-redis up -f manifest` with a fresh log folder and waits
+    /// until every `(channel, subscribers)` in `ready` is subscribed.
+    pub fn up(redis: &Redis, manifest: &Path, extra: &[&str], ready: &[&str]) -> SpinRedis {
+        let s = Self::spawn(manifest, extra);
+        for ch in ready {
+            let mut s_ref = Some(&s);
+            wait_until(&format!("spin-redis subscribed to {ch:?}"), || {
+                if let Some(sr) = s_ref.as_mut() {
+                    assert!(sr.is_running(), "spin-redis exited early:\n{}", sr.stderr());
+                }
+                redis.subscribers(ch) >= 1
+            });
+        }
+        s
+    }
+
+    pub fn spawn(manifest: &Path, extra: &[&str]) -> SpinRedis {
+        let dir = tempfile::tempdir().unwrap();
+        let log_dir = dir.path().join("logs");
+        let stderr_path = dir.path().join("stderr.txt");
+        let stdout_path = dir.path().join("stdout.txt");
+        let child = bin()
+            .arg("up")
+            .arg("-f")
+            .arg(manifest)
+            .arg("-L")
+            .arg(&log_dir)
+            .args(extra)
+            .env("SPIN_REDIS_CACHE_DIR", dir.path().join("cache"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("spawn spin-redis");
+        SpinRedis {
+            child: Some(child),
+            log_dir,
+            stderr_path,
+            stdout_path,
+            _dir: dir,
+        }
+    }
+
+    pub fn is_running(&self) -> bool {
+        // `try_wait` needs `&mut`; a zero-signal kill tells the same.
+        let pid = self.child.as_ref().map(|c| c.id()).unwrap_or(0);
+        pid != 0
+            && Command::new("kill")
+                .args(["-0", &pid.to_string()])
+                .status()
+                .is_ok_and(|s| s.success())
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn stdout(&self) -> String {
+        std::fs::read_to_string(&self.stdout_path).unwrap_or_default()
+    }
+
+    pub fn log(&self, file: &str) -> Vec<u8> {
+        std::fs::read(self.log_dir.join(file)).unwrap_or_default()
+    }
+
+    pub fn log_text(&self, file: &str) -> String {
+        String::from_utf8_lossy(&self.log(file)).into_owned()
+    }
+
+    /// Waits until the log `file` contains `needle`.
+    pub fn wait_log(&self, file: &str, needle: &str) {
+        wait_until(&format!("{file} to contain {needle:?}"), || {
+            self.log_text(file).contains(needle)
+        });
+    }
+
+    /// Waits until spin-redis's stderr contains `needle`.
+    pub fn wait_stderr(&self, needle: &str) {
+        wait_until(
+            &format!("stderr to contain {needle:?}; it is:\n{}", self.stderr()),
+            || self.stderr().contains(needle),
+        );
+    }
+
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let ok = Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Sends SIGTERM and waits for the exit.
+    pub fn stop(&mut self) -> ExitStatus {
+        self.signal("-TERM");
+        self.wait()
+    }
+
+    pub fn wait(&mut self) -> ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > PATIENCE {
+                let _ = child.kill();
+                panic!("spin-redis did not exit; stderr:\n{}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for SpinRedis {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Writes `text` as `spin.toml` in a fresh folder and returns (folder, path).
+pub fn manifest(text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spin.toml");
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// Runs the binary to completion with `args`.
+pub fn run(args: &[&str]) -> (i32, String, String) {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = String::new();
+    let mut err = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let status = child.wait().unwrap();
+    (status.code().unwrap_or(-1), out, err)
+}
