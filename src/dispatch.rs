@@ -92,7 +92,7 @@ impl Dispatcher {
             .routes
             .get(&(address_key.to_string(), channel.to_string()))
         else {
-            tracing::warn!(channel, "message on a channel nothing is bound to; ignored");
+            tracing::warn!(channel = %channel, "message on a channel nothing is bound to; ignored");
             return;
         };
         let stats = &self.shared.stats;
@@ -120,7 +120,7 @@ impl Dispatcher {
                         mpsc::error::TrySendError::Full(_) => "queue full",
                         mpsc::error::TrySendError::Closed(_) => "shutting down",
                     };
-                    tracing::warn!(component = %r.component, channel, reason = why, dropped_total = n, "message dropped");
+                    tracing::warn!(component = %r.component, channel = %channel, reason = why, dropped_total = n, "message dropped");
                 }
             }
         }
@@ -188,11 +188,11 @@ pub async fn run_one(
     match &outcome.result {
         Ok(()) => {
             Stats::add(&shared.stats.ok, 1);
-            tracing::debug!(component = %handler.component, channel, elapsed = ?started.elapsed(), "handled");
+            tracing::debug!(component = %handler.component, channel = %channel, elapsed = ?started.elapsed(), "handled");
         }
         Err(e) => {
             Stats::add(&shared.stats.failed, 1);
-            tracing::warn!(component = %handler.component, channel, reason = %e, "handler failed");
+            tracing::warn!(component = %handler.component, channel = %channel, reason = %e, "handler failed");
         }
     }
 }

@@ -38,6 +38,7 @@ fn main() -> ExitCode {
 /// Diagnostics to stderr; `SPIN_REDIS_LOG` (or `RUST_LOG`) sets the filter,
 /// default `info`.
 fn init_tracing() {
+    use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("SPIN_REDIS_LOG")
         .ok()
@@ -46,6 +47,7 @@ fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .init();
 }

@@ -61,15 +61,24 @@ impl HandlerError {
             return Some(HandlerError::MemoryLimit(m.to_string()));
         }
         if let Some(trap) = err.downcast_ref::<wasmtime::Trap>() {
-            // The chain carries the wasm backtrace, which names the guest
-            // function: worth having in the log.
-            let detail = format!("{err:?}");
-            let detail = detail.trim();
-            return Some(HandlerError::Trap(if detail.is_empty() {
-                trap.to_string()
-            } else {
-                detail.to_string()
-            }));
+            // One line for the log: the trap and where it happened, innermost
+            // guest functions first.
+            let mut msg = trap.to_string();
+            if let Some(bt) = err.downcast_ref::<wasmtime::WasmBacktrace>() {
+                let frames: Vec<String> = bt
+                    .frames()
+                    .iter()
+                    .take(4)
+                    .map(|f| {
+                        f.func_name()
+                            .map_or_else(|| format!("func {}", f.func_index()), str::to_string)
+                    })
+                    .collect();
+                if !frames.is_empty() {
+                    msg.push_str(&format!(" (in {})", frames.join(" <- ")));
+                }
+            }
+            return Some(HandlerError::Trap(msg));
         }
         Some(HandlerError::Trap(format!("{err:#}")))
     }
