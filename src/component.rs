@@ -12,9 +12,9 @@
 //!
 //! WASI preview2 is linked with the same sandbox as the compat executor (see
 //! `spin_redis_compat::sandbox`). Every other import, such as Spin's host APIs
-//! (`fermyon:spin/*`, `spin:*`), is linked to a stub that traps, so the
-//! component loads and only a message that calls one fails, with an error
-//! naming the import.
+//! (`fermyon:spin/*`, `spin:*`), is linked to a failing stub (see
+//! `host_stubs`), so the component loads and only a message that calls one
+//! fails, with an error naming the import.
 //!
 //! Not owned here: choosing between this and the compat executor (see
 //! `executor`), logs, Redis.
@@ -155,8 +155,7 @@ impl ComponentHandler {
         let mut linker: Linker<ComponentState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        linker
-            .define_unknown_imports_as_traps(&component)
+        crate::host_stubs::link(engine, &mut linker, &component)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)

@@ -22,6 +22,7 @@ pub mod dispatch;
 pub mod engine;
 pub mod executor;
 pub mod failure;
+pub mod host_stubs;
 pub mod invoke;
 pub mod logs;
 pub mod manifest;

@@ -80,6 +80,9 @@ impl HandlerError {
             }
             return Some(HandlerError::Trap(msg));
         }
-        Some(HandlerError::Trap(format!("{err:#}")))
+        // Any other error ends the guest like a trap: a host function that
+        // failed, for example. Its root cause is the readable part; the
+        // outer layers are the wasm backtrace.
+        Some(HandlerError::Trap(err.root_cause().to_string()))
     }
 }
