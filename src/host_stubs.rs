@@ -70,7 +70,9 @@ fn stub<T: Send + 'static>(
             })?;
         }
         ComponentItem::ComponentFunc(_) => {
-            li.func_new(name, move |_, _, _, _| Err(wasmtime::Error::new(Unavailable(full.clone()))))?;
+            li.func_new(name, move |_, _, _, _| {
+                Err(wasmtime::Error::new(Unavailable(full.clone())))
+            })?;
         }
         ComponentItem::Resource(_) => {
             li.resource(name, ResourceType::host::<()>(), |_, _| Ok(()))?;
@@ -90,7 +92,9 @@ mod tests {
     fn only_wasi_0_2_is_left_to_wasmtime_wasi() {
         assert!(provided_by_wasi("wasi:cli/environment@0.2.6"));
         assert!(provided_by_wasi("wasi:io/streams@0.2.9"));
-        assert!(!provided_by_wasi("wasi:cli/environment@0.3.0-rc-2025-09-16"));
+        assert!(!provided_by_wasi(
+            "wasi:cli/environment@0.3.0-rc-2025-09-16"
+        ));
         assert!(!provided_by_wasi("fermyon:spin/key-value"));
         assert!(!provided_by_wasi("spin:redis/redis@3.0.0"));
     }

@@ -22,36 +22,24 @@ impl WasmKind {
             [0, b'a', b's', b'm', _, _, 1, 0, ..] => WasmKind::Component,
             [0, b'a', b's', b'm', ..] => WasmKind::UnknownWasm,
             // The text format is accepted too (tests and quick experiments):
-            // wasmtime compiles WAT, and it is always a core module or a
-            // component that the compile step will tell apart.
-            _ if looks_like_wat(bytes) => {
-                if std::str::from_utf8(bytes)
-                    .is_ok_and(|s| s.trim_start_matches(is_wat_space).starts_with("(component"))
-                {
-                    WasmKind::Component
-                } else {
-                    WasmKind::CoreModule
-                }
-            }
-            _ => WasmKind::NotWasm,
+            // wasmtime compiles WAT.
+            _ => match wat_start(bytes) {
+                Some(rest) if rest.starts_with("(component") => WasmKind::Component,
+                Some(rest) if rest.starts_with("(module") => WasmKind::CoreModule,
+                _ => WasmKind::NotWasm,
+            },
         }
     }
 }
 
-fn is_wat_space(c: char) -> bool {
-    c.is_whitespace()
-}
-
-fn looks_like_wat(bytes: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(bytes) else {
-        return false;
-    };
+/// The WAT text after leading white space and `;;` line comments.
+fn wat_start(bytes: &[u8]) -> Option<&str> {
+    let text = std::str::from_utf8(bytes).ok()?;
     let mut rest = text.trim_start();
-    // Skip leading `;;` line comments.
     while let Some(r) = rest.strip_prefix(";;") {
         rest = r.split_once('\n').map_or("", |(_, tail)| tail).trim_start();
     }
-    rest.starts_with("(module") || rest.starts_with("(component")
+    Some(rest)
 }
 
 #[cfg(test)]
@@ -67,5 +55,6 @@ mod tests {
         assert_eq!(WasmKind::of(b""), WasmKind::NotWasm);
         assert_eq!(WasmKind::of(b";; x\n(module)"), WasmKind::CoreModule);
         assert_eq!(WasmKind::of(b"  (component)"), WasmKind::Component);
+        assert_eq!(WasmKind::of(b";; c\n(component)"), WasmKind::Component);
     }
 }

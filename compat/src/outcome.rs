@@ -21,6 +21,10 @@ pub enum HandlerError {
     /// The guest trapped (including calls to host APIs that are not provided).
     #[error("trapped: {0}")]
     Trap(String),
+    /// A host function the guest called failed (for example a Spin host API
+    /// that is not provided).
+    #[error("failed: {0}")]
+    Host(String),
     /// The guest ran past its deadline and was stopped.
     #[error("timed out after {0:?}")]
     TimedOut(std::time::Duration),
@@ -83,6 +87,6 @@ impl HandlerError {
         // Any other error ends the guest like a trap: a host function that
         // failed, for example. Its root cause is the readable part; the
         // outer layers are the wasm backtrace.
-        Some(HandlerError::Trap(err.root_cause().to_string()))
+        Some(HandlerError::Host(err.root_cause().to_string()))
     }
 }

@@ -186,7 +186,18 @@ impl SpinRedis {
     /// Starts `spin-redis up -f manifest` with a fresh log folder and waits
     /// until every `(channel, subscribers)` in `ready` is subscribed.
     pub fn up(redis: &Redis, manifest: &Path, extra: &[&str], ready: &[&str]) -> SpinRedis {
-        let s = Self::spawn(manifest, extra);
+        Self::up_with_env(redis, manifest, extra, &[], ready)
+    }
+
+    /// Like [`SpinRedis::up`] with extra environment variables.
+    pub fn up_with_env(
+        redis: &Redis,
+        manifest: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        ready: &[&str],
+    ) -> SpinRedis {
+        let s = Self::spawn_with_env(manifest, extra, env);
         for ch in ready {
             let mut s_ref = Some(&s);
             wait_until(&format!("spin-redis subscribed to {ch:?}"), || {
@@ -200,6 +211,10 @@ impl SpinRedis {
     }
 
     pub fn spawn(manifest: &Path, extra: &[&str]) -> SpinRedis {
+        Self::spawn_with_env(manifest, extra, &[])
+    }
+
+    pub fn spawn_with_env(manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> SpinRedis {
         let dir = tempfile::tempdir().unwrap();
         let log_dir = dir.path().join("logs");
         let stderr_path = dir.path().join("stderr.txt");
@@ -211,6 +226,7 @@ impl SpinRedis {
             .arg("-L")
             .arg(&log_dir)
             .args(extra)
+            .envs(env.iter().copied())
             .env("SPIN_REDIS_CACHE_DIR", dir.path().join("cache"))
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&stdout_path).unwrap())
@@ -317,8 +333,14 @@ pub fn manifest(text: &str) -> (tempfile::TempDir, PathBuf) {
 
 /// Runs the binary to completion with `args`.
 pub fn run(args: &[&str]) -> (i32, String, String) {
+    run_with_env(args, &[])
+}
+
+/// Runs the binary to completion with `args` and extra environment.
+pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut child = bin()
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

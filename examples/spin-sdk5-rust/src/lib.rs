@@ -5,6 +5,12 @@
 //! prints each payload reversed. A payload that is not UTF-8, or that is
 //! exactly `fail`, fails the message: the SDK prints the error to stderr and
 //! returns `error::error` to the host.
+//!
+//! A payload `count:<key>` instead counts visits in Spin's key-value store, a
+//! Spin host API. spin-redis does not provide Spin's host APIs, so under
+//! spin-redis that message fails with an error naming the import, and every
+//! other message goes on working: the example shows that a component built
+//! for Spin loads and runs unchanged as long as it does not call them.
 
 use anyhow::{bail, Context, Result};
 use bytes::Bytes;
@@ -19,8 +25,27 @@ fn reverse(message: &[u8]) -> Result<String> {
     Ok(text.chars().rev().collect())
 }
 
+/// Counts one visit of `key` in the default key-value store.
+fn count(key: &str) -> Result<u64> {
+    let store = spin_sdk::key_value::Store::open_default()?;
+    let n = store
+        .get(key)?
+        .and_then(|v| String::from_utf8(v).ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    store.set(key, n.to_string().as_bytes())?;
+    Ok(n)
+}
+
 #[redis_component]
 fn on_message(message: Bytes) -> Result<()> {
+    if let Some(key) = message.strip_prefix(b"count:") {
+        let key = String::from_utf8_lossy(key);
+        let n = count(&key)?;
+        println!("{key} seen {n} times");
+        return Ok(());
+    }
     let reversed = reverse(&message)?;
     let channel = std::env::var("REDIS_CHANNEL").unwrap_or_else(|_| "?".into());
     println!("reversed on {channel}: {reversed}");

@@ -1,0 +1,178 @@
+//! The component executor end to end: components built from source with the
+//! real SDKs (see examples/), a mixed app next to compat modules, start-up
+//! refusals, and a Spin host API call failing only its message.
+//!
+//! The example handlers are built by `bash examples/build.sh` (tests/all.sh
+//! runs it first).
+
+mod support;
+use support::*;
+
+fn example(name: &str) -> std::path::PathBuf {
+    let p = repo().join("examples").join(name).join("handler.wasm");
+    assert!(
+        p.is_file(),
+        "{} is missing: build the examples first with `bash examples/build.sh`",
+        p.display()
+    );
+    p
+}
+
+fn mixed() -> std::path::PathBuf {
+    for name in [
+        "c",
+        "rust-component",
+        "spin-sdk5-rust",
+        "spin-sdk7-rust",
+        "python",
+        "rust-wasip1",
+        "tinygo",
+    ] {
+        example(name);
+    }
+    repo().join("examples/mixed/spin.toml")
+}
+
+#[test]
+fn a_mixed_app_routes_each_channel_to_its_handlers_with_every_interface() {
+    let redis = Redis::start();
+    let port = redis.port.to_string();
+    let mut s = SpinRedis::up_with_env(
+        &redis,
+        &mixed(),
+        &[],
+        &[("SPIN_VARIABLE_REDIS_PORT", &port)],
+        &["orders", "events", "names", "config"],
+    );
+    // Seed WIT component + C compat module on one channel.
+    redis.publish("orders", b"apple:3");
+    redis.publish("orders", b"nonsense");
+    // Python (fermyon:spin) + Spin SDK 7 (spin:redis@3.0.0, async) on another.
+    redis.publish("events", br#"{"user": "ada", "action": "login"}"#);
+    redis.publish("events", b"");
+    // Spin SDK 5 + Rust compat module.
+    redis.publish("names", b"world");
+    redis.publish("names", b"count:visits");
+    redis.publish("names", b"again");
+    redis.publish("config", b"b=2;a=1");
+
+    s.wait_log("orders_stdout.txt", "order apple x3 on orders\n");
+    s.wait_log("orders_stderr.txt", "malformed order on orders");
+    s.wait_log("c-shout_stdout.txt", "[orders] APPLE:3\n");
+    s.wait_log("c-shout_stdout.txt", "[orders] NONSENSE\n");
+    s.wait_log(
+        "summary_stdout.txt",
+        "json on events: object with 2 keys: action, user\n",
+    );
+    s.wait_log("words_stdout.txt", "first word");
+    s.wait_log("reverse_stdout.txt", "reversed on names: dlrow\n");
+    s.wait_log("reverse_stdout.txt", "reversed on names: niaga\n");
+    s.wait_log("rust-greet_stdout.txt", "Hello, world!\n");
+    s.wait_log("tinygo-kv_stdout.txt", "a: 1\nb: 2\n");
+    // Error results are failures, reported with component and channel.
+    s.wait_stderr("component=orders channel=orders reason=returned an error: error");
+    s.wait_stderr("component=words channel=events reason=returned an error: empty payload");
+    s.wait_stderr("component=summary channel=events reason=returned an error: error");
+    // The Spin host API call fails only its own message, naming the import.
+    s.wait_stderr("component=reverse channel=names reason=failed: the handler called `fermyon:spin/key-value@2.0.0#[static]store.open`");
+    // Nothing crossed channels.
+    assert!(!s.log_text("summary_stdout.txt").contains("order"));
+    assert!(!s.log_text("orders_stdout.txt").contains("json"));
+    assert!(s.stop().success());
+    let err = s.stderr();
+    // 8 messages: orders x2 and events x2 reach two components each, names x3
+    // two each, config one: 15 deliveries. Failures: orders "nonsense",
+    // summary and words on the empty payload, reverse on count:visits.
+    assert!(
+        err.contains("received 15, ok 11, failed 4, dropped 0"),
+        "{err}"
+    );
+}
+
+fn refusal(source: &std::path::Path, executor: &str) -> String {
+    let (_d, m) = manifest(&format!(
+        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"redis://127.0.0.1:1\" }}\n[[component]]\nid = \"x\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"c\"\nexecutor = {{ type = \"{executor}\" }}\n",
+        source.display()
+    ));
+    let (code, _, err) = run(&["up", "-f", m.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(code, 2, "{err}");
+    err
+}
+
+#[test]
+fn start_up_refuses_handlers_under_the_wrong_executor_or_without_a_handler() {
+    let err = refusal(&example("c"), "spin");
+    assert!(
+        err.contains("component \"x\"")
+            && err.contains("is a WASI core module")
+            && err.contains("type = \"wagi\""),
+        "{err}"
+    );
+    let err = refusal(&example("rust-component"), "wagi");
+    assert!(
+        err.contains("is a WebAssembly component") && err.contains("type = \"spin\""),
+        "{err}"
+    );
+    let err = refusal(&repo().join("tests/fixtures/empty-component.wat"), "spin");
+    assert!(
+        err.contains("exports no Redis handler; it exports: nothing"),
+        "{err}"
+    );
+    let err = refusal(
+        &repo().join("tests/fixtures/wrong-type-component.wat"),
+        "spin",
+    );
+    assert!(
+        err.contains("wrong type") && err.contains("list<u8>"),
+        "{err}"
+    );
+    // Python's component also exports componentize-py's own `exports`: the
+    // message lists everything it found when the handler is missing, but
+    // here it has one, so it loads.
+    let (_d, m) = manifest(&format!(
+        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"redis://127.0.0.1:1\" }}\n[[component]]\nid = \"py\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"c\"\n",
+        example("python").display()
+    ));
+    let (code, out, err) = run(&[
+        "invoke",
+        "-f",
+        m.to_str().unwrap(),
+        "py",
+        "--payload",
+        "[1, 2]",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "json on c: array of 2 items\n");
+    let garbage = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(garbage.path(), b"this is not wasm").unwrap();
+    let err = refusal(garbage.path(), "spin");
+    assert!(err.contains("is not a WebAssembly component"), "{err}");
+}
+
+#[test]
+fn invoke_runs_components_too() {
+    let m = mixed();
+    let (code, out, err) = run(&[
+        "invoke",
+        "-f",
+        m.to_str().unwrap(),
+        "orders",
+        "--payload",
+        "pear:12",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "order pear x12 on orders\n");
+    let (code, _, err) = run(&[
+        "invoke",
+        "-f",
+        m.to_str().unwrap(),
+        "words",
+        "--payload",
+        "",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("words: returned an error: empty payload"),
+        "{err}"
+    );
+}
