@@ -97,6 +97,7 @@ impl Dispatcher {
         };
         let stats = &self.shared.stats;
         Stats::add(&stats.received, routes.len() as u64);
+        tracing::trace!(channel = %channel, bytes = payload.len(), "received");
         if payload.len() as u64 > self.shared.max_payload {
             let n = Stats::add(&stats.skipped, routes.len() as u64);
             tracing::warn!(

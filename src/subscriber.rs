@@ -110,6 +110,9 @@ fn client(sub: &Subscription) -> redis::RedisResult<redis::Client> {
 /// Describes a redis error without ever including the URL (which may hold a
 /// password).
 fn describe(e: &redis::RedisError) -> String {
+    if e.kind() == redis::ErrorKind::AuthenticationFailed || e.to_string().contains("WRONGPASS") {
+        return "authentication failed: check the user and password in the address".into();
+    }
     let text = e.to_string();
     match text.find("://") {
         Some(_) => format!("{:?} error", e.kind()),

@@ -35,6 +35,8 @@ pub struct Redis {
     pub port: u16,
     /// Set when the server was started with `--requirepass`.
     pub password: Option<String>,
+    /// Set for a TLS-only server: the CA file that verifies it.
+    pub tls_ca: Option<PathBuf>,
     child: Child,
     dir: tempfile::TempDir,
 }
@@ -73,14 +75,22 @@ impl Redis {
             .windows(2)
             .find(|w| w[0] == "--requirepass")
             .map(|w| w[1].to_string());
+        let tls_ca = extra
+            .windows(2)
+            .find(|w| w[0] == "--tls-ca-cert-file")
+            .map(|w| PathBuf::from(w[1]));
         let r = Redis {
             port,
             password,
+            tls_ca,
             child,
             dir,
         };
+        // PONG, or NOAUTH when the default user is disabled: either way the
+        // server is up.
         wait_until("redis-server answers PING", || {
-            r.cli(&["PING"]).is_some_and(|o| o.trim() == "PONG")
+            r.cli(&["PING"])
+                .is_some_and(|o| o.trim() == "PONG" || o.starts_with("NOAUTH"))
         });
         r
     }
@@ -109,6 +119,13 @@ impl Redis {
                     "--no-auth-warning".to_string(),
                 ]
             }))
+            .args(self.tls_ca.iter().flat_map(|ca| {
+                [
+                    "--tls".to_string(),
+                    "--cacert".to_string(),
+                    ca.display().to_string(),
+                ]
+            }))
             .args(args)
             .output()
             .ok()?;
@@ -117,6 +134,12 @@ impl Redis {
     }
 
     pub fn publish(&self, channel: &str, payload: &[u8]) {
+        if self.tls_ca.is_some() {
+            let text = std::str::from_utf8(payload).expect("text payloads over TLS");
+            self.cli(&["PUBLISH", channel, text])
+                .expect("PUBLISH over TLS");
+            return;
+        }
         let client = redis::Client::open(self.url()).unwrap();
         let mut con = client.get_connection().expect("connect to redis");
         let _: i64 = redis::cmd("PUBLISH")
@@ -128,6 +151,14 @@ impl Redis {
 
     /// Subscribers of `channel`, from `PUBSUB NUMSUB`.
     pub fn subscribers(&self, channel: &str) -> i64 {
+        if self.tls_ca.is_some() {
+            let out = self.cli(&["PUBSUB", "NUMSUB", channel]).unwrap_or_default();
+            return out
+                .lines()
+                .nth(1)
+                .and_then(|n| n.trim().parse().ok())
+                .unwrap_or(0);
+        }
         let client = redis::Client::open(self.url()).unwrap();
         let Ok(mut con) = client.get_connection() else {
             return 0;
@@ -146,6 +177,15 @@ impl Redis {
     pub fn stop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Stops the server and starts a new one on the same port.
+    pub fn restart(&mut self, extra: &[&str]) {
+        self.stop();
+        let fresh = Redis::start_on(self.port, extra);
+        // Swap in the new process; the old, stopped one is dropped.
+        let old = std::mem::replace(self, fresh);
+        drop(old);
     }
 }
 

@@ -1,0 +1,437 @@
+//! Faults, limits and bad input, injected for real: redis-servers killed and
+//! restarted, `CLIENT KILL`, wrong passwords, TLS with good and bad
+//! certificates, handlers that loop, allocate and flood, payloads too large,
+//! and floods faster than the handlers. Every test checks that spin-redis
+//! keeps running, reports what happened, and accounts for every delivery.
+
+mod support;
+use std::path::Path;
+use std::process::Command;
+use support::*;
+
+fn one(url: &str, id: &str, wat: &str, channel: &str) -> String {
+    many(url, &[(id, wat, channel)], "")
+}
+
+fn many(url: &str, components: &[(&str, &str, &str)], trigger_extra: &str) -> String {
+    let mut m = format!(
+        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"{url}\" }}\n"
+    );
+    for (id, wat, channel) in components {
+        m.push_str(&format!(
+            "[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{channel}\"\nexecutor = {{ type = \"wagi\" }}\n{trigger_extra}",
+            fixture(wat).display()
+        ));
+    }
+    m
+}
+
+/// Parses the shutdown summary line into (received, ok, failed, dropped, skipped, cut short).
+fn summary(stderr: &str) -> [u64; 6] {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("spin-redis: received"))
+        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    nums.try_into()
+        .unwrap_or_else(|_| panic!("bad summary {line}"))
+}
+
+#[test]
+fn a_redis_restart_is_survived_and_messages_after_recovery_are_handled() {
+    let mut redis = Redis::start();
+    let (_d, m) = manifest(&one(&redis.url(), "echo", "echo.wat", "news"));
+    let mut s = SpinRedis::up(&redis, &m, &[], &["news"]);
+    redis.publish("news", b"before");
+    s.wait_log("echo_stdout.txt", "before\n");
+    redis.restart(&[]);
+    s.wait_stderr("lost the connection to redis; reconnecting");
+    wait_until("resubscribed after the restart", || {
+        redis.subscribers("news") >= 1
+    });
+    s.wait_stderr("reconnected to redis and resubscribed");
+    redis.publish("news", b"after");
+    s.wait_log("echo_stdout.txt", "before\nafter\n");
+    assert_eq!(
+        s.stderr().matches("lost the connection").count(),
+        1,
+        "logged once:\n{}",
+        s.stderr()
+    );
+    assert!(s.stop().success());
+}
+
+#[test]
+fn client_kill_of_the_subscriber_is_survived() {
+    let redis = Redis::start();
+    let (_d, m) = manifest(&one(&redis.url(), "echo", "echo.wat", "news"));
+    let mut s = SpinRedis::up(&redis, &m, &[], &["news"]);
+    let killed = redis.cli(&["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap();
+    assert_eq!(killed.trim(), "1");
+    s.wait_stderr("reconnected to redis and resubscribed");
+    wait_until("resubscribed", || redis.subscribers("news") >= 1);
+    redis.publish("news", b"still here");
+    s.wait_log("echo_stdout.txt", "still here\n");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn redis_down_at_start_up_is_retried_until_it_comes() {
+    let port = free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let (_d, m) = manifest(&one(&url, "echo", "echo.wat", "news"));
+    let mut s = SpinRedis::spawn(&m, &[]);
+    s.wait_stderr(&format!("cannot connect to redis; retrying address={url}"));
+    assert!(s.is_running());
+    let redis = Redis::start_on(port, &[]);
+    wait_until("subscribed once redis is up", || {
+        redis.subscribers("news") >= 1
+    });
+    redis.publish("news", b"late");
+    s.wait_log("echo_stdout.txt", "late\n");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn acl_users_work_and_a_wrong_password_is_a_clear_error_that_never_shows_it() {
+    let redis = Redis::start_with(&[
+        "--user",
+        "alice",
+        "on",
+        ">alice-pw",
+        "~*",
+        "&*",
+        "+@all",
+        "--user",
+        "default",
+        "off",
+    ]);
+    let good = format!("redis://alice:alice-pw@127.0.0.1:{}", redis.port);
+    let (_d, m) = manifest(&one(&good, "echo", "echo.wat", "news"));
+    let mut s = SpinRedis::spawn(&m, &[]);
+    s.wait_stderr("subscribed");
+    let publish = Command::new("redis-cli")
+        .args([
+            "-p",
+            &redis.port.to_string(),
+            "--user",
+            "alice",
+            "--pass",
+            "alice-pw",
+            "--no-auth-warning",
+            "PUBLISH",
+            "news",
+            "hi alice",
+        ])
+        .output()
+        .unwrap();
+    assert!(publish.status.success());
+    s.wait_log("echo_stdout.txt", "hi alice\n");
+    assert!(s.stop().success());
+    assert!(!s.stderr().contains("alice-pw"), "{}", s.stderr());
+
+    let bad = format!("redis://alice:wrong-pw@127.0.0.1:{}", redis.port);
+    let (_d2, m2) = manifest(&one(&bad, "echo", "echo.wat", "news"));
+    let mut s2 = SpinRedis::spawn(&m2, &[]);
+    s2.wait_stderr("authentication failed");
+    assert!(s2.is_running(), "a daemon keeps retrying");
+    assert!(s2.stop().success());
+    let err = s2.stderr();
+    assert!(
+        !err.contains("wrong-pw"),
+        "the password must never be logged:\n{err}"
+    );
+    assert!(
+        err.contains(&format!("redis://127.0.0.1:{}", redis.port)),
+        "names the address:\n{err}"
+    );
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 in `dir`.
+fn certificates(dir: &Path, ca_name: &str) {
+    let sh = |args: &str| {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    };
+    sh(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout {ca_name}.key -out {ca_name}.crt -days 2 -subj /CN={ca_name}"
+    ));
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    sh(&format!(
+        "openssl x509 -req -in server.csr -CA {ca_name}.crt -CAkey {ca_name}.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf"
+    ));
+}
+
+#[test]
+fn tls_is_verified_against_the_given_ca_and_a_bad_certificate_is_a_clear_error() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path(), "ca");
+    let port = free_port();
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let port_s = port.to_string();
+    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    let redis = Redis::start_on(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port_s,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{port}");
+    let (_d, m) = manifest(&one(&url, "echo", "echo.wat", "secure"));
+    let mut s = SpinRedis::up(&redis, &m, &["--tls-ca-file", &ca], &["secure"]);
+    redis.publish("secure", b"over tls");
+    s.wait_log("echo_stdout.txt", "over tls\n");
+    assert!(s.stop().success());
+
+    // A CA that did not sign the server's certificate.
+    let other = tempfile::tempdir().unwrap();
+    certificates(other.path(), "other");
+    let other_ca = other.path().join("other.crt").display().to_string();
+    let mut s = SpinRedis::spawn(&m, &["--tls-ca-file", &other_ca]);
+    s.wait_stderr("certificate");
+    assert!(s.is_running());
+    assert!(s.stop().success());
+}
+
+#[test]
+fn a_handler_in_an_endless_loop_is_timed_out_and_does_not_delay_other_channels() {
+    let redis = Redis::start();
+    let text = many(
+        &redis.url(),
+        &[("stuck", "spin.wat", "slow"), ("echo", "echo.wat", "fast")],
+        "max_concurrency = 1\n",
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::up(&redis, &m, &["--timeout", "3s"], &["slow", "fast"]);
+    redis.publish("slow", b"x");
+    redis.publish("fast", b"meanwhile");
+    s.wait_log("echo_stdout.txt", "meanwhile\n");
+    // The other channel was handled while the loop was still running.
+    assert!(!s.stderr().contains("timed out"), "{}", s.stderr());
+    s.wait_stderr("component=stuck channel=slow reason=timed out after 3s");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn memory_and_output_limits_fail_or_cut_only_what_exceeds_them() {
+    let redis = Redis::start();
+    let text = many(
+        &redis.url(),
+        &[("grow", "grow.wat", "mem"), ("flood", "flood.wat", "out")],
+        "",
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::up(
+        &redis,
+        &m,
+        &["--max-memory", "16MiB", "--max-output", "1MiB", "-q"],
+        &["mem", "out"],
+    );
+    redis.publish("mem", b"");
+    redis.publish("out", b"");
+    s.wait_stderr("component=grow channel=mem reason=memory limit of 16777216 bytes exceeded");
+    s.wait_log("flood_stdout.txt", "were cut at the output cap]\n");
+    let out = s.log("flood_stdout.txt");
+    let note = format!(
+        "[spin-redis: {} more bytes of stdout were cut at the output cap]\n",
+        (16 << 20) - (1 << 20)
+    );
+    assert_eq!(out.len(), (1 << 20) + note.len());
+    assert!(out.ends_with(note.as_bytes()));
+    s.wait_log("flood_stderr.txt", "done\n");
+    assert!(s.stop().success());
+    let [_, ok, failed, ..] = summary(&s.stderr());
+    assert_eq!(
+        (ok, failed),
+        (1, 1),
+        "the flood succeeded, the growth failed"
+    );
+}
+
+#[test]
+fn odd_payloads_are_handled_and_too_large_ones_skipped_and_counted() {
+    let redis = Redis::start();
+    let (_d, m) = manifest(&one(&redis.url(), "env", "env.wat", "odd"));
+    let mut s = SpinRedis::up(&redis, &m, &["--max-payload", "16MiB", "-q"], &["odd"]);
+    redis.publish("odd", b"");
+    redis.publish("odd", b"\x00\xff\xfe binary");
+    redis.publish("odd", &vec![b'z'; 16_000_000]);
+    redis.publish("odd", &vec![b'z'; (16 << 20) + 1]);
+    s.wait_log("env_stdout.txt", "CONTENT_LENGTH=16000000\n");
+    let log = s.log_text("env_stdout.txt");
+    assert!(
+        log.contains("CONTENT_LENGTH=0\n") && log.contains("CONTENT_LENGTH=10\n"),
+        "{log}"
+    );
+    s.wait_stderr("message larger than max_payload skipped");
+    assert!(s.stop().success());
+    assert_eq!(summary(&s.stderr()), [4, 3, 0, 0, 1, 0]);
+}
+
+#[test]
+fn a_flood_faster_than_the_handler_drops_and_counts_instead_of_growing() {
+    let redis = Redis::start();
+    let text = many(
+        &redis.url(),
+        &[("slow", "slow.wat", "flood")],
+        "max_concurrency = 1\n",
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::up(
+        &redis,
+        &m,
+        &["--queue-capacity", "5", "-q", "--drain-timeout", "60s"],
+        &["flood"],
+    );
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let mut pipe = redis::pipe();
+    for i in 0..500 {
+        pipe.cmd("PUBLISH")
+            .arg("flood")
+            .arg(format!("f{i}"))
+            .ignore();
+    }
+    let () = pipe.query(&mut con).unwrap();
+    s.wait_stderr("message dropped");
+    assert!(s.stop().success());
+    let [received, ok, failed, dropped, skipped, cut] = summary(&s.stderr());
+    assert_eq!(received, 500);
+    assert_eq!(
+        ok + failed + dropped + skipped + cut,
+        received,
+        "every delivery accounted for"
+    );
+    assert!(dropped > 0 && ok >= 1, "{}", s.stderr());
+    assert_eq!(s.log_text("slow_stdout.txt").lines().count() as u64, ok);
+    assert!(
+        s.log_text("slow_stdout.txt").starts_with("f0\n"),
+        "the first messages are the ones kept"
+    );
+}
+
+#[test]
+fn shutdown_reports_what_the_drain_deadline_cut_short() {
+    let redis = Redis::start();
+    let (_d, m) = manifest(&one(&redis.url(), "stuck", "spin.wat", "slow"));
+    let mut s = SpinRedis::up_with_env(
+        &redis,
+        &m,
+        &["--drain-timeout", "500ms", "--timeout", "60s"],
+        &[("SPIN_REDIS_LOG", "info,spin_redis::dispatch=trace")],
+        &["slow"],
+    );
+    redis.publish("slow", b"a");
+    redis.publish("slow", b"b");
+    wait_until("both deliveries received", || {
+        s.stderr().matches("received channel=slow").count() == 2
+    });
+    assert!(s.stop().success());
+    s.wait_stderr("drain deadline passed");
+    assert_eq!(summary(&s.stderr()), [2, 0, 0, 0, 0, 2]);
+}
+
+#[test]
+fn bad_wasm_is_refused_at_start_up_naming_the_component_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let echo = wat_bytes("echo.wat");
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "garbage",
+            b"\x7fELF not wasm at all".to_vec(),
+            "wagi",
+            "is not a WebAssembly core module",
+        ),
+        (
+            "truncated",
+            echo[..echo.len() / 2].to_vec(),
+            "wagi",
+            "does not compile",
+        ),
+        (
+            "empty",
+            Vec::new(),
+            "wagi",
+            "is not a WebAssembly core module",
+        ),
+        (
+            "wrong-exports",
+            wat_bytes("noentry.wat"),
+            "wagi",
+            "has no exported function \"_start\" to call; it exports: \"handle\"",
+        ),
+        (
+            "foreign-import",
+            wat_bytes("badimport.wat"),
+            "wagi",
+            "host_magic",
+        ),
+        (
+            "component-as-module",
+            b"\0asm\x0d\0\x01\0".to_vec(),
+            "wagi",
+            "is a WebAssembly component",
+        ),
+        (
+            "module-as-component",
+            echo.clone(),
+            "spin",
+            "is a WASI core module",
+        ),
+    ];
+    for (name, bytes, executor, expected) in cases {
+        let path = dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&path, &bytes).unwrap();
+        let text = format!(
+            "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"redis://127.0.0.1:1\" }}\n[[component]]\nid = \"{name}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"c\"\nexecutor = {{ type = \"{executor}\" }}\n",
+            path.display()
+        );
+        let (_d, m) = manifest(&text);
+        let (code, _, err) = run(&["up", "-f", m.to_str().unwrap(), "--no-cache"]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(
+            err.contains(&format!("component \"{name}\"")) && err.contains(&format!("{name}.wasm")),
+            "{name}: {err}"
+        );
+        assert!(
+            err.contains(expected),
+            "{name}: {expected:?} missing from:\n{err}"
+        );
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+}
+
+fn wat_bytes(name: &str) -> Vec<u8> {
+    wat::parse_file(fixture(name)).unwrap()
+}
