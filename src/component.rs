@@ -242,7 +242,8 @@ impl ComponentHandler {
         .await;
         match ended {
             Ok(r) => r,
-            Err(e) => Err(HandlerError::classify(&e).unwrap_or_else(|| HandlerError::Exit(0))),
+            // `exit(0)` from a component ends it successfully, as in the compat executor.
+            Err(e) => HandlerError::classify(&e).map_or(Ok(()), Err),
         }
     }
 }

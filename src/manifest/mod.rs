@@ -1,10 +1,10 @@
 //! The manifest: Spin's `spin.toml`, version 1 or 2, read, validated and
 //! normalised into one [`App`].
 //!
-//! Tour: [`app`] holds the normalised types everything else uses; [`v1`] and
-//! [`v2`] are the two file formats (serde types plus their conversion);
-//! [`shared`] holds the fragments and validation both formats share (ids, sources,
-//! channels, addresses, executors); [`variables`] expands Spin's
+//! Tour: [`app`] holds the normalised types everything else uses; `v1` and
+//! `v2` are the two file formats (serde types plus their conversion);
+//! `shared` holds the fragments and validation both formats share (ids, sources,
+//! channels, addresses, executors); `variables` expands Spin's
 //! `{{ variable }}` templates; [`error`] is [`ManifestError`], which names the
 //! file, the line and the field.
 //!
