@@ -1,0 +1,625 @@
+//! The spin-redis benchmark: `cargo bench --bench pipeline`.
+//!
+//! Prints one table, every figure measured in the same run on the same
+//! machine: the raw redis-rs subscriber rate (the ceiling), the executors
+//! alone (no Redis), end to end through a real redis-server under a pipelined
+//! flood (every message accounted for), added latency at a fixed rate,
+//! start-up with a cold and a warm compiled-code cache, and peak RSS. Needs
+//! the example handlers (`bash examples/build.sh`) and `redis-server`.
+//!
+//! Sizes: `BENCH_MESSAGES` (end-to-end flood, default 100000) and
+//! `BENCH_CALLS` (executor-alone calls, default 20000).
+
+use bytes::Bytes;
+use futures_util::StreamExt as _;
+use spin_redis::component::ComponentHandler;
+use spin_redis::engine::{EngineOptions, Runtime};
+use spin_redis::executor::Executor;
+use spin_redis_compat::{CompatModule, Limits, Message, Mount, Sandbox};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Redis {
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    fn start() -> Redis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .args(["--dir", dir.path().to_str().unwrap()])
+            // The benchmark floods on purpose; let the subscriber buffer grow.
+            .args(["--client-output-buffer-limit", "pubsub 0 0 0"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server");
+        let r = Redis {
+            port,
+            child,
+            _dir: dir,
+        };
+        for _ in 0..500 {
+            if r.con().is_ok() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("redis-server did not start");
+    }
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+    fn con(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url())?.get_connection()
+    }
+    fn subscribers(&self, channel: &str) -> i64 {
+        let Ok(mut c) = self.con() else { return 0 };
+        let v: Vec<redis::Value> = redis::cmd("PUBSUB")
+            .arg("NUMSUB")
+            .arg(channel)
+            .query(&mut c)
+            .unwrap_or_default();
+        matches!(v.get(1), Some(redis::Value::Int(n)) if *n > 0) as i64
+    }
+    /// Publishes `n` payloads from `make` in pipelined batches.
+    fn flood(&self, channel: &str, n: usize, make: impl Fn(usize) -> Vec<u8>) {
+        let mut con = self.con().unwrap();
+        let mut i = 0;
+        while i < n {
+            let mut pipe = redis::pipe();
+            for j in i..(i + 1000).min(n) {
+                pipe.cmd("PUBLISH").arg(channel).arg(make(j)).ignore();
+            }
+            let () = pipe.query(&mut con).unwrap();
+            i += 1000;
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Row {
+    what: String,
+    value: String,
+}
+
+fn row(rows: &mut Vec<Row>, what: impl Into<String>, value: impl Into<String>) {
+    let r = Row {
+        what: what.into(),
+        value: value.into(),
+    };
+    eprintln!("  {:<70} {}", r.what, r.value);
+    rows.push(r);
+}
+
+/// The raw ceiling: an async redis-rs subscriber that only counts.
+fn raw_subscriber_rate(n: usize) -> f64 {
+    let redis = Redis::start();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = redis.url();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let counter = std::thread::spawn(move || {
+        rt.block_on(async move {
+            let client = redis::Client::open(url).unwrap();
+            let mut ps = client.get_async_pubsub().await.unwrap();
+            ps.subscribe("raw").await.unwrap();
+            ready_tx.send(()).unwrap();
+            let mut stream = ps.on_message();
+            let mut seen = 0;
+            while seen < n {
+                stream.next().await.unwrap();
+                seen += 1;
+            }
+            Instant::now()
+        })
+    });
+    ready_rx.recv().unwrap();
+    let start = Instant::now();
+    redis.flood("raw", n, |i| format!("m{i:07}").into_bytes());
+    let end = counter.join().unwrap();
+    n as f64 / (end - start).as_secs_f64()
+}
+
+/// A handler under test, as the executor-alone and end-to-end parts see it.
+struct Subject {
+    name: &'static str,
+    wasm: PathBuf,
+    executor: &'static str,
+    payload: fn(usize) -> Vec<u8>,
+    mount: Option<PathBuf>,
+}
+
+fn subjects() -> Vec<Subject> {
+    let ex = |p: &str| repo().join("examples").join(p).join("handler.wasm");
+    vec![
+        Subject {
+            name: "trivial WAT compat module (echo.wat)",
+            wasm: repo().join("compat/tests/fixtures/echo.wat"),
+            executor: "wagi",
+            payload: |i| format!("m{i:07}").into_bytes(),
+            mount: None,
+        },
+        Subject {
+            name: "Rust wasip1 compat module (examples/rust-wasip1)",
+            wasm: ex("rust-wasip1"),
+            executor: "wagi",
+            payload: |i| format!("m{i:07}").into_bytes(),
+            mount: Some(repo().join("examples/rust-wasip1/data")),
+        },
+        Subject {
+            name: "Rust component (examples/rust-component)",
+            wasm: ex("rust-component"),
+            executor: "spin",
+            payload: |i| format!("m{i:07}:1").into_bytes(),
+            mount: None,
+        },
+    ]
+}
+
+fn prepare(rt: &Runtime, s: &Subject) -> Executor {
+    let bytes = std::fs::read(&s.wasm)
+        .unwrap_or_else(|e| panic!("{}: {e} (run bash examples/build.sh)", s.wasm.display()));
+    let sandbox = Sandbox {
+        component_id: "bench".into(),
+        env: vec![],
+        mounts: s
+            .mount
+            .iter()
+            .map(|m| Mount {
+                host: m.clone(),
+                guest: "/data".into(),
+            })
+            .collect(),
+        argv: vec![],
+    };
+    let limits = Limits::default();
+    match s.executor {
+        "wagi" => Executor::Compat(
+            CompatModule::prepare(&rt.engine, &bytes, "_start", sandbox, limits).unwrap(),
+        ),
+        _ => Executor::Component(
+            ComponentHandler::prepare(&rt.engine, &bytes, sandbox, limits).unwrap(),
+        ),
+    }
+}
+
+/// Calls per second with `workers` concurrent loops.
+fn executor_alone(
+    exec: Arc<Executor>,
+    payload: fn(usize) -> Vec<u8>,
+    calls: usize,
+    workers: usize,
+) -> f64 {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async move {
+        // Warm up (first-touch of pool slots, lazy init).
+        for i in 0..200 {
+            let o = exec
+                .run(Message {
+                    channel: "bench",
+                    address: "redis://127.0.0.1:1",
+                    payload: payload(i).into(),
+                })
+                .await;
+            assert!(
+                o.result.is_ok(),
+                "{:?} {}",
+                o.result,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        let start = Instant::now();
+        let per = calls / workers;
+        let tasks: Vec<_> = (0..workers)
+            .map(|w| {
+                let exec = exec.clone();
+                tokio::spawn(async move {
+                    for i in 0..per {
+                        let o = exec
+                            .run(Message {
+                                channel: "bench",
+                                address: "redis://127.0.0.1:1",
+                                payload: Bytes::from(payload(w * per + i)),
+                            })
+                            .await;
+                        debug_assert!(o.result.is_ok());
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        (per * workers) as f64 / start.elapsed().as_secs_f64()
+    })
+}
+
+fn manifest(dir: &Path, s: &Subject, url: &str) -> PathBuf {
+    let files = match &s.mount {
+        Some(m) => format!(
+            "files = [{{ source = \"{}\", destination = \"/data\" }}]\n",
+            m.display()
+        ),
+        None => String::new(),
+    };
+    let text = format!(
+        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"{url}\" }}\n[[component]]\nid = \"bench\"\nsource = \"{}\"\n{files}[component.trigger]\nchannel = \"bench\"\nexecutor = {{ type = \"{}\" }}\n",
+        s.wasm.display(),
+        s.executor
+    );
+    let p = dir.join("spin.toml");
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+struct Up {
+    child: Child,
+    dir: tempfile::TempDir,
+}
+
+impl Up {
+    fn start(manifest: &Path, extra: &[&str], cache: &Path) -> Up {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_spin-redis"))
+            .args(["up", "-q", "-f"])
+            .arg(manifest)
+            .arg("-L")
+            .arg(dir.path().join("logs"))
+            .args(extra)
+            .env("SPIN_REDIS_CACHE_DIR", cache)
+            .env("SPIN_REDIS_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.path().join("stderr.txt")).unwrap())
+            .spawn()
+            .unwrap();
+        Up { child, dir }
+    }
+    fn log_len(&self) -> u64 {
+        std::fs::metadata(self.dir.path().join("logs/bench_stdout.txt"))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    }
+    fn peak_rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+    fn stop(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+        std::fs::read_to_string(self.dir.path().join("stderr.txt")).unwrap_or_default()
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > limit {
+            eprintln!("  (gave up waiting for {what})");
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    true
+}
+
+/// Returns (messages/s, summary line, peak RSS KiB).
+fn end_to_end(s: &Subject, n: usize, queue: Option<usize>, cache: &Path) -> (f64, String, u64) {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let m = manifest(dir.path(), s, &redis.url());
+    // Output per message, measured once with `invoke`.
+    let out = Command::new(env!("CARGO_BIN_EXE_spin-redis"))
+        .args(["invoke", "-f"])
+        .arg(&m)
+        .args(["bench", "--payload"])
+        .arg(String::from_utf8((s.payload)(0)).unwrap())
+        .env("SPIN_REDIS_CACHE_DIR", cache)
+        .env("SPIN_REDIS_LOG", "warn")
+        .output()
+        .unwrap();
+    let per_message = out.stdout.len() as u64;
+    let queue_s = queue.map(|q| q.to_string());
+    let mut extra = vec![];
+    if let Some(q) = &queue_s {
+        extra.extend(["--queue-capacity", q.as_str()]);
+    }
+    let up = Up::start(&m, &extra, cache);
+    wait_for("subscription", Duration::from_secs(60), || {
+        redis.subscribers("bench") > 0
+    });
+    let start = Instant::now();
+    let publisher = {
+        let payload = s.payload;
+        let url = redis.url();
+        std::thread::spawn(move || {
+            let con = redis::Client::open(url).unwrap();
+            let mut con = con.get_connection().unwrap();
+            let mut i = 0;
+            while i < n {
+                let mut pipe = redis::pipe();
+                for j in i..(i + 1000).min(n) {
+                    pipe.cmd("PUBLISH").arg("bench").arg(payload(j)).ignore();
+                }
+                let () = pipe.query(&mut con).unwrap();
+                i += 1000;
+            }
+        })
+    };
+    let expected = per_message * n as u64;
+    let mut last_len = 0;
+    let mut last_change = Instant::now();
+    let mut end = Instant::now();
+    wait_for("all messages handled", Duration::from_secs(600), || {
+        let len = up.log_len();
+        if len != last_len {
+            last_len = len;
+            last_change = Instant::now();
+            end = last_change;
+        }
+        // Done when everything arrived, or nothing moved for 2 s (drops).
+        len >= expected || last_change.elapsed() > Duration::from_secs(2)
+    });
+    publisher.join().unwrap();
+    let rss = up.peak_rss_kib();
+    let stderr = up.stop();
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("spin-redis: received"))
+        .unwrap_or("no summary")
+        .to_string();
+    let handled = last_len / per_message.max(1);
+    (handled as f64 / (end - start).as_secs_f64(), summary, rss)
+}
+
+/// (p50, p99) of publish→start and publish→end in µs at `rate` msg/s.
+fn latency(rate: u64, seconds: u64, cache: &Path) -> ((f64, f64), (f64, f64), usize) {
+    let redis = Redis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let s = Subject {
+        name: "stamp",
+        wasm: repo().join("compat/tests/fixtures/stamp.wat"),
+        executor: "wagi",
+        payload: |_| vec![],
+        mount: None,
+    };
+    let m = manifest(dir.path(), &s, &redis.url());
+    let up = Up::start(&m, &[], cache);
+    wait_for("subscription", Duration::from_secs(60), || {
+        redis.subscribers("bench") > 0
+    });
+    let mut con = redis.con().unwrap();
+    let n = rate * seconds;
+    let interval = Duration::from_nanos(1_000_000_000 / rate);
+    let start = Instant::now();
+    for i in 0..n {
+        let due = start + interval * i as u32;
+        while Instant::now() < due {
+            std::hint::spin_loop();
+        }
+        let ns = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64;
+        let _: i64 = redis::cmd("PUBLISH")
+            .arg("bench")
+            .arg(&ns.to_le_bytes()[..])
+            .query(&mut con)
+            .unwrap();
+    }
+    wait_for("latency records", Duration::from_secs(30), || {
+        up.log_len() >= n * 24
+    });
+    let bytes = std::fs::read(up.dir.path().join("logs/bench_stdout.txt")).unwrap();
+    let _ = up.stop();
+    let mut to_start = vec![];
+    let mut to_end = vec![];
+    for rec in bytes.chunks_exact(24) {
+        let f = |i: usize| u64::from_le_bytes(rec[i..i + 8].try_into().unwrap());
+        to_start.push((f(8).saturating_sub(f(0))) as f64 / 1000.0);
+        to_end.push((f(16).saturating_sub(f(0))) as f64 / 1000.0);
+    }
+    let pct = |v: &mut Vec<f64>, p: f64| {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        v[((v.len() as f64 * p) as usize).min(v.len() - 1)]
+    };
+    let count = to_start.len();
+    (
+        (pct(&mut to_start, 0.5), pct(&mut to_start, 0.99)),
+        (pct(&mut to_end, 0.5), pct(&mut to_end, 0.99)),
+        count,
+    )
+}
+
+/// Seconds from `up` starting to the subscription, for the Python component.
+fn start_up(cache: &Path) -> f64 {
+    let redis = Redis::start();
+    let manifest = repo().join("examples/python/spin.toml");
+    let start = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_spin-redis"))
+        .args(["up", "-q", "-f"])
+        .arg(&manifest)
+        .env("SPIN_VARIABLE_REDIS_PORT", redis.port.to_string())
+        .env("SPIN_REDIS_CACHE_DIR", cache)
+        .env("SPIN_REDIS_LOG", "warn")
+        .arg("-L")
+        .arg(cache.join("logs"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("python subscription", Duration::from_secs(120), || {
+        redis.subscribers("events") > 0
+    });
+    let t = start.elapsed().as_secs_f64();
+    let up = Up {
+        child,
+        dir: tempfile::tempdir().unwrap(),
+    };
+    let _ = up.stop();
+    t
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; nothing else is accepted.
+    let messages = env_usize("BENCH_MESSAGES", 100_000);
+    let calls = env_usize("BENCH_CALLS", 20_000);
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cache = tempfile::tempdir().unwrap();
+    let mut rows = Vec::new();
+    eprintln!(
+        "spin-redis benchmark: {messages} messages end to end, {calls} executor calls, {cores} cores"
+    );
+
+    let raw = raw_subscriber_rate(messages);
+    row(
+        &mut rows,
+        "raw redis-rs subscriber receive rate (ceiling)",
+        format!("{raw:.0} msg/s"),
+    );
+
+    let rt = Runtime::new(&EngineOptions {
+        max_instances: 64,
+        max_memory: 256 << 20,
+        cache_dir: Some(cache.path().join("code")),
+    })
+    .unwrap();
+    row(
+        &mut rows,
+        "pooling allocator in use",
+        format!("{}", rt.pooling),
+    );
+    let mut alone = Vec::new();
+    for s in subjects() {
+        let exec = Arc::new(prepare(&rt, &s));
+        let one = executor_alone(exec.clone(), s.payload, calls, 1);
+        let all = executor_alone(exec, s.payload, calls, cores);
+        row(
+            &mut rows,
+            format!("executor alone, {}, 1 worker", s.name),
+            format!("{one:.0} calls/s = {:.1} µs/call", 1e6 / one),
+        );
+        row(
+            &mut rows,
+            format!("executor alone, {}, {cores} workers", s.name),
+            format!("{all:.0} calls/s = {:.1} µs/call", 1e6 / all),
+        );
+        alone.push(all);
+    }
+    for (s, alone) in subjects().iter().zip(&alone) {
+        let (rate, summary, rss) = end_to_end(s, messages, Some(messages), cache.path());
+        row(
+            &mut rows,
+            format!("end to end, {}", s.name),
+            format!("{rate:.0} msg/s ({summary})"),
+        );
+        row(
+            &mut rows,
+            format!("  ratio end-to-end / executor alone ({cores} workers)"),
+            format!("{:.0}%", 100.0 * rate / alone),
+        );
+        row(
+            &mut rows,
+            "  ratio end-to-end / raw subscriber",
+            format!("{:.0}%", 100.0 * rate / raw),
+        );
+        row(
+            &mut rows,
+            "  peak RSS",
+            format!("{:.1} MiB", rss as f64 / 1024.0),
+        );
+    }
+    // A flood far faster than the handler, with the default queue: memory
+    // stays bounded and the overflow is dropped and counted.
+    let slow = &subjects()[1];
+    let (rate, summary, rss) = end_to_end(slow, messages, None, cache.path());
+    row(
+        &mut rows,
+        format!("flood with the default queue, {}", slow.name),
+        format!(
+            "{rate:.0} msg/s handled ({summary}), peak RSS {:.1} MiB",
+            rss as f64 / 1024.0
+        ),
+    );
+
+    let ((s50, s99), (e50, e99), n) = latency(10_000, 2, cache.path());
+    row(
+        &mut rows,
+        format!("latency at 10k msg/s, publish → handler start ({n} messages)"),
+        format!("p50 {s50:.0} µs, p99 {e99_:.0} µs", e99_ = s99),
+    );
+    row(
+        &mut rows,
+        "latency at 10k msg/s, publish → handler end",
+        format!("p50 {e50:.0} µs, p99 {e99:.0} µs"),
+    );
+
+    let cold_cache = tempfile::tempdir().unwrap();
+    let cold = start_up(cold_cache.path());
+    let warm = start_up(cold_cache.path());
+    row(
+        &mut rows,
+        "start-up to subscribed, Python component (18 MB), cold cache",
+        format!("{cold:.2} s"),
+    );
+    row(
+        &mut rows,
+        "start-up to subscribed, Python component (18 MB), warm cache",
+        format!("{warm:.2} s"),
+    );
+
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "| measurement | result |\n|---|---|").unwrap();
+    for r in rows {
+        writeln!(out, "| {} | {} |", r.what, r.value).unwrap();
+    }
+}
