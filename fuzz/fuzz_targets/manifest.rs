@@ -1,0 +1,36 @@
+//! Fuzzes the manifest parser: any text must give an `App` or a
+//! `ManifestError`, never a panic, and an error's message must never contain
+//! a password from an address.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use std::path::Path;
+
+#[allow(dead_code)]
+#[path = "../../src/address.rs"]
+mod address;
+#[allow(dead_code)]
+#[path = "../../src/manifest/mod.rs"]
+mod manifest;
+
+fuzz_target!(|data: &[u8]| {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let env = |name: &str| (name == "SPIN_VARIABLE_PORT").then(|| "6379".to_string());
+    match manifest::parse(Path::new("/nonexistent/spin.toml"), text, &env) {
+        Ok(app) => {
+            for t in &app.triggers {
+                assert!(!t.channel.trim().is_empty());
+            }
+        }
+        Err(e) => {
+            let shown = e.to_string();
+            assert!(!shown.is_empty());
+            if text.contains(":fuzzpw@") {
+                assert!(!shown.contains("fuzzpw"), "password leaked: {shown}");
+            }
+        }
+    }
+});
