@@ -39,27 +39,13 @@ enum Ended {
 }
 
 /// Runs until `shutdown`: connect, subscribe, read; on any loss, back off and
-/// do it again. `on_ready` is called after each successful (re)subscription.
-pub async fn run(
-    sub: Subscription,
-    deliver: &Deliver,
-    on_ready: &(dyn Fn() + Send + Sync),
-    shutdown: CancellationToken,
-) {
+/// do it again.
+pub async fn run(sub: Subscription, deliver: &Deliver, shutdown: CancellationToken) {
     let mut backoff = BACKOFF_START;
     let mut failures: u32 = 0;
     let mut was_connected = false;
     loop {
-        match session(
-            &sub,
-            deliver,
-            on_ready,
-            &shutdown,
-            &mut was_connected,
-            failures,
-        )
-        .await
-        {
+        match session(&sub, deliver, &shutdown, &mut was_connected, failures).await {
             Ended::Shutdown => return,
             Ended::Lost(reason) => {
                 if was_connected {
@@ -123,7 +109,6 @@ fn describe(e: &redis::RedisError) -> String {
 async fn session(
     sub: &Subscription,
     deliver: &Deliver,
-    on_ready: &(dyn Fn() + Send + Sync),
     shutdown: &CancellationToken,
     was_connected: &mut bool,
     failures: u32,
@@ -149,7 +134,6 @@ async fn session(
         tracing::info!(address = %sub.address, channels = ?sub.channels, "subscribed");
     }
     *was_connected = true;
-    on_ready();
     let (mut sink, mut stream) = pubsub.split();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await; // the first tick is immediate

@@ -20,7 +20,7 @@ use crate::subscriber::{self, Subscription};
 use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -121,7 +121,7 @@ async fn serve(
         let stop = stop.clone();
         subscribers.spawn(async move {
             let deliver = move |channel: &str, payload| d.deliver(&key, channel, payload);
-            subscriber::run(sub, &deliver, &|| {}, stop).await;
+            subscriber::run(sub, &deliver, stop).await;
         });
     }
     subscribers.close();
@@ -144,7 +144,6 @@ async fn serve(
     let s = stats.snapshot();
     tracing::info!(%s, "stopped");
     eprintln!("spin-redis: {s}");
-    let _ = shared.in_flight.load(Ordering::Relaxed);
     Ok(())
 }
 
