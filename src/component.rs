@@ -19,14 +19,14 @@
 //! Not owned here: choosing between this and the compat executor (see
 //! `executor`), logs, Redis.
 
-use spin_redis_compat::limits::{Limits, MemoryCap, arm_deadline};
+use spin_redis_compat::limits::{Limits, MemoryCap, limited_store};
 use spin_redis_compat::sandbox::{Capture, Message, Sandbox};
 use spin_redis_compat::{HandlerError, Outcome, WasmKind};
+use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{
     Component, ComponentExportIndex, ComponentType, InstancePre, Lift, Linker, ResourceTable,
 };
-use wasmtime::{Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 /// Which handler interface a component exports.
@@ -182,15 +182,7 @@ impl ComponentHandler {
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
         let capture = Capture::new(&self.limits);
         let result = self.run_in(&msg, &capture).await;
-        let (stdout, stdout_cut) = capture.stdout.take();
-        let (stderr, stderr_cut) = capture.stderr.take();
-        Outcome {
-            stdout,
-            stderr,
-            stdout_cut,
-            stderr_cut,
-            result,
-        }
+        capture.finish(result)
     }
 
     async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
@@ -199,16 +191,12 @@ impl ComponentHandler {
             .wasi_builder(msg, capture)
             .map_err(|e| HandlerError::Setup(format!("{e:#}")))?
             .build();
-        let mut store = Store::new(
-            &self.engine,
-            ComponentState {
-                wasi,
-                table: ResourceTable::new(),
-                memory: MemoryCap(self.limits.max_memory_bytes),
-            },
-        );
-        store.limiter(|s| &mut s.memory);
-        arm_deadline(&mut store, self.limits.timeout);
+        let state = ComponentState {
+            wasi,
+            table: ResourceTable::new(),
+            memory: MemoryCap(self.limits.max_memory_bytes),
+        };
+        let mut store = limited_store(&self.engine, state, self.limits.timeout, |s| &mut s.memory);
         let payload: &[u8] = &msg.payload;
         let ended: wasmtime::Result<Result<(), HandlerError>> = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -240,10 +228,11 @@ impl ComponentHandler {
             }
         }
         .await;
+        // `exit(0)` from a component ends it successfully, as in the compat
+        // executor.
         match ended {
-            Ok(r) => r,
-            // `exit(0)` from a component ends it successfully, as in the compat executor.
-            Err(e) => HandlerError::classify(&e).map_or(Ok(()), Err),
+            Ok(handled) => handled,
+            Err(e) => HandlerError::from_call(Err(e)),
         }
     }
 }

@@ -80,6 +80,20 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
+/// A fresh store for one run: `data` holds a [`MemoryCap`] that `cap`
+/// returns; the memory limiter and the deadline are armed.
+pub fn limited_store<T: Send + 'static>(
+    engine: &wasmtime::Engine,
+    data: T,
+    timeout: Duration,
+    cap: fn(&mut T) -> &mut MemoryCap,
+) -> Store<T> {
+    let mut store = Store::new(engine, data);
+    store.limiter(move |data| cap(data) as &mut dyn ResourceLimiter);
+    arm_deadline(&mut store, timeout);
+    store
+}
+
 /// Arms the deadline on a fresh store: yield to the executor on every epoch
 /// tick, and stop the guest with [`TimedOut`] once `timeout` has passed.
 pub fn arm_deadline<T: 'static>(store: &mut Store<T>, timeout: Duration) {

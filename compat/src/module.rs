@@ -10,10 +10,10 @@
 //! and naming the component in errors (the caller adds that context).
 
 use crate::binary::WasmKind;
-use crate::limits::{Limits, MemoryCap, arm_deadline};
+use crate::limits::{Limits, MemoryCap, limited_store};
 use crate::outcome::{HandlerError, Outcome};
 use crate::sandbox::{Capture, Message, Sandbox};
-use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport, Store};
+use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 
 /// Why a module was refused at start-up.
@@ -143,15 +143,7 @@ impl CompatModule {
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
         let capture = Capture::new(&self.limits);
         let result = self.run_in(&msg, &capture).await;
-        let (stdout, stdout_cut) = capture.stdout.take();
-        let (stderr, stderr_cut) = capture.stderr.take();
-        Outcome {
-            stdout,
-            stderr,
-            stdout_cut,
-            stderr_cut,
-            result,
-        }
+        capture.finish(result)
     }
 
     async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
@@ -160,15 +152,11 @@ impl CompatModule {
             .wasi_builder(msg, capture)
             .map_err(|e| HandlerError::Setup(format!("{e:#}")))?
             .build_p1();
-        let mut store = Store::new(
-            &self.engine,
-            CompatState {
-                wasi,
-                memory: MemoryCap(self.limits.max_memory_bytes),
-            },
-        );
-        store.limiter(|s| &mut s.memory);
-        arm_deadline(&mut store, self.limits.timeout);
+        let state = CompatState {
+            wasi,
+            memory: MemoryCap(self.limits.max_memory_bytes),
+        };
+        let mut store = limited_store(&self.engine, state, self.limits.timeout, |s| &mut s.memory);
         let ended = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
             let func = instance
@@ -179,12 +167,6 @@ impl CompatModule {
             func.call_async(&mut store, ()).await
         }
         .await;
-        match ended {
-            Ok(()) => Ok(()),
-            Err(e) => match HandlerError::classify(&e) {
-                None => Ok(()),
-                Some(err) => Err(err),
-            },
-        }
+        HandlerError::from_call(ended)
     }
 }

@@ -49,6 +49,15 @@ pub struct Outcome {
 }
 
 impl HandlerError {
+    /// The result of a guest call: `Ok`, or how it failed (`proc_exit(0)`
+    /// counts as `Ok`).
+    pub fn from_call(ended: wasmtime::Result<()>) -> Result<(), HandlerError> {
+        match ended {
+            Ok(()) => Ok(()),
+            Err(e) => HandlerError::classify(&e).map_or(Ok(()), Err),
+        }
+    }
+
     /// Turns the error a guest call ended with into a [`HandlerError`], or
     /// `None` for `proc_exit(0)`, which is success.
     ///

@@ -61,6 +61,19 @@ impl Capture {
             stderr: CappedOutput::new(limits.max_stderr_bytes),
         }
     }
+
+    /// Packs a finished run's result with what was captured.
+    pub fn finish(self, result: Result<(), crate::HandlerError>) -> crate::Outcome {
+        let (stdout, stdout_cut) = self.stdout.take();
+        let (stderr, stderr_cut) = self.stderr.take();
+        crate::Outcome {
+            stdout,
+            stderr,
+            stdout_cut,
+            stderr_cut,
+            result,
+        }
+    }
 }
 
 impl Sandbox {
