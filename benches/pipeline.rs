@@ -33,84 +33,36 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-struct Redis {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
+/// The test harness's redis-server, tuned for floods.
+#[path = "../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+use support::Redis;
+
+fn start_redis() -> Redis {
+    // The benchmark floods on purpose: let the subscriber's buffer grow
+    // rather than have redis cut it off mid-measurement.
+    Redis::start_with(&["--client-output-buffer-limit", "pubsub 0 0 0"])
 }
 
-impl Redis {
-    fn start() -> Redis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir = tempfile::tempdir().unwrap();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .args(["--dir", dir.path().to_str().unwrap()])
-            // The benchmark floods on purpose; let the subscriber buffer grow.
-            .args(["--client-output-buffer-limit", "pubsub 0 0 0"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server");
-        let r = Redis {
-            port,
-            child,
-            _dir: dir,
-        };
-        for _ in 0..500 {
-            if r.con().is_ok() {
-                return r;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        panic!("redis-server did not start");
-    }
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-    fn con(&self) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(self.url())?.get_connection()
-    }
-    fn subscribers(&self, channel: &str) -> i64 {
-        let Ok(mut c) = self.con() else { return 0 };
-        let v: Vec<redis::Value> = redis::cmd("PUBSUB")
-            .arg("NUMSUB")
-            .arg(channel)
-            .query(&mut c)
-            .unwrap_or_default();
-        matches!(v.get(1), Some(redis::Value::Int(n)) if *n > 0) as i64
-    }
-    /// Publishes `n` payloads from `make` in pipelined batches.
-    fn flood(&self, channel: &str, n: usize, make: impl Fn(usize) -> Vec<u8>) {
-        let mut con = self.con().unwrap();
-        let mut i = 0;
-        while i < n {
-            let mut pipe = redis::pipe();
-            for j in i..(i + 1000).min(n) {
-                pipe.cmd("PUBLISH").arg(channel).arg(make(j)).ignore();
-            }
-            let () = pipe.query(&mut con).unwrap();
-            i += 1000;
-        }
-    }
+fn connect(redis: &Redis) -> redis::Connection {
+    redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap()
 }
 
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+/// Publishes `n` payloads from `make` in pipelined batches of 1000.
+fn flood(url: &str, channel: &str, n: usize, make: impl Fn(usize) -> Vec<u8>) {
+    let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+    let mut i = 0;
+    while i < n {
+        let mut pipe = redis::pipe();
+        for j in i..(i + 1000).min(n) {
+            pipe.cmd("PUBLISH").arg(channel).arg(make(j)).ignore();
+        }
+        let () = pipe.query(&mut con).unwrap();
+        i += 1000;
     }
 }
 
@@ -130,7 +82,7 @@ fn row(rows: &mut Vec<Row>, what: impl Into<String>, value: impl Into<String>) {
 
 /// The raw ceiling: an async redis-rs subscriber that only counts.
 fn raw_subscriber_rate(n: usize) -> f64 {
-    let redis = Redis::start();
+    let redis = start_redis();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -154,7 +106,7 @@ fn raw_subscriber_rate(n: usize) -> f64 {
     });
     ready_rx.recv().unwrap();
     let start = Instant::now();
-    redis.flood("raw", n, |i| format!("m{i:07}").into_bytes());
+    flood(&redis.url(), "raw", n, |i| format!("m{i:07}").into_bytes());
     let end = counter.join().unwrap();
     n as f64 / (end - start).as_secs_f64()
 }
@@ -354,7 +306,7 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> bool
 
 /// Returns (messages/s, summary line, peak RSS KiB).
 fn end_to_end(s: &Subject, n: usize, queue: Option<usize>, cache: &Path) -> (f64, String, u64) {
-    let redis = Redis::start();
+    let redis = start_redis();
     let dir = tempfile::tempdir().unwrap();
     let m = manifest(dir.path(), s, &redis.url());
     // Output per message, measured once with `invoke`.
@@ -381,19 +333,7 @@ fn end_to_end(s: &Subject, n: usize, queue: Option<usize>, cache: &Path) -> (f64
     let publisher = {
         let payload = s.payload;
         let url = redis.url();
-        std::thread::spawn(move || {
-            let con = redis::Client::open(url).unwrap();
-            let mut con = con.get_connection().unwrap();
-            let mut i = 0;
-            while i < n {
-                let mut pipe = redis::pipe();
-                for j in i..(i + 1000).min(n) {
-                    pipe.cmd("PUBLISH").arg("bench").arg(payload(j)).ignore();
-                }
-                let () = pipe.query(&mut con).unwrap();
-                i += 1000;
-            }
-        })
+        std::thread::spawn(move || flood(&url, "bench", n, payload))
     };
     let expected = per_message * n as u64;
     let mut last_len = 0;
@@ -423,7 +363,7 @@ fn end_to_end(s: &Subject, n: usize, queue: Option<usize>, cache: &Path) -> (f64
 
 /// (p50, p99) of publish→start and publish→end in µs at `rate` msg/s.
 fn latency(rate: u64, seconds: u64, cache: &Path) -> ((f64, f64), (f64, f64), usize) {
-    let redis = Redis::start();
+    let redis = start_redis();
     let dir = tempfile::tempdir().unwrap();
     let s = Subject {
         name: "stamp",
@@ -437,7 +377,7 @@ fn latency(rate: u64, seconds: u64, cache: &Path) -> ((f64, f64), (f64, f64), us
     wait_for("subscription", Duration::from_secs(60), || {
         redis.subscribers("bench") > 0
     });
-    let mut con = redis.con().unwrap();
+    let mut con = connect(&redis);
     let n = rate * seconds;
     let interval = Duration::from_nanos(1_000_000_000 / rate);
     let start = Instant::now();
@@ -482,7 +422,7 @@ fn latency(rate: u64, seconds: u64, cache: &Path) -> ((f64, f64), (f64, f64), us
 
 /// Seconds from `up` starting to the subscription, for the Python component.
 fn start_up(cache: &Path) -> f64 {
-    let redis = Redis::start();
+    let redis = start_redis();
     let manifest = repo().join("examples/python/spin.toml");
     let start = Instant::now();
     let child = Command::new(env!("CARGO_BIN_EXE_spin-redis"))
