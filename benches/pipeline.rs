@@ -35,7 +35,6 @@ fn repo() -> PathBuf {
 
 /// The test harness's redis-server, tuned for floods.
 #[path = "../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 use support::Redis;
 
