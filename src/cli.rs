@@ -92,6 +92,11 @@ pub struct UpArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub queue_capacity: Option<u64>,
 
+    /// Payload bytes queued across all triggers before new messages are
+    /// dropped (and counted) [default: 256MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_queued_bytes: Option<u64>,
+
     /// On SIGINT/SIGTERM, how long queued and running messages may take to
     /// finish [default: 10s].
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

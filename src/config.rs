@@ -9,6 +9,7 @@
 //! | largest payload run | 16 MiB | `max_payload = "16MiB"` | `--max-payload` |
 //! | handlers running at once | 64 | `max_concurrency = 64` | `--max-concurrency` |
 //! | queued messages per trigger | 10000 | | `--queue-capacity` |
+//! | queued payload bytes, all triggers | 256 MiB | | `--max-queued-bytes` |
 //! | shutdown drain deadline | 10 s | | `--drain-timeout` |
 
 use crate::manifest::Settings;
@@ -22,6 +23,7 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 4 << 20;
 pub const DEFAULT_MAX_PAYLOAD: u64 = 16 << 20;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
+pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 256 << 20;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Values given on the command line; `None` = not given.
@@ -33,6 +35,7 @@ pub struct Overrides {
     pub max_payload: Option<u64>,
     pub max_concurrency: Option<usize>,
     pub queue_capacity: Option<usize>,
+    pub max_queued_bytes: Option<u64>,
     pub drain_timeout: Option<Duration>,
     pub tls_ca_file: Option<PathBuf>,
 }
@@ -44,6 +47,7 @@ pub struct RunConfig {
     pub max_payload: u64,
     pub max_concurrency: usize,
     pub queue_capacity: usize,
+    pub max_queued_bytes: u64,
     pub drain_timeout: Duration,
     pub tls_ca_file: Option<PathBuf>,
 }
@@ -84,6 +88,7 @@ impl RunConfig {
                 .queue_capacity
                 .unwrap_or(DEFAULT_QUEUE_CAPACITY)
                 .max(1),
+            max_queued_bytes: flags.max_queued_bytes.unwrap_or(DEFAULT_MAX_QUEUED_BYTES),
             drain_timeout: flags.drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT),
             tls_ca_file: flags
                 .tls_ca_file

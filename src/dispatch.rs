@@ -42,6 +42,11 @@ pub struct Shared {
     pub in_flight: AtomicU64,
     pub global: Arc<Semaphore>,
     pub max_payload: u64,
+    /// Payload bytes waiting in all queues, and the most there may be: the
+    /// queues are bounded in bytes as well as in messages, so a flood of
+    /// large messages cannot exhaust memory either.
+    pub queued_bytes: AtomicU64,
+    pub max_queued_bytes: u64,
     /// Where handlers run: a runtime of its own, so wasm never delays the
     /// Redis connection.
     pub handlers: tokio::runtime::Handle,
@@ -109,19 +114,32 @@ impl Dispatcher {
             );
             return;
         }
+        let len = payload.len() as u64;
         for r in routes {
-            self.shared.in_flight.fetch_add(1, Ordering::Relaxed);
-            if let Err(e) = r.tx.try_send(payload.clone()) {
-                self.shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+            let shared = &self.shared;
+            let queued = shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
+            let refused = if queued > shared.max_queued_bytes {
+                Some("queued bytes at their limit")
+            } else {
+                shared.in_flight.fetch_add(1, Ordering::Relaxed);
+                match r.tx.try_send(payload.clone()) {
+                    Ok(()) => None,
+                    Err(e) => {
+                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
+                        Some(match e {
+                            mpsc::error::TrySendError::Full(_) => "queue full",
+                            mpsc::error::TrySendError::Closed(_) => "shutting down",
+                        })
+                    }
+                }
+            };
+            if let Some(why) = refused {
+                shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 let n = Stats::add(&stats.dropped, 1);
                 // Log the first drop and then one in a thousand: a flood
                 // must not turn into a flood of log lines. All are counted.
                 if n == 1 || n.is_multiple_of(1000) {
-                    let why = match e {
-                        mpsc::error::TrySendError::Full(_) => "queue full",
-                        mpsc::error::TrySendError::Closed(_) => "shutting down",
-                    };
-                    tracing::warn!(component = %r.component, channel = %channel, reason = why, dropped_total = n, "message dropped");
+                    tracing::warn!(component = %r.component, channel = %channel, reason = %why, dropped_total = n, "message dropped");
                 }
             }
         }
@@ -135,6 +153,9 @@ async fn worker(spec: RouteSpec, mut rx: mpsc::Receiver<Bytes>, shared: Arc<Shar
     let channel: Arc<str> = spec.channel.as_str().into();
     let address: Arc<str> = spec.address_shown.as_str().into();
     while let Some(payload) = rx.recv().await {
+        shared
+            .queued_bytes
+            .fetch_sub(payload.len() as u64, Ordering::Relaxed);
         // Both semaphores live as long as the dispatcher and are never
         // closed, so acquiring cannot fail.
         let own_permit = match &own {

@@ -34,6 +34,7 @@ pub fn up(args: UpArgs) -> Result<(), Failure> {
         queue_capacity: args
             .queue_capacity
             .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+        max_queued_bytes: args.max_queued_bytes,
         drain_timeout: args.drain_timeout,
         tls_ca_file: args.tls_ca_file.clone(),
         ..Default::default()
@@ -84,6 +85,8 @@ async fn serve(
         in_flight: AtomicU64::new(0),
         global: Arc::new(Semaphore::new(p.config.max_concurrency)),
         max_payload: p.config.max_payload,
+        queued_bytes: AtomicU64::new(0),
+        max_queued_bytes: p.config.max_queued_bytes,
         handlers,
         tracker: TaskTracker::new(),
     });

@@ -435,3 +435,40 @@ fn bad_wasm_is_refused_at_start_up_naming_the_component_and_file() {
 fn wat_bytes(name: &str) -> Vec<u8> {
     wat::parse_file(fixture(name)).unwrap()
 }
+
+#[test]
+fn queued_payload_bytes_are_bounded_too() {
+    let redis = Redis::start();
+    let text = many(
+        &redis.url(),
+        &[("slow", "slow.wat", "big")],
+        "max_concurrency = 1\n",
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::up(
+        &redis,
+        &m,
+        &[
+            "--max-queued-bytes",
+            "300KiB",
+            "-q",
+            "--drain-timeout",
+            "60s",
+        ],
+        &["big"],
+    );
+    let payload = vec![b'b'; 100 * 1024];
+    for _ in 0..40 {
+        redis.publish("big", &payload);
+    }
+    s.wait_stderr("reason=queued bytes at their limit");
+    assert!(s.stop().success());
+    let [received, ok, failed, dropped, skipped, cut] = summary(&s.stderr());
+    assert_eq!(received, 40);
+    assert_eq!(ok + failed + dropped + skipped + cut, received);
+    assert!(
+        dropped >= 30,
+        "at most 3 queued and 1 running at a time: {}",
+        s.stderr()
+    );
+}
