@@ -459,7 +459,16 @@ fn main() {
         "spin-redis benchmark: {messages} messages end to end, {calls} executor calls, {cores} cores"
     );
 
-    let raw = raw_subscriber_rate(messages);
+    // `BENCH_PARTS=alone,e2e` runs only some parts (raw, alone, e2e, flood,
+    // latency, startup); the ratios need raw and alone.
+    let parts = std::env::var("BENCH_PARTS")
+        .unwrap_or_else(|_| "raw,alone,e2e,flood,latency,startup".into());
+    let part = |p: &str| parts.split(',').any(|x| x == p);
+    let raw = if part("raw") {
+        raw_subscriber_rate(messages)
+    } else {
+        f64::NAN
+    };
     row(
         &mut rows,
         "raw redis-rs subscriber receive rate (ceiling)",
@@ -478,7 +487,7 @@ fn main() {
         format!("{}", rt.pooling),
     );
     let mut alone = Vec::new();
-    for s in subjects() {
+    for s in subjects().into_iter().filter(|_| part("alone")) {
         let exec = Arc::new(prepare(&rt, &s));
         let one = executor_alone(exec.clone(), s.payload, calls, 1);
         let all = executor_alone(exec, s.payload, calls, cores);
@@ -494,7 +503,7 @@ fn main() {
         );
         alone.push(all);
     }
-    for (s, alone) in subjects().iter().zip(&alone) {
+    for (s, alone) in subjects().iter().zip(&alone).filter(|_| part("e2e")) {
         let (rate, summary, rss) = end_to_end(s, messages, Some(messages), cache.path());
         row(
             &mut rows,
@@ -520,42 +529,45 @@ fn main() {
     // A flood far faster than the handler, with the default queue: memory
     // stays bounded and the overflow is dropped and counted.
     let slow = &subjects()[1];
-    let (rate, summary, rss) = end_to_end(slow, messages, None, cache.path());
-    row(
-        &mut rows,
-        format!("flood with the default queue, {}", slow.name),
-        format!(
-            "{rate:.0} msg/s handled ({summary}), peak RSS {:.1} MiB",
-            rss as f64 / 1024.0
-        ),
-    );
-
-    let ((s50, s99), (e50, e99), n) = latency(10_000, 2, cache.path());
-    row(
-        &mut rows,
-        format!("latency at 10k msg/s, publish → handler start ({n} messages)"),
-        format!("p50 {s50:.0} µs, p99 {e99_:.0} µs", e99_ = s99),
-    );
-    row(
-        &mut rows,
-        "latency at 10k msg/s, publish → handler end",
-        format!("p50 {e50:.0} µs, p99 {e99:.0} µs"),
-    );
-
-    let cold_cache = tempfile::tempdir().unwrap();
-    let cold = start_up(cold_cache.path());
-    let warm = start_up(cold_cache.path());
-    row(
-        &mut rows,
-        "start-up to subscribed, Python component (18 MB), cold cache",
-        format!("{cold:.2} s"),
-    );
-    row(
-        &mut rows,
-        "start-up to subscribed, Python component (18 MB), warm cache",
-        format!("{warm:.2} s"),
-    );
-
+    if part("flood") {
+        let (rate, summary, rss) = end_to_end(slow, messages, None, cache.path());
+        row(
+            &mut rows,
+            format!("flood with the default queue, {}", slow.name),
+            format!(
+                "{rate:.0} msg/s handled ({summary}), peak RSS {:.1} MiB",
+                rss as f64 / 1024.0
+            ),
+        );
+    }
+    if part("latency") {
+        let ((s50, s99), (e50, e99), n) = latency(10_000, 2, cache.path());
+        row(
+            &mut rows,
+            format!("latency at 10k msg/s, publish → handler start ({n} messages)"),
+            format!("p50 {s50:.0} µs, p99 {e99_:.0} µs", e99_ = s99),
+        );
+        row(
+            &mut rows,
+            "latency at 10k msg/s, publish → handler end",
+            format!("p50 {e50:.0} µs, p99 {e99:.0} µs"),
+        );
+    }
+    if part("startup") {
+        let cold_cache = tempfile::tempdir().unwrap();
+        let cold = start_up(cold_cache.path());
+        let warm = start_up(cold_cache.path());
+        row(
+            &mut rows,
+            "start-up to subscribed, Python component (18 MB), cold cache",
+            format!("{cold:.2} s"),
+        );
+        row(
+            &mut rows,
+            "start-up to subscribed, Python component (18 MB), warm cache",
+            format!("{warm:.2} s"),
+        );
+    }
     let mut out = std::io::stdout().lock();
     writeln!(out, "| measurement | result |\n|---|---|").unwrap();
     for r in rows {

@@ -105,7 +105,15 @@ fn build(opts: &EngineOptions) -> anyhow::Result<(Engine, bool)> {
         .total_memories(n.saturating_mul(4))
         .total_tables(n.saturating_mul(8))
         .total_stacks(n)
-        .max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX));
+        .max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX))
+        // Reset the first MiB of a reused memory (and tables, and async
+        // stacks) with memset instead of madvise: handlers are small, and
+        // madvise takes the process's mmap lock, which serialised parallel
+        // instantiations across cores.
+        .linear_memory_keep_resident(64 << 10)
+        .table_keep_resident(1 << 20)
+        .async_stack_keep_resident(1 << 20)
+        .decommit_batch_size(n as usize);
     let mut config = base_config(opts)?;
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {

@@ -126,6 +126,10 @@ impl Sandbox {
         capture: &Capture,
     ) -> wasmtime::Result<WasiCtxBuilder> {
         let mut b = WasiCtxBuilder::new();
+        // Handlers run on a runtime of their own, so a blocking file read
+        // from a mount may block its thread; that is far cheaper than a
+        // thread hand-off per WASI file call.
+        b.allow_blocking_current_thread(true);
         b.stdin(MemoryInputPipe::new(msg.payload.clone()))
             .stdout(capture.stdout.clone())
             .stderr(capture.stderr.clone())
