@@ -115,6 +115,16 @@ async fn serve(
         }
     }
     let (dispatcher, workers) = Dispatcher::start(specs, p.config.queue_capacity, shared.clone());
+    let flusher = {
+        let logs = shared.logs.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(crate::logs::FLUSH_INTERVAL);
+            loop {
+                tick.tick().await;
+                logs.flush();
+            }
+        })
+    };
     let dispatcher = Arc::new(dispatcher);
 
     let stop = CancellationToken::new();
@@ -144,6 +154,8 @@ async fn serve(
         Stats::add(&stats.cut_short, cut);
         tracing::warn!(cut_short = cut, deadline = ?p.config.drain_timeout, "drain deadline passed; messages still queued or running were cut short");
     }
+    flusher.abort();
+    shared.logs.flush();
     let s = stats.snapshot();
     tracing::info!(%s, "stopped");
     eprintln!("spin-redis: {s}");
