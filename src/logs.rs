@@ -119,15 +119,7 @@ impl Logs {
         );
     }
 
-    fn write(
-        &self,
-        id: &str,
-        stream: &str,
-        file: &LogFile,
-        bytes: &[u8],
-        cut: u64,
-        is_err: bool,
-    ) {
+    fn write(&self, id: &str, stream: &str, file: &LogFile, bytes: &[u8], cut: u64, is_err: bool) {
         if bytes.is_empty() && cut == 0 {
             return;
         }

@@ -132,7 +132,9 @@ impl Sandbox {
         b.allow_blocking_current_thread(true);
         // No network, said explicitly (these are also wasmtime-wasi's
         // defaults, and preview1 has no sockets at all).
-        b.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        b.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
         b.stdin(MemoryInputPipe::new(msg.payload.clone()))
             .stdout(capture.stdout.clone())
             .stderr(capture.stderr.clone())
