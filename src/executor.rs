@@ -63,17 +63,23 @@ impl Handlers {
             .cloned()
     }
 
-    /// Prepares every (component, executor) pair the app's triggers use.
-    /// `env` are the `-e` values, applied to every component.
+    /// Prepares every (component, executor) pair the app's triggers use, or
+    /// only those of component `only`. `env` are the `-e` values, applied to
+    /// every component.
     pub fn prepare(
         engine: &Engine,
         app: &App,
         config: &RunConfig,
         env: &[(String, String)],
+        only: Option<&str>,
     ) -> anyhow::Result<Handlers> {
         let mut map = HashMap::new();
         let mut staging = Vec::new();
-        for t in &app.triggers {
+        for t in app
+            .triggers
+            .iter()
+            .filter(|t| only.is_none_or(|id| id == t.component))
+        {
             let key = (t.component.clone(), t.executor.clone());
             if map.contains_key(&key) {
                 continue;

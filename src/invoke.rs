@@ -2,6 +2,7 @@
 //! as `up` would run it for a message on its channel. Prints the handler's
 //! stdout to stdout and its stderr to stderr as they are (no prefix), then
 //! the result on stderr. Exit 0 when the handler succeeded, 1 when it failed.
+//! Only the invoked component is prepared.
 
 use crate::cli::InvokeArgs;
 use crate::config::Overrides;
@@ -35,7 +36,9 @@ pub fn invoke(args: InvokeArgs) -> Result<u8, Failure> {
             .into(),
         (None, None) => Bytes::new(),
     };
-    let p = prepare(&args.common, Overrides::default())?;
+    // Only the invoked component is prepared: another one's broken file
+    // should not stop a quick test of this one.
+    let p = prepare(&args.common, Overrides::default(), Some(&args.component))?;
     let Some(trigger) = p
         .app
         .triggers

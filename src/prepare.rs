@@ -18,9 +18,13 @@ pub struct Prepared {
     pub runtime: Runtime,
 }
 
-/// Loads and prepares the app named by `common.from`. `overrides` holds the
-/// command's flags beyond `common`.
-pub fn prepare(common: &Common, mut overrides: Overrides) -> Result<Prepared, Failure> {
+/// Loads and prepares the app named by `common.from` (only component `only`,
+/// when given). `overrides` holds the command's flags beyond `common`.
+pub fn prepare(
+    common: &Common,
+    mut overrides: Overrides,
+    only: Option<&str>,
+) -> Result<Prepared, Failure> {
     let app = manifest::load(&common.from).map_err(Failure::usage)?;
     overrides.timeout = common.timeout;
     overrides.max_memory = common.max_memory;
@@ -37,8 +41,8 @@ pub fn prepare(common: &Common, mut overrides: Overrides) -> Result<Prepared, Fa
         cache_dir,
     })
     .map_err(Failure::runtime)?;
-    let handlers =
-        Handlers::prepare(&runtime.engine, &app, &config, &common.env).map_err(Failure::usage)?;
+    let handlers = Handlers::prepare(&runtime.engine, &app, &config, &common.env, only)
+        .map_err(Failure::usage)?;
     Ok(Prepared {
         app,
         config,

@@ -39,7 +39,7 @@ pub fn up(args: UpArgs) -> Result<(), Failure> {
         tls_ca_file: args.tls_ca_file.clone(),
         ..Default::default()
     };
-    let prepared = prepare(&args.common, overrides)?;
+    let prepared = prepare(&args.common, overrides, None)?;
     let log_dir = args
         .log_dir
         .clone()

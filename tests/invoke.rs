@@ -82,3 +82,31 @@ fn invoke_of_an_unknown_component_is_a_usage_error() {
         "{err}"
     );
 }
+
+#[test]
+fn invoke_prepares_only_the_component_it_runs() {
+    let (d, m) = app();
+    let broken = d.path().join("broken.wasm");
+    std::fs::write(&broken, b"not wasm").unwrap();
+    let mut text = std::fs::read_to_string(&m).unwrap();
+    text.push_str(&format!(
+        "[[component]]\nid = \"broken\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"b\"\nexecutor = {{ type = \"wagi\" }}\n",
+        broken.display()
+    ));
+    std::fs::write(&m, text).unwrap();
+    let (code, out, err) = run(&[
+        "invoke",
+        "-f",
+        m.to_str().unwrap(),
+        "echo",
+        "--payload",
+        "fine",
+    ]);
+    assert_eq!((code, out.as_str()), (0, "fine\n"), "{err}");
+    let (code, _, err) = run(&["invoke", "-f", m.to_str().unwrap(), "broken"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("component \"broken\"") && err.contains("is not a WebAssembly core module"),
+        "{err}"
+    );
+}
