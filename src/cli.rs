@@ -6,11 +6,17 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// Run WebAssembly handlers for every message on a Redis channel.
-///
-/// Exit codes: 0 ok; 1 runtime failure (or, for `invoke`, the handler
-/// failed); 2 usage, manifest or handler-file error found at start-up.
 #[derive(Debug, Parser)]
-#[command(name = "spin-redis", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "spin-redis",
+    version,
+    about,
+    long_about = None,
+    propagate_version = true,
+    after_help = "Exit codes: 0 ok; 1 runtime failure (for `invoke`: the handler failed); \
+                  2 usage, manifest or handler-file problem found at start-up.\n\
+                  Diagnostics go to stderr; SPIN_REDIS_LOG=debug shows more."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
