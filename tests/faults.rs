@@ -458,9 +458,13 @@ fn queued_payload_bytes_are_bounded_too() {
         &["big"],
     );
     let payload = vec![b'b'; 100 * 1024];
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_connection().unwrap();
+    let mut pipe = redis::pipe();
     for _ in 0..40 {
-        redis.publish("big", &payload);
+        pipe.cmd("PUBLISH").arg("big").arg(&payload).ignore();
     }
+    let () = pipe.query(&mut con).unwrap();
     s.wait_stderr("reason=queued bytes at their limit");
     assert!(s.stop().success());
     let [received, ok, failed, dropped, skipped, cut] = summary(&s.stderr());
