@@ -32,22 +32,25 @@ impl RedisAddress {
     pub fn parse(text: &str) -> Result<Self, AddressError> {
         // Parse errors from `url` echo nothing of the input, but the input
         // itself may hold a password: describe it by its redacted form only.
+        // Errors describe the input by `redact_text`, never by the parsed URL:
+        // a malformed address (`redis:/user:pw@h`) may carry its password in
+        // what the parser took for the path.
         let url = url::Url::parse(text).map_err(|_| AddressError::NotUrl(redact_text(text)))?;
-        let redacted = redact_url(&url);
         match url.scheme() {
             "redis" | "rediss" => {}
             other => return Err(AddressError::Scheme(other.to_string())),
         }
         if url.host_str().is_none_or(str::is_empty) {
-            return Err(AddressError::NoHost(redacted));
+            return Err(AddressError::NoHost(redact_text(text)));
         }
         let db = url.path().trim_start_matches('/');
         if !db.is_empty() && db.parse::<u32>().is_err() {
             return Err(AddressError::Db {
-                db: db.to_string(),
-                address: redacted,
+                db: redact_text(db),
+                address: redact_text(text),
             });
         }
+        let redacted = redact_url(&url);
         Ok(RedisAddress { url, redacted })
     }
 
@@ -76,13 +79,21 @@ fn redact_url(url: &url::Url) -> String {
     u.to_string()
 }
 
-/// Best-effort redaction of text that is not a valid URL: drop everything
-/// between `://` and the last `@`.
+/// Redaction of address text that may not be a valid URL: everything after
+/// the scheme (`redis:`, `redis://`) up to the last `@` is dropped, since it
+/// may be `user:password`.
 fn redact_text(text: &str) -> String {
-    match (text.find("://"), text.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &text[..s + 3], &text[at + 1..]),
-        _ => text.to_string(),
+    let Some(at) = text.rfind('@') else {
+        return text.to_string();
+    };
+    let start = match text.find(':') {
+        Some(colon) => colon + 1 + text[colon + 1..].chars().take_while(|c| *c == '/').count(),
+        None => 0,
+    };
+    if at < start {
+        return text.to_string();
     }
+    format!("{}{}", &text[..start], &text[at + 1..])
 }
 
 impl fmt::Display for RedisAddress {
@@ -110,8 +121,18 @@ mod tests {
             "redis://localhost:6380/2 RedisAddress(\"redis://localhost:6380/2\")"
         );
         assert!(a.connection_url().contains("s3cret"));
-        let e = RedisAddress::parse("redis://bob:hunter2@host:notaport").unwrap_err();
-        assert!(!e.to_string().contains("hunter2"), "{e}");
+        for bad in [
+            "redis://bob:hunter2@host:notaport",
+            // Found by the fuzzer: one slash, so the credentials land in
+            // what the URL parser calls the path.
+            "redis:/'u:hunter2@h:1/x",
+            "redis:u:hunter2@h",
+            "redis://u:hunter2@h:1/db@x",
+            "u:hunter2@h",
+        ] {
+            let e = RedisAddress::parse(bad).unwrap_err();
+            assert!(!e.to_string().contains("hunter2"), "{bad}: {e}");
+        }
     }
 
     #[test]
