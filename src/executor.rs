@@ -125,6 +125,7 @@ fn prepare_one(
         argv: Vec::new(),
     };
     sandbox.env.extend(env.iter().cloned());
+    let mut sandbox = sandbox.settle();
     let started = std::time::Instant::now();
     let exec = match executor {
         ExecutorConfig::Wagi { entrypoint, argv } => {

@@ -17,6 +17,14 @@ use std::path::PathBuf;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
+/// The variables every message sets; they replace any user value.
+const RUNTIME_VARS: [&str; 4] = [
+    "REDIS_CHANNEL",
+    "REDIS_ADDRESS",
+    "SPIN_COMPONENT_ID",
+    "CONTENT_LENGTH",
+];
+
 /// A host directory mounted read-only into the guest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Mount {
@@ -91,31 +99,22 @@ impl Sandbox {
             .collect()
     }
 
-    /// The environment one message sees, in order; the runtime's own
-    /// variables come last and replace any user value of the same name.
-    pub fn env(&self, msg: &Message<'_>) -> Vec<(String, String)> {
-        const OURS: [&str; 4] = [
-            "REDIS_CHANNEL",
-            "REDIS_ADDRESS",
-            "SPIN_COMPONENT_ID",
-            "CONTENT_LENGTH",
-        ];
-        let mut env: Vec<(String, String)> = Vec::with_capacity(self.env.len() + OURS.len());
-        for (k, v) in &self.env {
-            if OURS.contains(&k.as_str()) {
+    /// Settles the user environment once, at start-up: a later value of a
+    /// name (the `-e` flags) replaces an earlier one in place, and the
+    /// runtime's own variables are removed, since each message sets them.
+    pub fn settle(mut self) -> Self {
+        let mut env: Vec<(String, String)> = Vec::with_capacity(self.env.len());
+        for (k, v) in self.env.drain(..) {
+            if RUNTIME_VARS.contains(&k.as_str()) {
                 continue;
             }
-            // Later values (the `-e` flags) replace earlier ones.
-            match env.iter_mut().find(|(ek, _)| ek == k) {
-                Some(slot) => slot.1 = v.clone(),
-                None => env.push((k.clone(), v.clone())),
+            match env.iter_mut().find(|(ek, _)| *ek == k) {
+                Some(slot) => slot.1 = v,
+                None => env.push((k, v)),
             }
         }
-        env.push(("REDIS_CHANNEL".into(), msg.channel.into()));
-        env.push(("REDIS_ADDRESS".into(), msg.address.into()));
-        env.push(("SPIN_COMPONENT_ID".into(), self.component_id.clone()));
-        env.push(("CONTENT_LENGTH".into(), msg.payload.len().to_string()));
-        env
+        self.env = env;
+        self
     }
 
     /// A WASI context builder for one message. Fails only when a mount can no
@@ -138,8 +137,18 @@ impl Sandbox {
         b.stdin(MemoryInputPipe::new(msg.payload.clone()))
             .stdout(capture.stdout.clone())
             .stderr(capture.stderr.clone())
-            .args(&self.argv(msg.channel))
-            .envs(&self.env(msg));
+            .args(&self.argv(msg.channel));
+        // The user's variables (settled at start-up, see `settle`), then the
+        // runtime's, which always win.
+        for (k, v) in &self.env {
+            if !RUNTIME_VARS.contains(&k.as_str()) {
+                b.env(k, v);
+            }
+        }
+        b.env("REDIS_CHANNEL", msg.channel)
+            .env("REDIS_ADDRESS", msg.address)
+            .env("SPIN_COMPONENT_ID", &self.component_id)
+            .env("CONTENT_LENGTH", msg.payload.len().to_string());
         for m in &self.mounts {
             b.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)?;
         }
@@ -152,31 +161,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn runtime_variables_win_and_later_user_values_replace_earlier() {
+    fn settling_drops_runtime_variables_and_later_user_values_replace_earlier() {
         let s = Sandbox {
             component_id: "c".into(),
             env: vec![
                 ("A".into(), "1".into()),
                 ("REDIS_CHANNEL".into(), "spoofed".into()),
+                ("B".into(), "b".into()),
                 ("A".into(), "2".into()),
             ],
             ..Default::default()
-        };
-        let msg = Message {
-            channel: "ch",
-            address: "redis://h:1",
-            payload: Bytes::from_static(b"abc"),
-        };
-        let env = s.env(&msg);
+        }
+        .settle();
         assert_eq!(
-            env,
-            vec![
-                ("A".to_string(), "2".to_string()),
-                ("REDIS_CHANNEL".into(), "ch".into()),
-                ("REDIS_ADDRESS".into(), "redis://h:1".into()),
-                ("SPIN_COMPONENT_ID".into(), "c".into()),
-                ("CONTENT_LENGTH".into(), "3".into()),
-            ]
+            s.env,
+            vec![("A".to_string(), "2".to_string()), ("B".into(), "b".into())]
         );
     }
 
