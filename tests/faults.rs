@@ -26,6 +26,17 @@ fn many(url: &str, components: &[(&str, &str, &str)], trigger_extra: &str) -> St
     m
 }
 
+/// Logs every message the dispatcher receives, so a test can wait until a
+/// burst has fully arrived before it stops spin-redis.
+const TRACE_RECEIVED: &str = "info,spin_redis::dispatch=trace";
+
+/// How many messages on `channel` the dispatcher has received so far.
+fn received(stderr: &str, channel: &str) -> usize {
+    stderr
+        .matches(&format!("received channel={channel} "))
+        .count()
+}
+
 /// Parses the shutdown summary line into (received, ok, failed, dropped, skipped, cut short).
 fn summary(stderr: &str) -> [u64; 6] {
     let line = stderr
@@ -308,10 +319,11 @@ fn a_flood_faster_than_the_handler_drops_and_counts_instead_of_growing() {
         "max_concurrency = 1\n",
     );
     let (_d, m) = manifest(&text);
-    let mut s = SpinRedis::up(
+    let mut s = SpinRedis::up_with_env(
         &redis,
         &m,
         &["--queue-capacity", "5", "-q", "--drain-timeout", "60s"],
+        &[("SPIN_REDIS_LOG", TRACE_RECEIVED)],
         &["flood"],
     );
     let client = redis::Client::open(redis.url()).unwrap();
@@ -325,6 +337,7 @@ fn a_flood_faster_than_the_handler_drops_and_counts_instead_of_growing() {
     }
     let () = pipe.query(&mut con).unwrap();
     s.wait_stderr("message dropped");
+    wait_until("all 500 received", || received(&s.stderr(), "flood") == 500);
     assert!(s.stop().success());
     let [received, ok, failed, dropped, skipped, cut] = summary(&s.stderr());
     assert_eq!(received, 500);
@@ -349,7 +362,7 @@ fn shutdown_reports_what_the_drain_deadline_cut_short() {
         &redis,
         &m,
         &["--drain-timeout", "500ms", "--timeout", "60s"],
-        &[("SPIN_REDIS_LOG", "info,spin_redis::dispatch=trace")],
+        &[("SPIN_REDIS_LOG", TRACE_RECEIVED)],
         &["slow"],
     );
     redis.publish("slow", b"a");
@@ -445,7 +458,7 @@ fn queued_payload_bytes_are_bounded_too() {
         "max_concurrency = 1\n",
     );
     let (_d, m) = manifest(&text);
-    let mut s = SpinRedis::up(
+    let mut s = SpinRedis::up_with_env(
         &redis,
         &m,
         &[
@@ -455,6 +468,7 @@ fn queued_payload_bytes_are_bounded_too() {
             "--drain-timeout",
             "60s",
         ],
+        &[("SPIN_REDIS_LOG", TRACE_RECEIVED)],
         &["big"],
     );
     let payload = vec![b'b'; 100 * 1024];
@@ -466,6 +480,7 @@ fn queued_payload_bytes_are_bounded_too() {
     }
     let () = pipe.query(&mut con).unwrap();
     s.wait_stderr("reason=queued bytes at their limit");
+    wait_until("all 40 received", || received(&s.stderr(), "big") == 40);
     assert!(s.stop().success());
     let [received, ok, failed, dropped, skipped, cut] = summary(&s.stderr());
     assert_eq!(received, 40);
