@@ -1,6 +1,7 @@
 //! The command line: clap definitions. Each flag's doc comment is its
 //! `--help` text.
 
+use crate::manifest::ranges;
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -20,6 +21,19 @@ use std::time::Duration;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// How the runtime's own log lines are written to stderr: `text` for
+    /// people, `json` for log pipelines (one JSON object per line). Handler
+    /// output is never reformatted.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// The format of the runtime's log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,16 +64,16 @@ pub struct Common {
     pub env: Vec<(String, String)>,
 
     /// Per-message deadline, such as 30s or 500ms [default: 30s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
     pub timeout: Option<Duration>,
 
     /// Linear-memory cap per handler instance, such as 256MiB [default: 256MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_memory)]
     pub max_memory: Option<u64>,
 
     /// Bytes of stdout and of stderr kept per message; the rest is cut and the
     /// cut noted [default: 4MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_output)]
     pub max_output: Option<u64>,
 
     /// Folder of the compiled-code cache [default: $SPIN_REDIS_CACHE_DIR,
@@ -86,26 +100,26 @@ pub struct UpArgs {
     pub quiet: bool,
 
     /// Messages larger than this are logged and skipped [default: 16MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_payload)]
     pub max_payload: Option<u64>,
 
     /// Handlers running at once across the app [default: 64].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_max_concurrency)]
     pub max_concurrency: Option<u64>,
 
     /// Messages queued per trigger before new ones are dropped (and counted)
     /// [default: 10000].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "N", value_parser = parse_queue_capacity)]
     pub queue_capacity: Option<u64>,
 
     /// Payload bytes queued across all triggers before new messages are
     /// dropped (and counted) [default: 256MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_queued_bytes)]
     pub max_queued_bytes: Option<u64>,
 
     /// On SIGINT/SIGTERM, how long queued and running messages may take to
     /// finish [default: 10s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_drain_timeout)]
     pub drain_timeout: Option<Duration>,
 
     /// PEM file of CA certificates to verify rediss:// servers (instead of
@@ -152,6 +166,47 @@ fn parse_size(s: &str) -> Result<u64, String> {
     crate::manifest::parse_size(s)
 }
 
+// One parser per flag, each checking the flag's documented range (see
+// `manifest::ranges`), so a value out of range is a usage error (exit 2).
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    ranges::TIMEOUT.check("--timeout", parse_duration(s)?)
+}
+
+fn parse_drain_timeout(s: &str) -> Result<Duration, String> {
+    ranges::DRAIN_TIMEOUT.check("--drain-timeout", parse_duration(s)?)
+}
+
+fn parse_max_memory(s: &str) -> Result<u64, String> {
+    ranges::MAX_MEMORY.check("--max-memory", parse_size(s)?)
+}
+
+fn parse_max_output(s: &str) -> Result<u64, String> {
+    ranges::MAX_OUTPUT.check("--max-output", parse_size(s)?)
+}
+
+fn parse_max_payload(s: &str) -> Result<u64, String> {
+    ranges::MAX_PAYLOAD.check("--max-payload", parse_size(s)?)
+}
+
+fn parse_max_queued_bytes(s: &str) -> Result<u64, String> {
+    ranges::MAX_QUEUED_BYTES.check("--max-queued-bytes", parse_size(s)?)
+}
+
+fn parse_count(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a whole number"))
+}
+
+fn parse_max_concurrency(s: &str) -> Result<u64, String> {
+    ranges::MAX_CONCURRENCY.check("--max-concurrency", parse_count(s)?)
+}
+
+fn parse_queue_capacity(s: &str) -> Result<u64, String> {
+    ranges::QUEUE_CAPACITY.check("--queue-capacity", parse_count(s)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,5 +222,27 @@ mod tests {
         assert_eq!(parse_env("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert!(parse_env("novalue").is_err());
         assert!(parse_env("=x").is_err());
+    }
+
+    #[test]
+    fn out_of_range_flags_are_usage_errors_not_panics() {
+        for args in [
+            ["--max-concurrency", "18446744073709551615"],
+            ["--max-concurrency", "0"],
+            ["--queue-capacity", "18446744073709551615"],
+            ["--timeout", "0s"],
+            ["--max-memory", "1B"],
+            ["--max-payload", "1GiB"],
+            ["--max-queued-bytes", "1000TiB"],
+        ] {
+            let e = Cli::try_parse_from(["spin-redis", "up", args[0], args[1]]).unwrap_err();
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::ValueValidation,
+                "{args:?}"
+            );
+            assert!(e.to_string().contains(args[0]), "{e}");
+        }
+        assert!(Cli::try_parse_from(["spin-redis", "up", "--max-concurrency", "1024"]).is_ok());
     }
 }

@@ -19,8 +19,8 @@
 //! Not owned here: choosing between this and the compat executor (see
 //! `executor`), logs, Redis.
 
-use spin_redis_compat::limits::{Limits, MemoryCap, limited_store};
-use spin_redis_compat::sandbox::{Capture, Message, Sandbox};
+use spin_redis_compat::limits::{Limits, MemoryCap, limited_store, with_deadline};
+use spin_redis_compat::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
 use spin_redis_compat::{HandlerError, Outcome, WasmKind};
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
@@ -82,6 +82,8 @@ pub enum PrepareError {
     },
     #[error("cannot be linked: {0}")]
     Link(String),
+    #[error("has a mount that cannot be opened: {0}")]
+    Mount(String),
 }
 
 /// The seed's and Spin 1-3's `enum error { success, error }`.
@@ -133,7 +135,7 @@ pub struct ComponentHandler {
     pre: InstancePre<ComponentState>,
     interface: Interface,
     func: ComponentExportIndex,
-    sandbox: Sandbox,
+    sandbox: PreparedSandbox,
     limits: Limits,
 }
 
@@ -160,6 +162,8 @@ impl ComponentHandler {
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let sandbox =
+            PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
         Ok(ComponentHandler {
             engine: engine.clone(),
             pre,
@@ -175,22 +179,18 @@ impl ComponentHandler {
     }
 
     pub fn sandbox(&self) -> &Sandbox {
-        &self.sandbox
+        self.sandbox.sandbox()
     }
 
     /// Runs the handler once on one message in a fresh instance.
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
         let capture = Capture::new(&self.limits);
-        let result = self.run_in(&msg, &capture).await;
+        let result = with_deadline(self.limits.timeout, self.run_in(&msg, &capture)).await;
         capture.finish(result)
     }
 
     async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
-        let wasi = self
-            .sandbox
-            .wasi_builder(msg, capture)
-            .map_err(|e| HandlerError::Setup(format!("{e:#}")))?
-            .build();
+        let wasi = self.sandbox.p2_ctx(msg, capture);
         let state = ComponentState {
             wasi,
             table: ResourceTable::new(),

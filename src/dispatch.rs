@@ -7,21 +7,32 @@
 //! (the subscriber must keep reading). A worker takes messages in arrival
 //! order and starts each as a task on the handler runtime once it holds a
 //! permit of its own trigger (`max_concurrency`, `1` = strictly one at a time
-//! in order) and one of the global bound. A hung handler therefore holds only
-//! its own trigger's permits and one global permit; other channels go on.
+//! in order) and a handler slot.
+//!
+//! Slots: every trigger has one slot reserved for itself, and the rest of the
+//! global bound is a pool shared by all triggers. A trigger whose handlers
+//! hang can take the whole pool, but never another trigger's reserved slot,
+//! so every other channel keeps going (one at a time at worst) until the hung
+//! handlers reach their deadline and give their slots back.
+//!
+//! Each queued delivery carries its [`Delivery`] account, so it is counted
+//! exactly once whatever happens to it (see `stats`). At the drain deadline
+//! [`Shared::cancel`] stops the handlers still running; they are counted cut
+//! short.
 //!
 //! Not owned here: Redis (see `subscriber`) and running wasm (see `executor`).
 
 use crate::executor::Handler;
 use crate::logs::Logs;
-use crate::stats::Stats;
+use crate::stats::{Delivery, Settled, Stats};
 use bytes::Bytes;
 use spin_redis_compat::sandbox::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 /// One trigger's route: where its messages go.
@@ -38,9 +49,9 @@ pub struct RouteSpec {
 pub struct Shared {
     pub logs: Arc<Logs>,
     pub stats: Arc<Stats>,
-    /// Deliveries queued or running: what a shutdown would cut short.
-    pub in_flight: AtomicU64,
-    pub global: Arc<Semaphore>,
+    /// The handler slots all triggers share (the global bound less one
+    /// reserved slot per trigger).
+    pub pool: Arc<Semaphore>,
     pub max_payload: u64,
     /// Payload bytes waiting in all queues, and the most there may be: the
     /// queues are bounded in bytes as well as in messages, so a flood of
@@ -51,11 +62,20 @@ pub struct Shared {
     /// Redis connection.
     pub handlers: tokio::runtime::Handle,
     pub tracker: TaskTracker,
+    /// Cancelled at the drain deadline: running handlers stop, queued
+    /// deliveries are not started.
+    pub cancel: CancellationToken,
+}
+
+/// One queued delivery.
+struct Queued {
+    payload: Bytes,
+    account: Delivery,
 }
 
 struct RouteTx {
     component: String,
-    tx: mpsc::Sender<Bytes>,
+    tx: mpsc::Sender<Queued>,
 }
 
 /// Routes messages to trigger queues; see the module docs.
@@ -67,7 +87,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Creates the queues and spawns one worker per route on the current
     /// runtime. The workers end when the dispatcher is dropped and their
-    /// queues are empty.
+    /// queues are empty, or at [`Shared::cancel`].
     pub fn start(
         specs: Vec<RouteSpec>,
         queue_capacity: usize,
@@ -84,7 +104,9 @@ impl Dispatcher {
                     component: spec.handler.component.clone(),
                     tx,
                 });
-            workers.spawn(worker(spec, rx, shared.clone()));
+            // One slot of its own, see the module docs.
+            let reserved = Arc::new(Semaphore::new(1));
+            workers.spawn(worker(spec, rx, reserved, shared.clone()));
         }
         workers.close();
         (Dispatcher { routes, shared }, workers)
@@ -101,10 +123,9 @@ impl Dispatcher {
             return;
         };
         let stats = &self.shared.stats;
-        Stats::add(&stats.received, routes.len() as u64);
         tracing::trace!(channel = %channel, bytes = payload.len(), "received");
         if payload.len() as u64 > self.shared.max_payload {
-            let n = Stats::add(&stats.skipped, routes.len() as u64);
+            let n = stats.skip(routes.len() as u64);
             tracing::warn!(
                 channel,
                 bytes = payload.len(),
@@ -117,25 +138,28 @@ impl Dispatcher {
         let len = payload.len() as u64;
         for r in routes {
             let shared = &self.shared;
+            let account = stats.open();
             let queued = shared.queued_bytes.fetch_add(len, Ordering::Relaxed) + len;
             let refused = if queued > shared.max_queued_bytes {
-                Some("queued bytes at their limit")
+                Some(("queued bytes at their limit", account))
             } else {
-                shared.in_flight.fetch_add(1, Ordering::Relaxed);
-                match r.tx.try_send(payload.clone()) {
+                let item = Queued {
+                    payload: payload.clone(),
+                    account,
+                };
+                match r.tx.try_send(item) {
                     Ok(()) => None,
-                    Err(e) => {
-                        shared.in_flight.fetch_sub(1, Ordering::Relaxed);
-                        Some(match e {
-                            mpsc::error::TrySendError::Full(_) => "queue full",
-                            mpsc::error::TrySendError::Closed(_) => "shutting down",
-                        })
+                    Err(mpsc::error::TrySendError::Full(item)) => {
+                        Some(("queue full", item.account))
+                    }
+                    Err(mpsc::error::TrySendError::Closed(item)) => {
+                        Some(("shutting down", item.account))
                     }
                 }
             };
-            if let Some(why) = refused {
+            if let Some((why, account)) = refused {
                 shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
-                let n = Stats::add(&stats.dropped, 1);
+                let n = account.settle(Settled::Dropped);
                 // Log the first drop and then one in a thousand: a flood
                 // must not turn into a flood of log lines. All are counted.
                 if n == 1 || n.is_multiple_of(1000) {
@@ -146,89 +170,133 @@ impl Dispatcher {
     }
 }
 
-async fn worker(spec: RouteSpec, mut rx: mpsc::Receiver<Bytes>, shared: Arc<Shared>) {
+async fn worker(
+    spec: RouteSpec,
+    mut rx: mpsc::Receiver<Queued>,
+    reserved: Arc<Semaphore>,
+    shared: Arc<Shared>,
+) {
     let own = spec
         .max_concurrency
         .map(|n| Arc::new(Semaphore::new(n.max(1))));
     let channel: Arc<str> = spec.channel.as_str().into();
     let address: Arc<str> = spec.address_shown.as_str().into();
-    while let Some(payload) = rx.recv().await {
+    loop {
+        let item = tokio::select! {
+            biased;
+            _ = shared.cancel.cancelled() => break,
+            item = rx.recv() => match item {
+                Some(item) => item,
+                None => break,
+            },
+        };
         shared
             .queued_bytes
-            .fetch_sub(payload.len() as u64, Ordering::Relaxed);
-        // Both semaphores live as long as the dispatcher and are never
-        // closed, so acquiring cannot fail.
-        let own_permit = match &own {
-            Some(s) => Some(
-                s.clone()
-                    .acquire_owned()
-                    .await
-                    .expect("invariant: semaphore never closed"),
-            ),
-            None => None,
+            .fetch_sub(item.payload.len() as u64, Ordering::Relaxed);
+        let permits = tokio::select! {
+            biased;
+            // Dropping `item` counts it cut short.
+            _ = shared.cancel.cancelled() => break,
+            p = acquire(own.as_ref(), &reserved, &shared.pool) => p,
         };
-        let permit = shared
-            .global
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("invariant: semaphore never closed");
         let handler = spec.handler.clone();
         let shared2 = shared.clone();
         let channel = channel.clone();
         let address = address.clone();
         shared.tracker.spawn_on(
             async move {
-                run_one(&handler, &channel, &address, payload, &shared2).await;
-                shared2.in_flight.fetch_sub(1, Ordering::Relaxed);
-                drop(permit);
-                drop(own_permit);
+                run_one(&handler, &channel, &address, item, &shared2).await;
+                drop(permits);
             },
             &shared.handlers,
         );
     }
+    // What is left in the queue is dropped with `rx`: each counts itself cut
+    // short (see `stats`).
 }
 
-/// Runs one handler on one message and records what happened.
-pub async fn run_one(
-    handler: &Handler,
-    channel: &str,
-    address: &str,
-    payload: Bytes,
-    shared: &Shared,
-) {
+/// Waits for a permit of the trigger's own bound (if it has one), then for a
+/// handler slot: its reserved one or one from the shared pool, whichever is
+/// free first.
+async fn acquire(
+    own: Option<&Arc<Semaphore>>,
+    reserved: &Arc<Semaphore>,
+    pool: &Arc<Semaphore>,
+) -> (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit) {
+    // The semaphores live as long as the workers and are never closed, so
+    // acquiring cannot fail.
+    let own_permit = match own {
+        Some(s) => Some(
+            s.clone()
+                .acquire_owned()
+                .await
+                .expect("invariant: semaphore never closed"),
+        ),
+        None => None,
+    };
+    let slot = tokio::select! {
+        biased;
+        p = reserved.clone().acquire_owned() => p,
+        p = pool.clone().acquire_owned() => p,
+    }
+    .expect("invariant: semaphore never closed");
+    (own_permit, slot)
+}
+
+/// Runs one handler on one delivery and records what happened. Cancelled
+/// by [`Shared::cancel`] (the drain deadline): then the delivery is cut short.
+async fn run_one(handler: &Handler, channel: &str, address: &str, item: Queued, shared: &Shared) {
     let started = std::time::Instant::now();
-    let outcome = handler
-        .executor
-        .run(Message {
-            channel,
-            address,
-            payload,
-        })
-        .await;
+    let Queued { payload, account } = item;
+    let run = handler.executor.run(Message {
+        channel,
+        address,
+        payload,
+    });
+    let outcome = tokio::select! {
+        biased;
+        _ = shared.cancel.cancelled() => {
+            account.settle(Settled::CutShort);
+            tracing::warn!(component = %handler.component, channel = %channel, "handler stopped at the drain deadline; cut short");
+            return;
+        }
+        outcome = run => outcome,
+    };
     shared.logs.record(&handler.component, &outcome);
     match &outcome.result {
         Ok(()) => {
-            Stats::add(&shared.stats.ok, 1);
+            account.settle(Settled::Ok);
             tracing::debug!(component = %handler.component, channel = %channel, elapsed = ?started.elapsed(), "handled");
         }
         Err(e) => {
-            Stats::add(&shared.stats.failed, 1);
+            account.settle(Settled::Failed);
             tracing::warn!(component = %handler.component, channel = %channel, reason = %e, "handler failed");
         }
     }
 }
 
-/// Waits for queued and running deliveries to finish, up to `deadline`;
-/// returns how many were cut short.
+/// Waits for queued and running deliveries to finish, up to `deadline`; then
+/// stops what is left and closes the ledger. Returns how many deliveries were
+/// cut short by the deadline.
 pub async fn drain(workers: TaskTracker, shared: &Shared, deadline: Duration) -> u64 {
     let all = async {
         workers.wait().await;
         shared.tracker.close();
         shared.tracker.wait().await;
     };
-    match tokio::time::timeout(deadline, all).await {
-        Ok(()) => 0,
-        Err(_) => shared.in_flight.load(Ordering::Relaxed),
+    let cut_before = shared.stats.snapshot().cut_short;
+    if tokio::time::timeout(deadline, all).await.is_err() {
+        shared.cancel.cancel();
+        // Cancelled handlers stop at their next await (at most one epoch
+        // tick of wasm); give them a moment to settle their accounts, then
+        // close the ledger whatever is left.
+        let settled = async {
+            workers.wait().await;
+            shared.tracker.close();
+            shared.tracker.wait().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(1), settled).await;
     }
+    shared.stats.close();
+    shared.stats.snapshot().cut_short - cut_before
 }

@@ -52,18 +52,60 @@ pub fn default_cache_dir() -> Option<PathBuf> {
 pub struct Runtime {
     pub engine: Engine,
     pub pooling: bool,
+    /// The compiled-code cache, when on: kept to read its hit and miss
+    /// counts.
+    cache: Option<wasmtime::Cache>,
     ticker: Ticker,
+}
+
+/// Whether compiling one handler used the compiled-code cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheUse {
+    Hit,
+    Miss,
+    Off,
+}
+
+impl std::fmt::Display for CacheUse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            CacheUse::Hit => "hit",
+            CacheUse::Miss => "miss",
+            CacheUse::Off => "off",
+        })
+    }
 }
 
 impl Runtime {
     pub fn new(opts: &EngineOptions) -> anyhow::Result<Runtime> {
-        let (engine, pooling) = build(opts)?;
+        let (engine, pooling, cache) = build(opts)?;
         let ticker = Ticker::start(engine.clone());
         Ok(Runtime {
             engine,
             pooling,
+            cache,
             ticker,
         })
+    }
+
+    /// Runs `compile` and tells whether it was served from the cache: any
+    /// miss during it (a component holds several modules) is a miss.
+    pub fn observe_cache<R>(&self, compile: impl FnOnce() -> R) -> (R, CacheUse) {
+        let Some(cache) = &self.cache else {
+            return (compile(), CacheUse::Off);
+        };
+        let (hits, misses) = (cache.cache_hits(), cache.cache_misses());
+        let r = compile();
+        let used = if cache.cache_misses() > misses {
+            CacheUse::Miss
+        } else if cache.cache_hits() > hits {
+            CacheUse::Hit
+        } else {
+            // Nothing was compiled through the cache (a WAT text, or an
+            // entry wasmtime refused to cache): a compile all the same.
+            CacheUse::Miss
+        };
+        (r, used)
     }
 }
 
@@ -73,7 +115,7 @@ impl Drop for Runtime {
     }
 }
 
-fn base_config(opts: &EngineOptions) -> anyhow::Result<Config> {
+fn base_config(opts: &EngineOptions) -> anyhow::Result<(Config, Option<wasmtime::Cache>)> {
     let mut config = Config::new();
     config.epoch_interruption(true);
     config.wasm_component_model(true);
@@ -90,12 +132,13 @@ fn base_config(opts: &EngineOptions) -> anyhow::Result<Config> {
                     dir.display().to_string()
                 )
             })?;
-        config.cache(Some(cache));
+        config.cache(Some(cache.clone()));
+        return Ok((config, Some(cache)));
     }
-    Ok(config)
+    Ok((config, None))
 }
 
-fn build(opts: &EngineOptions) -> anyhow::Result<(Engine, bool)> {
+fn build(opts: &EngineOptions) -> anyhow::Result<(Engine, bool, Option<wasmtime::Cache>)> {
     let n = opts.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::default();
     // A component (Python's, say) holds several core instances, memories and
@@ -114,17 +157,17 @@ fn build(opts: &EngineOptions) -> anyhow::Result<(Engine, bool)> {
         .table_keep_resident(1 << 20)
         .async_stack_keep_resident(1 << 20)
         .decommit_batch_size(n as usize);
-    let mut config = base_config(opts)?;
+    let (mut config, cache) = base_config(opts)?;
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     match Engine::new(&config) {
-        Ok(engine) => Ok((engine, true)),
+        Ok(engine) => Ok((engine, true, cache)),
         Err(e) => {
             tracing::warn!(error = %format!("{e:#}"), "the pooling allocator's reservation was refused; falling back to on-demand instance allocation (slower per message)");
-            let config = base_config(opts)?;
+            let (config, cache) = base_config(opts)?;
             let engine = Engine::new(&config)
                 .map_err(wasm_error)
                 .context("cannot create the wasmtime engine")?;
-            Ok((engine, false))
+            Ok((engine, false, cache))
         }
     }
 }

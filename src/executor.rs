@@ -10,14 +10,14 @@
 
 use crate::component::ComponentHandler;
 use crate::config::RunConfig;
+use crate::engine::Runtime;
 use crate::manifest::{App, Component, ExecutorConfig, FileMapping};
 use anyhow::Context as _;
 use spin_redis_compat::sandbox::{Message, Mount, Sandbox};
 use spin_redis_compat::{CompatModule, Outcome};
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wasmtime::Engine;
 
 /// One prepared executor.
 pub enum Executor {
@@ -67,7 +67,7 @@ impl Handlers {
     /// only those of component `only`. `env` are the `-e` values, applied to
     /// every component.
     pub fn prepare(
-        engine: &Engine,
+        runtime: &Runtime,
         app: &App,
         config: &RunConfig,
         env: &[(String, String)],
@@ -89,7 +89,7 @@ impl Handlers {
                 .iter()
                 .find(|c| c.id == t.component)
                 .expect("invariant: the manifest checked that every trigger names a component");
-            let (handler, stage) = prepare_one(engine, app, c, &t.executor, config, env)?;
+            let (handler, stage) = prepare_one(runtime, app, c, &t.executor, config, env)?;
             staging.extend(stage);
             map.insert(key, Arc::new(handler));
         }
@@ -101,13 +101,13 @@ impl Handlers {
 }
 
 fn prepare_one(
-    engine: &Engine,
+    runtime: &Runtime,
     app: &App,
     c: &Component,
     executor: &ExecutorConfig,
     config: &RunConfig,
     env: &[(String, String)],
-) -> anyhow::Result<(Handler, Option<tempfile::TempDir>)> {
+) -> anyhow::Result<(Handler, Vec<tempfile::TempDir>)> {
     let what = || {
         format!(
             "component {:?} (source {:?})",
@@ -116,7 +116,7 @@ fn prepare_one(
         )
     };
     let bytes = std::fs::read(&c.source).with_context(|| format!("cannot read {}", what()))?;
-    let (mounts, stage) = stage_files(&app.dir, &c.files)
+    let (mounts, stage) = stage_files(&app.dir, &c.files, &c.exclude_files)
         .with_context(|| format!("cannot prepare the files of {}", what()))?;
     let mut sandbox = Sandbox {
         component_id: c.id.clone(),
@@ -125,22 +125,23 @@ fn prepare_one(
         argv: Vec::new(),
     };
     sandbox.env.extend(env.iter().cloned());
-    let mut sandbox = sandbox.settle();
     let started = std::time::Instant::now();
-    let exec = match executor {
+    let engine = &runtime.engine;
+    let (exec, cache) = runtime.observe_cache(|| match executor {
         ExecutorConfig::Wagi { entrypoint, argv } => {
             sandbox.argv = argv.clone();
-            Executor::Compat(
-                CompatModule::prepare(engine, &bytes, entrypoint, sandbox, config.limits.clone())
-                    .map_err(|e| anyhow::anyhow!("{} {e}", what()))?,
-            )
+            CompatModule::prepare(engine, &bytes, entrypoint, sandbox, config.limits.clone())
+                .map(Executor::Compat)
+                .map_err(|e| anyhow::anyhow!("{} {e}", what()))
         }
-        ExecutorConfig::Spin => Executor::Component(
+        ExecutorConfig::Spin => {
             ComponentHandler::prepare(engine, &bytes, sandbox, config.limits.clone())
-                .map_err(|e| anyhow::anyhow!("{} {e}", what()))?,
-        ),
-    };
-    tracing::info!(component = %c.id, executor = %exec.describe(), elapsed = ?started.elapsed(), "prepared");
+                .map(Executor::Component)
+                .map_err(|e| anyhow::anyhow!("{} {e}", what()))
+        }
+    });
+    let exec = exec?;
+    tracing::info!(component = %c.id, executor = %exec.describe(), bytes = bytes.len(), %cache, elapsed = ?started.elapsed(), "prepared");
     Ok((
         Handler {
             component: c.id.clone(),
@@ -150,63 +151,120 @@ fn prepare_one(
     ))
 }
 
-/// Turns `files` into mounts: folders are mounted as they are; glob matches
-/// are copied, keeping their relative paths, into one staging folder mounted
-/// at `/` (as Spin does).
+/// Turns `files` into mounts, as Spin does: files matched by a glob, and
+/// whole folders named by a plain path, are copied (keeping their paths
+/// relative to the manifest's folder) into one staging folder mounted at
+/// `/`; `{ source, destination }` folders are mounted where they are.
+/// `exclude_files` globs remove files from all of these (a mapped folder
+/// with exclusions in it is staged too, so the exclusion holds).
 fn stage_files(
     dir: &Path,
     files: &[FileMapping],
-) -> anyhow::Result<(Vec<Mount>, Option<tempfile::TempDir>)> {
+    exclude: &[String],
+) -> anyhow::Result<(Vec<Mount>, Vec<tempfile::TempDir>)> {
+    let exclude: Vec<glob::Pattern> = exclude
+        .iter()
+        .map(|p| glob::Pattern::new(p).with_context(|| format!("bad exclude pattern {p:?}")))
+        .collect::<anyhow::Result<_>>()?;
+    let excluded = |rel: &Path| exclude.iter().any(|p| p.matches_path(rel));
     let mut mounts = Vec::new();
+    let new_stage = || {
+        tempfile::Builder::new()
+            .prefix("spin-redis-files-")
+            .tempdir()
+            .context("cannot create a staging folder for the component's files")
+    };
+    // The folder mounted at `/`, made on first use.
     let mut stage: Option<tempfile::TempDir> = None;
+    // Copies of mapped folders that have exclusions in them.
+    let mut mapped_copies = Vec::new();
     for f in files {
         match f {
             FileMapping::Directory {
                 source,
                 destination,
-            } => mounts.push(Mount {
-                host: source.clone(),
-                guest: destination.clone(),
-            }),
-            FileMapping::Pattern(pattern) => {
-                let root = match &stage {
-                    Some(s) => s.path().to_path_buf(),
-                    None => {
-                        let s = tempfile::Builder::new()
-                            .prefix("spin-redis-files-")
-                            .tempdir()?;
-                        let p = s.path().to_path_buf();
-                        stage = Some(s);
-                        p
-                    }
-                };
-                let full = dir.join(pattern);
-                let full = full
-                    .to_str()
-                    .with_context(|| format!("pattern {pattern:?} is not valid UTF-8"))?;
-                let mut matched = 0;
-                for entry in
-                    glob::glob(full).with_context(|| format!("bad file pattern {pattern:?}"))?
-                {
-                    let path = entry?;
-                    if !path.is_file() {
+            } => {
+                let mut found = Vec::new();
+                walk(source, &mut found)?;
+                let any_excluded = found
+                    .iter()
+                    .any(|p| p.strip_prefix(dir).is_ok_and(&excluded));
+                if !any_excluded {
+                    mounts.push(Mount {
+                        host: source.clone(),
+                        guest: destination.clone(),
+                    });
+                    continue;
+                }
+                // Copy what is not excluded into a folder of its own.
+                let copy = new_stage()?;
+                let root = copy.path().to_path_buf();
+                mapped_copies.push(copy);
+                for path in found {
+                    let rel_app = path.strip_prefix(dir).unwrap_or(&path);
+                    if excluded(rel_app) {
                         continue;
                     }
+                    let rel = path
+                        .strip_prefix(source)
+                        .expect("invariant: walked from source");
+                    copy_into(&root, rel, &path)?;
+                }
+                mounts.push(Mount {
+                    host: root,
+                    guest: destination.clone(),
+                });
+            }
+            FileMapping::Pattern(pattern) => {
+                if stage.is_none() {
+                    stage = Some(new_stage()?);
+                }
+                let root = stage
+                    .as_ref()
+                    .expect("invariant: created above")
+                    .path()
+                    .to_path_buf();
+                let full = dir.join(pattern);
+                let is_glob = pattern.contains(['*', '?', '[']);
+                let mut matched = Vec::new();
+                if !is_glob && full.is_dir() {
+                    walk(&full, &mut matched)?;
+                } else {
+                    let text = full
+                        .to_str()
+                        .with_context(|| format!("pattern {pattern:?} is not valid UTF-8"))?;
+                    for entry in
+                        glob::glob(text).with_context(|| format!("bad file pattern {pattern:?}"))?
+                    {
+                        let path = entry?;
+                        // As in Spin, a glob mounts the files it matches;
+                        // `assets/**` matches folders only, and mounts nothing.
+                        if path.is_file() {
+                            matched.push(path);
+                        }
+                    }
+                }
+                let mut copied = 0;
+                for path in matched {
                     let rel = path.strip_prefix(dir).with_context(|| {
                         format!(
                             "{:?} is outside the manifest's folder",
                             path.display().to_string()
                         )
                     })?;
-                    let dest = root.join(rel);
-                    if let Some(parent) = dest.parent() {
-                        std::fs::create_dir_all(parent)?;
+                    if excluded(rel) {
+                        continue;
                     }
-                    std::fs::copy(&path, &dest)?;
-                    matched += 1;
+                    copy_into(&root, rel, &path)?;
+                    copied += 1;
                 }
-                if matched == 0 {
-                    tracing::warn!(pattern = %pattern, "file pattern matches no files");
+                if copied == 0 {
+                    let hint = if pattern.ends_with("**") {
+                        " (`**` alone matches folders, not files: write \"<folder>/**/*\")"
+                    } else {
+                        ""
+                    };
+                    tracing::warn!(pattern = %pattern, "file pattern mounts no files{hint}");
                 }
             }
         }
@@ -217,5 +275,31 @@ fn stage_files(
             guest: "/".into(),
         });
     }
-    Ok((mounts, stage))
+    mapped_copies.extend(stage);
+    Ok((mounts, mapped_copies))
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    for entry in std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {:?}", dir.display().to_string()))?
+    {
+        let path = entry?.path();
+        if path.is_dir() {
+            walk(&path, out)?;
+        } else if path.is_file() {
+            out.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn copy_into(root: &Path, rel: &Path, from: &Path) -> anyhow::Result<()> {
+    let dest = root.join(rel);
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::copy(from, &dest)
+        .with_context(|| format!("cannot copy {:?}", from.display().to_string()))?;
+    Ok(())
 }

@@ -7,8 +7,15 @@
 //! cap cut the output, a line saying so is appended to that log.
 //!
 //! The files are buffered: a write syscall per message was a tenth of the
-//! per-message cost under load. `up` calls [`Logs::flush`] every
-//! [`FLUSH_INTERVAL`] and at shutdown, so a log is at most that far behind.
+//! per-message cost under load. A thread of its own flushes them every
+//! [`FLUSH_INTERVAL`] (never the Redis runtime), and [`Logs::shutdown`] at
+//! the end, so a log is at most that far behind.
+//!
+//! The terminal echo never blocks a handler: echo text goes through a queue
+//! bounded at [`ECHO_QUEUE_BYTES`] to a writer thread. A terminal that stops
+//! reading (a paused `| less`, a full pipe) blocks only that thread; once the
+//! queue is full, echo text is dropped and counted (said once in the log, and
+//! in the shutdown summary). The log files always get everything.
 //!
 //! Not owned here: the runtime's own diagnostics (those go through `tracing`
 //! to stderr) and capturing the output (the executors do that).
@@ -19,19 +26,40 @@ use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::Duration;
 
-/// How often `up` flushes the log files.
+/// How often the log files are flushed.
 pub const FLUSH_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Echo text waiting for the terminal, at most.
+pub const ECHO_QUEUE_BYTES: usize = 8 << 20;
+
+/// How long shutdown waits for the echo queue to reach a slow terminal.
+const ECHO_SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
 type LogFile = Mutex<BufWriter<File>>;
 
-/// The open log files of every component.
+/// The open log files of every component, and the terminal echo.
 pub struct Logs {
     dir: PathBuf,
-    quiet: bool,
-    files: HashMap<String, ComponentLog>,
+    files: Arc<HashMap<String, ComponentLog>>,
+    /// `None` when quiet.
+    echo: Option<Echo>,
+    stop_flusher: Arc<AtomicBool>,
+}
+
+/// Text for the terminal: `true` for stderr, then the bytes.
+type EchoText = (bool, Vec<u8>);
+
+/// The bounded queue to the terminal writer thread.
+struct Echo {
+    tx: Mutex<Option<mpsc::Sender<EchoText>>>,
+    queued: Arc<AtomicUsize>,
+    dropped_bytes: AtomicU64,
+    said: AtomicBool,
+    done: Mutex<mpsc::Receiver<()>>,
 }
 
 struct ComponentLog {
@@ -72,10 +100,27 @@ impl Logs {
                 },
             );
         }
+        let files = Arc::new(files);
+        let stop_flusher = Arc::new(AtomicBool::new(false));
+        {
+            let files = files.clone();
+            let stop = stop_flusher.clone();
+            std::thread::Builder::new()
+                .name("log-flusher".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(FLUSH_INTERVAL);
+                        flush_all(&files);
+                    }
+                })
+                .context("cannot start the log flusher thread")?;
+        }
+        let echo = if quiet { None } else { Some(Echo::start()?) };
         Ok(Logs {
             dir: dir.to_path_buf(),
-            quiet,
             files,
+            echo,
+            stop_flusher,
         })
     }
 
@@ -85,14 +130,25 @@ impl Logs {
 
     /// Writes out everything buffered.
     pub fn flush(&self) {
-        for (id, log) in &self.files {
-            for file in [&log.stdout, &log.stderr] {
-                let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(e) = f.flush() {
-                    tracing::error!(component = %id, error = %e, "cannot write the component's log file");
-                }
-            }
-        }
+        flush_all(&self.files);
+    }
+
+    /// At shutdown: flushes the files, stops the flusher, and gives the echo
+    /// a moment to reach the terminal. Returns the echo bytes dropped because
+    /// the terminal did not keep up.
+    pub fn shutdown(&self) -> u64 {
+        self.stop_flusher.store(true, Ordering::Relaxed);
+        self.flush();
+        let Some(echo) = &self.echo else { return 0 };
+        // Closing the queue ends the writer once it has written what is
+        // queued; a terminal that never reads again is not waited for.
+        drop(echo.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
+        let _ = echo
+            .done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .recv_timeout(ECHO_SHUTDOWN_WAIT);
+        echo.dropped_bytes.load(Ordering::Relaxed)
     }
 
     /// Appends one message's output to the component's logs and the terminal.
@@ -141,17 +197,79 @@ impl Logs {
         if cut > 0 {
             tracing::warn!(component = %id, stream, cut_bytes = cut, "handler output exceeded the cap and was cut");
         }
-        if !self.quiet {
+        if let Some(echo) = &self.echo {
             let mut text = prefix_lines(id, bytes);
             if let Some(n) = note {
                 text.extend(prefix_lines(id, n.as_bytes()));
             }
-            // The terminal may be gone (a closed pipe); the log file has it.
-            let _ = if is_err {
-                std::io::stderr().lock().write_all(&text)
-            } else {
-                std::io::stdout().lock().write_all(&text)
-            };
+            echo.send(is_err, text);
+        }
+    }
+}
+
+fn flush_all(files: &HashMap<String, ComponentLog>) {
+    for (id, log) in files {
+        for file in [&log.stdout, &log.stderr] {
+            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(e) = f.flush() {
+                tracing::error!(component = %id, error = %e, "cannot write the component's log file");
+            }
+        }
+    }
+}
+
+impl Echo {
+    fn start() -> anyhow::Result<Echo> {
+        let (tx, rx) = mpsc::channel::<EchoText>();
+        let (done_tx, done) = mpsc::channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
+        std::thread::Builder::new()
+            .name("echo".into())
+            .spawn(move || {
+                for (is_err, text) in rx {
+                    q.fetch_sub(text.len(), Ordering::Relaxed);
+                    // The terminal may be gone (a closed pipe); the log file
+                    // has it.
+                    let _ = if is_err {
+                        std::io::stderr().lock().write_all(&text)
+                    } else {
+                        std::io::stdout().lock().write_all(&text)
+                    };
+                }
+                let _ = std::io::stdout().lock().flush();
+                let _ = done_tx.send(());
+            })
+            .context("cannot start the terminal echo thread")?;
+        Ok(Echo {
+            tx: Mutex::new(Some(tx)),
+            queued,
+            dropped_bytes: AtomicU64::new(0),
+            said: AtomicBool::new(false),
+            done: Mutex::new(done),
+        })
+    }
+
+    /// Queues `text` for the terminal, or drops and counts it when the
+    /// queue is full. Never blocks on the terminal.
+    fn send(&self, is_err: bool, text: Vec<u8>) {
+        let len = text.len();
+        let fits = self.queued.fetch_add(len, Ordering::Relaxed) + len <= ECHO_QUEUE_BYTES;
+        let sent = fits
+            && self
+                .tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+                .is_some_and(|tx| tx.send((is_err, text)).is_ok());
+        if !sent {
+            self.queued.fetch_sub(len, Ordering::Relaxed);
+            self.dropped_bytes.fetch_add(len as u64, Ordering::Relaxed);
+            if !self.said.swap(true, Ordering::Relaxed) {
+                tracing::warn!(
+                    "the terminal is not keeping up with handler output: echo is dropped (and counted) until it does; the log files keep everything"
+                );
+            }
         }
     }
 }

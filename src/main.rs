@@ -3,7 +3,7 @@
 //! (see `failure`).
 
 use clap::Parser as _;
-use spin_redis::cli::{Cli, Command};
+use spin_redis::cli::{Cli, Command, LogFormat};
 use spin_redis::failure::Failure;
 use std::process::ExitCode;
 
@@ -17,7 +17,8 @@ fn main() -> ExitCode {
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
     let cli = Cli::parse();
-    init_tracing();
+    // Kept to the end: dropping it writes out the log lines still queued.
+    let _log_guard = init_tracing(cli.log_format);
     // rustls needs one process-wide crypto provider for rediss://; a second
     // install can only fail because one is already there, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -37,17 +38,37 @@ fn main() -> ExitCode {
 
 /// Diagnostics to stderr; `SPIN_REDIS_LOG` (or `RUST_LOG`) sets the filter,
 /// default `info`.
-fn init_tracing() {
+///
+/// Lines go through a bounded queue to a writer thread, so a stderr that
+/// stops reading never blocks the Redis connection or a handler: past
+/// [`LOG_QUEUE_LINES`] waiting lines, new ones are dropped (and the writer
+/// reports how many once it catches up).
+fn init_tracing(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
     use std::io::IsTerminal as _;
     use tracing_subscriber::EnvFilter;
     let filter = std::env::var("SPIN_REDIS_LOG")
         .ok()
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt()
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(true)
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .thread_name("log-writer")
+        .finish(std::io::stderr());
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
+        .with_writer(writer)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .init(),
+    }
+    guard
 }
+
+/// Runtime log lines that may wait for stderr before new ones are dropped.
+const LOG_QUEUE_LINES: usize = 64 * 1024;

@@ -36,13 +36,16 @@ pub fn prepare(
         common.cache_dir.clone().or_else(default_cache_dir)
     };
     let runtime = Runtime::new(&EngineOptions {
-        max_instances: u32::try_from(config.max_concurrency).unwrap_or(u32::MAX),
+        // Each trigger has a slot of its own besides the shared ones (see
+        // `dispatch`), so as many as this may run at once.
+        max_instances: u32::try_from(config.max_concurrency.max(app.triggers.len()))
+            .unwrap_or(u32::MAX),
         max_memory: config.limits.max_memory_bytes as u64,
         cache_dir,
     })
     .map_err(Failure::runtime)?;
-    let handlers = Handlers::prepare(&runtime.engine, &app, &config, &common.env, only)
-        .map_err(Failure::usage)?;
+    let handlers =
+        Handlers::prepare(&runtime, &app, &config, &common.env, only).map_err(Failure::usage)?;
     Ok(Prepared {
         app,
         config,

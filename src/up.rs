@@ -79,16 +79,21 @@ async fn serve(
     handlers: tokio::runtime::Handle,
 ) -> Result<(), Failure> {
     let stats = Arc::new(Stats::default());
+    // Each trigger reserves one slot (see `dispatch`); the rest is shared.
+    let pool = p
+        .config
+        .max_concurrency
+        .saturating_sub(p.app.triggers.len());
     let shared = Arc::new(Shared {
         logs,
         stats: stats.clone(),
-        in_flight: AtomicU64::new(0),
-        global: Arc::new(Semaphore::new(p.config.max_concurrency)),
+        pool: Arc::new(Semaphore::new(pool)),
         max_payload: p.config.max_payload,
         queued_bytes: AtomicU64::new(0),
         max_queued_bytes: p.config.max_queued_bytes,
         handlers,
         tracker: TaskTracker::new(),
+        cancel: CancellationToken::new(),
     });
     let mut specs = Vec::new();
     let mut by_address: BTreeMap<String, Subscription> = BTreeMap::new();
@@ -115,16 +120,6 @@ async fn serve(
         }
     }
     let (dispatcher, workers) = Dispatcher::start(specs, p.config.queue_capacity, shared.clone());
-    let flusher = {
-        let logs = shared.logs.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(crate::logs::FLUSH_INTERVAL);
-            loop {
-                tick.tick().await;
-                logs.flush();
-            }
-        })
-    };
     let dispatcher = Arc::new(dispatcher);
 
     let stop = CancellationToken::new();
@@ -151,11 +146,15 @@ async fn serve(
     drop(dispatcher);
     let cut = dispatch::drain(workers, &shared, p.config.drain_timeout).await;
     if cut > 0 {
-        Stats::add(&stats.cut_short, cut);
         tracing::warn!(cut_short = cut, deadline = ?p.config.drain_timeout, "drain deadline passed; messages still queued or running were cut short");
     }
-    flusher.abort();
-    shared.logs.flush();
+    let echo_dropped = shared.logs.shutdown();
+    if echo_dropped > 0 {
+        tracing::warn!(
+            echo_dropped_bytes = echo_dropped,
+            "the terminal did not keep up: this much handler output was not echoed (the log files have all of it)"
+        );
+    }
     let s = stats.snapshot();
     tracing::info!(%s, "stopped");
     eprintln!("spin-redis: {s}");

@@ -10,9 +10,9 @@
 //! and naming the component in errors (the caller adds that context).
 
 use crate::binary::WasmKind;
-use crate::limits::{Limits, MemoryCap, limited_store};
+use crate::limits::{Limits, MemoryCap, limited_store, with_deadline};
 use crate::outcome::{HandlerError, Outcome};
-use crate::sandbox::{Capture, Message, Sandbox};
+use crate::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
 use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 
@@ -33,6 +33,8 @@ pub enum PrepareError {
         "export {entrypoint:?} must be a function taking and returning nothing, like WASI's `_start`, but it is {found}"
     )]
     EntrypointType { entrypoint: String, found: String },
+    #[error("has a mount that cannot be opened: {0}")]
+    Mount(String),
     #[error(
         "cannot be linked: {0} (the compat executor provides WASI preview1, `wasi_snapshot_preview1`, and nothing else)"
     )]
@@ -50,7 +52,7 @@ pub struct CompatModule {
     engine: Engine,
     pre: InstancePre<CompatState>,
     entrypoint: ModuleExport,
-    sandbox: Sandbox,
+    sandbox: PreparedSandbox,
     limits: Limits,
 }
 
@@ -116,6 +118,8 @@ impl CompatModule {
                 found: format!("{func_ty}"),
             });
         }
+        let sandbox =
+            PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
         let mut linker: Linker<CompatState> = Linker::new(engine);
         p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
@@ -136,22 +140,18 @@ impl CompatModule {
 
     /// The sandbox this module runs in.
     pub fn sandbox(&self) -> &Sandbox {
-        &self.sandbox
+        self.sandbox.sandbox()
     }
 
     /// Runs the module once on one message in a fresh instance.
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
         let capture = Capture::new(&self.limits);
-        let result = self.run_in(&msg, &capture).await;
+        let result = with_deadline(self.limits.timeout, self.run_in(&msg, &capture)).await;
         capture.finish(result)
     }
 
     async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
-        let wasi = self
-            .sandbox
-            .wasi_builder(msg, capture)
-            .map_err(|e| HandlerError::Setup(format!("{e:#}")))?
-            .build_p1();
+        let wasi = self.sandbox.p1_ctx(msg, capture);
         let state = CompatState {
             wasi,
             memory: MemoryCap(self.limits.max_memory_bytes),

@@ -1,9 +1,9 @@
 //! The WASI capabilities one message gets, shared by both executors.
 //!
-//! A [`Sandbox`] is prepared once per component from its manifest entry (the
-//! `environment`, the `-e` values, the read-only mounts, the argv template);
-//! [`Sandbox::wasi_builder`] turns it into a fresh `WasiCtxBuilder` for each
-//! message, adding the payload as stdin and the per-message variables
+//! A [`Sandbox`] is described once per component from its manifest entry (the
+//! `environment`, the `-e` values, the read-only mounts, the argv template)
+//! and made a [`PreparedSandbox`] at start-up (mounts opened once); that
+//! turns into a fresh WASI context for each message, adding the payload as stdin and the per-message variables
 //! (`REDIS_CHANNEL`, `REDIS_ADDRESS`, `SPIN_COMPONENT_ID`, `CONTENT_LENGTH`),
 //! which win over the user's. Nothing is inherited from the host: no host
 //! environment, no host stdio, no network, no files but the mounts.
@@ -14,8 +14,10 @@
 use crate::output::CappedOutput;
 use bytes::Bytes;
 use std::path::PathBuf;
+use wasmtime_wasi::filesystem::WasiFilesystemCtx;
+use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
-use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView as _};
 
 /// The variables every message sets; they replace any user value.
 const RUNTIME_VARS: [&str; 4] = [
@@ -116,19 +118,76 @@ impl Sandbox {
         self.env = env;
         self
     }
+}
 
-    /// A WASI context builder for one message. Fails only when a mount can no
-    /// longer be opened.
-    pub fn wasi_builder(
-        &self,
-        msg: &Message<'_>,
-        capture: &Capture,
-    ) -> wasmtime::Result<WasiCtxBuilder> {
+/// A [`Sandbox`] made ready at start-up: its mounts opened once (the handles
+/// are shared by every message's context; a mount that vanishes later does
+/// not fail messages, since the open handle still reads it) and its user
+/// environment settled.
+#[derive(Clone)]
+pub struct PreparedSandbox {
+    sandbox: Sandbox,
+    /// The preopened mounts, cloned (cheap: reference-counted handles) into
+    /// every message's context.
+    mounts: WasiFilesystemCtx,
+}
+
+impl std::fmt::Debug for PreparedSandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedSandbox")
+            .field("sandbox", &self.sandbox)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PreparedSandbox {
+    /// Settles the environment and opens every mount; fails naming the
+    /// mount that cannot be opened.
+    pub fn new(sandbox: Sandbox) -> anyhow::Result<Self> {
+        let sandbox = sandbox.settle();
         let mut b = WasiCtxBuilder::new();
-        // Handlers run on a runtime of their own, so a blocking file read
-        // from a mount may block its thread; that is far cheaper than a
-        // thread hand-off per WASI file call.
-        b.allow_blocking_current_thread(true);
+        // Never block a runtime thread in a WASI call: with this on,
+        // wasmtime-wasi serves a preview1 relative sleep with
+        // `std::thread::sleep` and file reads in place, and a guest could
+        // hold a worker thread past its deadline, out of reach of the timer
+        // (see `limits::with_deadline`).
+        b.allow_blocking_current_thread(false);
+        for m in &sandbox.mounts {
+            b.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open {:?} to mount at {:?}: {e:#}",
+                        m.host.display().to_string(),
+                        m.guest
+                    )
+                })?;
+        }
+        let mounts = b.build().filesystem().clone();
+        Ok(PreparedSandbox { sandbox, mounts })
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        &self.sandbox
+    }
+
+    /// A WASI preview2 context for one message.
+    pub fn p2_ctx(&self, msg: &Message<'_>, capture: &Capture) -> WasiCtx {
+        let mut ctx = self.builder(msg, capture).build();
+        *ctx.filesystem() = self.mounts.clone();
+        ctx
+    }
+
+    /// A WASI preview1 context for one message.
+    pub fn p1_ctx(&self, msg: &Message<'_>, capture: &Capture) -> WasiP1Ctx {
+        let mut ctx = self.builder(msg, capture).build_p1();
+        *ctx.ctx().ctx.filesystem() = self.mounts.clone();
+        ctx
+    }
+
+    fn builder(&self, msg: &Message<'_>, capture: &Capture) -> WasiCtxBuilder {
+        let sandbox = &self.sandbox;
+        let mut b = WasiCtxBuilder::new();
+        b.allow_blocking_current_thread(false);
         // No network, said explicitly (these are also wasmtime-wasi's
         // defaults, and preview1 has no sockets at all).
         b.allow_tcp(false)
@@ -137,22 +196,17 @@ impl Sandbox {
         b.stdin(MemoryInputPipe::new(msg.payload.clone()))
             .stdout(capture.stdout.clone())
             .stderr(capture.stderr.clone())
-            .args(&self.argv(msg.channel));
+            .args(&sandbox.argv(msg.channel));
         // The user's variables (settled at start-up, see `settle`), then the
         // runtime's, which always win.
-        for (k, v) in &self.env {
-            if !RUNTIME_VARS.contains(&k.as_str()) {
-                b.env(k, v);
-            }
+        for (k, v) in &sandbox.env {
+            b.env(k, v);
         }
         b.env("REDIS_CHANNEL", msg.channel)
             .env("REDIS_ADDRESS", msg.address)
-            .env("SPIN_COMPONENT_ID", &self.component_id)
+            .env("SPIN_COMPONENT_ID", &sandbox.component_id)
             .env("CONTENT_LENGTH", msg.payload.len().to_string());
-        for m in &self.mounts {
-            b.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)?;
-        }
-        Ok(b)
+        b
     }
 }
 

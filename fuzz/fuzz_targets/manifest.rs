@@ -31,8 +31,9 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             let shown = e.to_string();
             assert!(!shown.is_empty());
-            // Address errors must never show a password (the seed
-            // `password.toml` uses `fuzzpw`); other fields may echo any text.
+            // Address errors must never show a password (the seeds
+            // `password*.toml` use `fuzzpw`, plain and inside `{{ }}`
+            // templates); other fields may echo any text.
             let about_address = e.field.as_deref().is_some_and(|f| f.contains("address"));
             if about_address && text.contains(":fuzzpw@") {
                 assert!(!shown.contains("fuzzpw"), "password leaked: {shown}");

@@ -31,13 +31,18 @@ pub struct Component {
     /// In file order.
     pub environment: Vec<(String, String)>,
     pub files: Vec<FileMapping>,
+    /// Globs relative to the manifest's folder: files matching one are not
+    /// mounted even when a `files` entry covers them (as in Spin).
+    pub exclude_files: Vec<String>,
 }
 
 /// One entry of a component's `files`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileMapping {
-    /// A glob relative to the manifest's folder; matches are mounted at `/`
-    /// under their relative path.
+    /// A glob relative to the manifest's folder; matching files are mounted
+    /// at `/` under their relative path. A plain path naming a folder (no
+    /// glob characters) mounts the whole folder the same way, as in Spin;
+    /// folders matched by a glob (`assets/**`) mount nothing by themselves.
     Pattern(String),
     /// A host folder (resolved) mounted at `destination`.
     Directory {

@@ -13,6 +13,7 @@
 
 pub mod app;
 pub mod error;
+pub mod ranges;
 mod shared;
 mod v1;
 mod v2;

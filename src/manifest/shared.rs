@@ -5,6 +5,7 @@
 
 use super::app::{App, Component, ExecutorConfig, FileMapping, Settings, Trigger};
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
+use super::ranges;
 use super::variables::Variables;
 use crate::address::RedisAddress;
 use serde::Deserialize;
@@ -52,7 +53,7 @@ pub struct AppTrigger {
     /// Largest payload run; larger messages are logged and skipped.
     pub max_payload: Option<toml::Value>,
     /// Handlers running at once across the app.
-    pub max_concurrency: Option<usize>,
+    pub max_concurrency: Option<u64>,
     /// PEM file of CA certificates for rediss:// servers.
     pub tls_ca_file: Option<String>,
 }
@@ -183,7 +184,7 @@ impl Ctx<'_> {
                         return Err(self
                             .at
                             .error(K::Files, line, Some(field), format!("file pattern {p:?} leaves the manifest's folder"))
-                            .hint("use a pattern relative to the manifest's folder, such as \"assets/**\""));
+                            .hint("use a pattern relative to the manifest's folder, such as \"assets/**/*\""));
                     }
                     Ok(FileMapping::Pattern(p.clone()))
                 }
@@ -210,6 +211,34 @@ impl Ctx<'_> {
             .collect()
     }
 
+    pub fn exclude_files(
+        &self,
+        line: Option<usize>,
+        field: &str,
+        patterns: &[String],
+    ) -> Result<Vec<String>, ManifestError> {
+        for p in patterns {
+            if Path::new(p).is_absolute() || p.split('/').any(|s| s == "..") {
+                return Err(self
+                    .at
+                    .error(
+                        K::Files,
+                        line,
+                        Some(field),
+                        format!("exclude pattern {p:?} leaves the manifest's folder"),
+                    )
+                    .hint("use a pattern relative to the manifest's folder, such as \"assets/private/**/*\""));
+            }
+            if let Err(e) = glob::Pattern::new(p) {
+                return Err(self
+                    .at
+                    .error(K::Files, line, Some(field), format!("exclude pattern {p:?} is not a valid glob: {e}"))
+                    .hint("see https://docs.rs/glob for the syntax; `**/*` matches files at any depth"));
+            }
+        }
+        Ok(patterns.to_vec())
+    }
+
     pub fn settings(&self, raw: &AppTrigger, field: &str) -> Result<Settings, ManifestError> {
         let bad = |key: &str, msg: String| {
             self.at.error(
@@ -219,9 +248,16 @@ impl Ctx<'_> {
                 msg,
             )
         };
-        let size = |key: &str, v: &Option<toml::Value>| -> Result<Option<u64>, ManifestError> {
+        let size = |key: &str,
+                    v: &Option<toml::Value>,
+                    range: &ranges::NumberRange|
+         -> Result<Option<u64>, ManifestError> {
             v.as_ref()
-                .map(|v| parse_size_value(v).map_err(|m| bad(key, m)))
+                .map(|v| {
+                    parse_size_value(v)
+                        .and_then(|n| range.check(key, n))
+                        .map_err(|m| bad(key, m))
+                })
                 .transpose()
         };
         let timeout = raw
@@ -229,23 +265,48 @@ impl Ctx<'_> {
             .as_deref()
             .map(|t| {
                 humantime::parse_duration(t)
-                    .map_err(|e| bad("timeout", format!("timeout {t:?} is not a duration ({e}); write it as \"30s\" or \"500ms\"")))
+                    .map_err(|e| format!("timeout {t:?} is not a duration ({e}); write it as \"30s\" or \"500ms\""))
+                    .and_then(|d| ranges::TIMEOUT.check("timeout", d))
+                    .map_err(|m| bad("timeout", m))
             })
             .transpose()?;
-        if raw.max_concurrency == Some(0) {
-            return Err(bad(
-                "max_concurrency",
-                "max_concurrency must be at least 1".into(),
-            ));
-        }
+        let max_concurrency = raw
+            .max_concurrency
+            .map(|n| {
+                ranges::MAX_CONCURRENCY
+                    .check("max_concurrency", n)
+                    .map(|n| usize::try_from(n).expect("invariant: at most 1024"))
+                    .map_err(|m| bad("max_concurrency", m))
+            })
+            .transpose()?;
         Ok(Settings {
             timeout,
-            max_memory: size("max_memory", &raw.max_memory)?,
-            max_output: size("max_output", &raw.max_output)?,
-            max_payload: size("max_payload", &raw.max_payload)?,
-            max_concurrency: raw.max_concurrency,
+            max_memory: size("max_memory", &raw.max_memory, &ranges::MAX_MEMORY)?,
+            max_output: size("max_output", &raw.max_output, &ranges::MAX_OUTPUT)?,
+            max_payload: size("max_payload", &raw.max_payload, &ranges::MAX_PAYLOAD)?,
+            max_concurrency,
             tls_ca_file: raw.tls_ca_file.as_ref().map(|f| self.dir.join(f)),
         })
+    }
+
+    /// A trigger's own `max_concurrency`, checked against its range.
+    pub fn trigger_concurrency(
+        &self,
+        line: Option<usize>,
+        field: &str,
+        n: Option<u64>,
+    ) -> Result<Option<usize>, ManifestError> {
+        n.map(|n| {
+            ranges::MAX_CONCURRENCY
+                .check("max_concurrency", n)
+                .map(|n| usize::try_from(n).expect("invariant: at most 1024"))
+                .map_err(|m| {
+                    self.at
+                        .error(K::BadValue, line, Some(field), m)
+                        .hint("1 runs this trigger's messages one at a time, in order")
+                })
+        })
+        .transpose()
     }
 
     /// Cross-checks: unique ids, every trigger names a component, every

@@ -38,7 +38,8 @@ struct ComponentV1 {
     environment: BTreeMap<String, String>,
     #[serde(default)]
     files: Vec<FileEntry>,
-    exclude_files: Option<toml::Value>,
+    #[serde(default)]
+    exclude_files: Vec<String>,
     allowed_http_hosts: Option<toml::Value>,
     allowed_outbound_hosts: Option<toml::Value>,
     key_value_stores: Option<toml::Value>,
@@ -54,7 +55,7 @@ struct ComponentV1 {
 struct ComponentTriggerV1 {
     channel: String,
     executor: Option<ExecutorSpec>,
-    max_concurrency: Option<usize>,
+    max_concurrency: Option<u64>,
 }
 
 pub fn parse(
@@ -119,10 +120,20 @@ pub fn parse(
             _ => return Err(remote_source(at, line("source"), &field("source"), &c.id)),
         };
         let files = cx.files(line("files"), &field("files"), &c.files)?;
+        let exclude_files = cx.exclude_files(
+            line("exclude_files"),
+            &field("exclude_files"),
+            &c.exclude_files,
+        )?;
         let channel = cx.channel(
             line("channel"),
             &field("trigger.channel"),
             &c.trigger.channel,
+        )?;
+        let max_concurrency = cx.trigger_concurrency(
+            line("max_concurrency"),
+            &field("trigger.max_concurrency"),
+            c.trigger.max_concurrency,
         )?;
         components.push(Draft {
             value: Component {
@@ -130,6 +141,7 @@ pub fn parse(
                 source,
                 environment: environment(&c.environment),
                 files,
+                exclude_files,
             },
             line: line("id"),
             field: field("id"),
@@ -140,7 +152,7 @@ pub fn parse(
                 channel,
                 component: c.id.clone(),
                 executor: executor(c.trigger.executor.as_ref()),
-                max_concurrency: c.trigger.max_concurrency,
+                max_concurrency,
             },
             line: line("channel"),
             field: field("trigger"),

@@ -63,7 +63,7 @@ struct RedisTrigger {
     component: toml::Value,
     address: Option<String>,
     executor: Option<ExecutorSpec>,
-    max_concurrency: Option<usize>,
+    max_concurrency: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -76,7 +76,8 @@ struct ComponentV2 {
     environment: BTreeMap<String, String>,
     #[serde(default)]
     files: Vec<FileEntry>,
-    exclude_files: Option<toml::Value>,
+    #[serde(default)]
+    exclude_files: Vec<String>,
     allowed_outbound_hosts: Option<toml::Value>,
     key_value_stores: Option<toml::Value>,
     sqlite_databases: Option<toml::Value>,
@@ -155,12 +156,18 @@ pub fn parse(
             _ => return Err(remote_source(at, line("source"), &field("source"), id)),
         };
         let files = cx.files(line("files"), &field("files"), &c.files)?;
+        let exclude_files = cx.exclude_files(
+            line("exclude_files"),
+            &field("exclude_files"),
+            &c.exclude_files,
+        )?;
         components.push(Draft {
             value: Component {
                 id: id.clone(),
                 source,
                 environment: environment(&c.environment),
                 files,
+                exclude_files,
             },
             line: start,
             field: format!("component.{id}"),
@@ -197,13 +204,18 @@ pub fn parse(
                     .hint("set address under [application.trigger.redis], or address = \"redis://host:6379\" on the trigger"));
             }
         };
+        let max_concurrency = cx.trigger_concurrency(
+            line("max_concurrency"),
+            &field("max_concurrency"),
+            t.max_concurrency,
+        )?;
         triggers.push(Draft {
             value: Trigger {
                 address,
                 channel,
                 component,
                 executor: executor(t.executor.as_ref()),
-                max_concurrency: t.max_concurrency,
+                max_concurrency,
             },
             line: line("component"),
             field: field("component"),

@@ -62,9 +62,11 @@ impl Variables {
         while let Some(start) = rest.find("{{") {
             out.push_str(&rest[..start]);
             let after = &rest[start + 2..];
-            let end = after.find("}}").ok_or_else(|| {
-                format!("unclosed template in {template:?}: a `{{{{` has no `}}}}`")
-            })?;
+            // The template itself is never echoed: it may be an address
+            // holding a password. The error's line and field locate it.
+            let end = after
+                .find("}}")
+                .ok_or_else(|| "unclosed template: a `{{` has no matching `}}`".to_string())?;
             let name = after[..end].trim();
             match self.values.get(name) {
                 Some(v) => out.push_str(v),
@@ -123,6 +125,8 @@ mod tests {
         );
         assert!(v.expand("{{ nope }}").unwrap_err().contains("not declared"));
         assert!(v.expand("{{ port").unwrap_err().contains("unclosed"));
+        let e = v.expand("redis://u:hunter2@h:{{ port").unwrap_err();
+        assert!(!e.contains("hunter2"), "{e}");
     }
 
     #[test]
