@@ -491,3 +491,118 @@ fn queued_payload_bytes_are_bounded_too() {
         s.stderr()
     );
 }
+
+#[test]
+fn a_terminal_that_stops_reading_never_stalls_the_handlers() {
+    // stdout is a pipe nobody reads: it fills after 64 KiB. The handlers and
+    // the log files must go on; the echo past its queue is dropped and said.
+    let redis = Redis::start();
+    let (dir, m) = manifest(&one(&redis.url(), "echo", "echo.wat", "loud"));
+    let log_dir = dir.path().join("logs");
+    let stderr_path = dir.path().join("stderr.txt");
+    let mut child = bin()
+        .args([
+            "up",
+            "-f",
+            m.to_str().unwrap(),
+            "-L",
+            log_dir.to_str().unwrap(),
+        ])
+        .env("SPIN_REDIS_CACHE_DIR", dir.path().join("cache"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    // Held, never read.
+    let _stdout = child.stdout.take();
+    wait_until("subscribed", || redis.subscribers("loud") >= 1);
+    // 12 MiB of output (echo.wat adds a newline to each 64 KiB - 1 payload):
+    // past the pipe and past the 8 MiB echo queue.
+    let payload = "x".repeat(64 * 1024 - 1);
+    let n = 192;
+    for _ in 0..n {
+        redis.publish("loud", payload.as_bytes());
+    }
+    let log = log_dir.join("echo_stdout.txt");
+    wait_until("every message's output in the log file", || {
+        std::fs::metadata(&log).is_ok_and(|m| m.len() == (n * 64 * 1024) as u64)
+    });
+    let stderr = || std::fs::read_to_string(&stderr_path).unwrap_or_default();
+    wait_until("the echo drop said once", || {
+        stderr().contains("the terminal is not keeping up")
+    });
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(start.elapsed() < PATIENCE, "did not exit:\n{}", stderr());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(status.success(), "{status:?}");
+    let err = stderr();
+    assert_eq!(summary(&err), [n as u64, n as u64, 0, 0, 0, 0], "{err}");
+    assert_eq!(
+        err.matches("the terminal is not keeping up").count(),
+        1,
+        "{err}"
+    );
+    assert!(err.contains("did not keep up"), "{err}");
+}
+
+#[test]
+fn all_channels_of_an_address_are_subscribed_in_one_command() {
+    let redis = Redis::start();
+    let text = many(
+        &redis.url(),
+        &[
+            ("a", "echo.wat", "one"),
+            ("b", "echo.wat", "two"),
+            ("c", "echo.wat", "three"),
+        ],
+        "",
+    );
+    let (_d, m) = manifest(&text);
+    let _s = SpinRedis::up(&redis, &m, &[], &["one", "two", "three"]);
+    let stats = redis.cli(&["INFO", "commandstats"]).unwrap();
+    let line = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_subscribe:"))
+        .unwrap_or_else(|| panic!("no subscribe stats in {stats}"));
+    assert!(line.contains("calls=1,"), "{line}");
+}
+
+#[test]
+fn a_server_that_accepts_but_never_answers_is_given_up_on_and_retried() {
+    // A listener that accepts connections and never says a word: connecting
+    // (HELLO/PING/SUBSCRIBE) must time out, be logged, and be retried.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held.push(stream);
+        }
+    });
+    let (_d, m) = manifest(&one(
+        &format!("redis://127.0.0.1:{port}"),
+        "echo",
+        "echo.wat",
+        "silent",
+    ));
+    let mut s = SpinRedis::spawn(&m, &[]);
+    s.wait_stderr("took longer than 10s");
+    wait_until("a second attempt", || {
+        accepted.load(std::sync::atomic::Ordering::Relaxed) >= 2
+    });
+    assert!(s.is_running());
+    assert!(s.stop().success());
+}

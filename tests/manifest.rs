@@ -270,6 +270,59 @@ const BAD: &[(&str, &str, K, &[&str])] = &[
         K::BadValue,
         &["spin.toml:6:", "max_memory", "unknown size unit"],
     ),
+    (
+        "unclosed template in an address with a password",
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[application.trigger.redis]\naddress = \"redis://u:topsecret@host:{{ port\"\n[variables]\nport = { default = \"1\" }\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n[component.a]\nsource = \"h.wasm\"\n",
+        K::Variable,
+        &[
+            "spin.toml:5:",
+            "application.trigger.redis.address",
+            "unclosed template",
+        ],
+    ),
+    (
+        "per-trigger max_concurrency out of range (v2)",
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[application.trigger.redis]\naddress = \"redis://h:1\"\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\nmax_concurrency = 3000000000000000000\n[component.a]\nsource = \"h.wasm\"\n",
+        K::BadValue,
+        &[
+            "spin.toml:9:",
+            "trigger.redis[0].max_concurrency",
+            "out of range",
+            "from 1 to 1024",
+        ],
+    ),
+    (
+        "per-trigger max_concurrency zero (v1)",
+        "spin_manifest_version = \"1\"\ntrigger = { type = \"redis\", address = \"redis://h:1\" }\n[[component]]\nid = \"a\"\nsource = \"h.wasm\"\n[component.trigger]\nchannel = \"c\"\nmax_concurrency = 0\n",
+        K::BadValue,
+        &[
+            "spin.toml:8:",
+            "component[0].trigger.max_concurrency",
+            "from 1 to 1024",
+        ],
+    ),
+    (
+        "app timeout of zero",
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[application.trigger.redis]\naddress = \"redis://h:1\"\ntimeout = \"0s\"\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n[component.a]\nsource = \"h.wasm\"\n",
+        K::BadValue,
+        &["spin.toml:6:", "timeout", "out of range", "1ms to 1day"],
+    ),
+    (
+        "app max_memory past 4GiB",
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[application.trigger.redis]\naddress = \"redis://h:1\"\nmax_memory = \"8GiB\"\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n[component.a]\nsource = \"h.wasm\"\n",
+        K::BadValue,
+        &["spin.toml:6:", "max_memory", "8GiB", "64KiB to 4GiB"],
+    ),
+    (
+        "exclude pattern leaving the folder",
+        "spin_manifest_version = 2\n[application]\nname = \"x\"\n[application.trigger.redis]\naddress = \"redis://h:1\"\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"a\"\n[component.a]\nsource = \"h.wasm\"\nexclude_files = [\"../x\"]\n",
+        K::Files,
+        &[
+            "spin.toml:11:",
+            "component.a.exclude_files",
+            "leaves the manifest's folder",
+        ],
+    ),
 ];
 
 #[test]
@@ -320,6 +373,20 @@ fn the_cli_exits_2_on_bad_flags() {
     let (code, _, err) = run(&["up", "--timeout", "soon"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("not a duration"), "{err}");
+    for (flag, value) in [
+        ("--max-concurrency", "18446744073709551615"),
+        ("--queue-capacity", "18446744073709551615"),
+        ("--max-concurrency", "0"),
+        ("--max-memory", "5GiB"),
+    ] {
+        let (code, _, err) = run(&["up", flag, value]);
+        assert_eq!(code, 2, "{flag} {value}: {err}");
+        assert!(err.contains(flag) && err.contains("out of range"), "{err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("backtrace"),
+            "{err}"
+        );
+    }
     let (code, _, err) = run(&["up", "-e", "NOEQUALS"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("KEY=VALUE"), "{err}");
