@@ -1,0 +1,359 @@
+//! A trigger's source as the manifest gives it: a channel or a stream (with
+//! its consumer-group settings), and where it is served, a single server or
+//! a Redis Cluster (`cluster = true`, comma-separated seed nodes). Both
+//! manifest versions hand their fields here, so v1 and v2 report the same
+//! problems in the same words.
+//!
+//! | stream field | default | valid |
+//! |---|---|---|
+//! | `group` | `<app name>.<component id>` | not empty |
+//! | `consumer` | `<hostname>-<pid>` | not empty |
+//! | `field` | `payload` | not empty |
+//! | `start` | `0` | `0`, `$` or an entry id such as `1700000000000-0` |
+//! | `max_deliveries` | 5 | 1 to 1000 |
+//! | `dead_letter` | `<stream>:dead` | not empty, not the stream itself |
+//! | `claim_idle` | 60 s, or twice the timeout when that is longer | 100ms to 48h, and longer than the timeout |
+//!
+//! Not owned here: reading the fields from the file (`v1`, `v2`), and
+//! reading Redis (`crate::source`).
+
+use super::app::StreamTrigger;
+use super::error::{ManifestError, ManifestErrorKind as K};
+use super::ranges;
+use super::shared::Ctx;
+use crate::address::RedisAddress;
+use std::time::Duration;
+
+pub const DEFAULT_FIELD: &str = "payload";
+pub const DEFAULT_START: &str = "0";
+pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+
+/// The `claim_idle` of a stream trigger that sets none: 60 s, or twice the
+/// timeout when that is longer, so that it always exceeds the timeout.
+pub fn default_claim_idle(timeout: Duration) -> Duration {
+    Duration::from_secs(60).max(timeout.saturating_mul(2))
+}
+
+/// The source fields of one trigger as written (v1 `[component.trigger]`,
+/// v2 `[[trigger.redis]]`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SourceFields<'a> {
+    pub channel: Option<&'a str>,
+    pub stream: Option<&'a str>,
+    pub group: Option<&'a str>,
+    pub consumer: Option<&'a str>,
+    pub field: Option<&'a str>,
+    pub start: Option<&'a str>,
+    pub max_deliveries: Option<u64>,
+    pub dead_letter: Option<&'a str>,
+    pub claim_idle: Option<&'a str>,
+    pub sharded: Option<bool>,
+}
+
+impl SourceFields<'_> {
+    /// The stream-only fields that are set, by name.
+    fn stream_only(&self) -> Vec<&'static str> {
+        let set = [
+            ("group", self.group.is_some()),
+            ("consumer", self.consumer.is_some()),
+            ("field", self.field.is_some()),
+            ("start", self.start.is_some()),
+            ("max_deliveries", self.max_deliveries.is_some()),
+            ("dead_letter", self.dead_letter.is_some()),
+            ("claim_idle", self.claim_idle.is_some()),
+        ];
+        set.iter().filter(|(_, s)| *s).map(|(n, _)| *n).collect()
+    }
+}
+
+/// Where a trigger's fields are in the file: the line of a key, and the full
+/// field path of a key (`component[0].trigger.stream`,
+/// `trigger.redis[1].stream`).
+pub struct Place<'a> {
+    pub start: Option<usize>,
+    pub line: &'a dyn Fn(&str) -> Option<usize>,
+    pub field: &'a dyn Fn(&str) -> String,
+}
+
+/// What the manifest says about one trigger's source.
+#[derive(Debug)]
+pub struct Source {
+    /// The channel or the stream key.
+    pub name: String,
+    pub stream: Option<StreamTrigger>,
+    pub sharded: bool,
+}
+
+/// What the trigger belongs to, for the defaults.
+pub struct Owner<'a> {
+    pub app: &'a str,
+    pub component: &'a str,
+    /// The timeout the manifest sets, or the default.
+    pub timeout: Duration,
+    pub cluster: bool,
+}
+
+impl Ctx<'_> {
+    /// Validates and normalises one trigger's source fields.
+    pub fn trigger_source(
+        &self,
+        at: &Place<'_>,
+        f: &SourceFields<'_>,
+        owner: &Owner<'_>,
+    ) -> Result<Source, ManifestError> {
+        let err = |kind, key: &str, msg: String| {
+            self.at.error(
+                kind,
+                (at.line)(key).or(at.start),
+                Some(&(at.field)(key)),
+                msg,
+            )
+        };
+        let expand =
+            |key: &str, raw: &str| self.vars.expand(raw).map_err(|m| err(K::Variable, key, m));
+        let sharded = f.sharded.unwrap_or(false);
+        let (channel, stream) = match (f.channel, f.stream) {
+            (Some(_), Some(_)) => {
+                return Err(err(
+                    K::BadValue,
+                    "stream",
+                    "a trigger takes a channel or a stream, not both".into(),
+                )
+                .hint("channel = \"...\" subscribes (pub/sub, at-most-once); stream = \"...\" reads through a consumer group (at-least-once)"));
+            }
+            (None, None) => {
+                return Err(self
+                    .at
+                    .error(
+                        K::EmptyChannel,
+                        at.start,
+                        Some(&(at.field)("channel")),
+                        "the trigger has no channel and no stream",
+                    )
+                    .hint("set channel = \"name\" to subscribe to a channel, or stream = \"key\" to read a stream"));
+            }
+            (Some(c), None) => (Some(c), None),
+            (None, Some(s)) => (None, Some(s)),
+        };
+        if sharded && !owner.cluster {
+            return Err(err(
+                K::BadValue,
+                "sharded",
+                "sharded pub/sub is for a Redis Cluster".into(),
+            )
+            .hint("add cluster = true beside the address, or remove sharded"));
+        }
+        if let Some(raw) = channel {
+            if let Some(key) = f.stream_only().first() {
+                return Err(err(
+                    K::BadValue,
+                    key,
+                    format!("{key:?} applies to stream triggers only"),
+                )
+                .hint(format!(
+                    "use stream = \"...\" instead of channel, or remove {key}"
+                )));
+            }
+            let name = self.channel((at.line)("channel"), &(at.field)("channel"), raw)?;
+            return Ok(Source {
+                name,
+                stream: None,
+                sharded,
+            });
+        }
+        let raw = stream.expect("invariant: channel or stream, checked above");
+        if sharded {
+            return Err(err(
+                K::BadValue,
+                "sharded",
+                "sharded applies to channels only".into(),
+            )
+            .hint("remove it: a stream is always read from the node that holds its key"));
+        }
+        let name = expand("stream", raw)?;
+        if name.trim().is_empty() {
+            return Err(err(K::EmptyChannel, "stream", "the stream is empty".into())
+                .hint("set stream = \"key\" to the Redis stream to read"));
+        }
+        let text = |key: &str, v: Option<&str>, default: String| -> Result<String, ManifestError> {
+            let Some(raw) = v else { return Ok(default) };
+            let s = expand(key, raw)?;
+            if s.trim().is_empty() {
+                return Err(err(K::BadValue, key, format!("{key} is empty"))
+                    .hint(format!("remove {key} for its default, or give it a value")));
+            }
+            Ok(s)
+        };
+        let group = text(
+            "group",
+            f.group,
+            format!("{}.{}", owner.app, owner.component),
+        )?;
+        let consumer = f
+            .consumer
+            .map(|c| text("consumer", Some(c), String::new()))
+            .transpose()?;
+        let field = text("field", f.field, DEFAULT_FIELD.into())?;
+        let start = text("start", f.start, DEFAULT_START.into())?;
+        if !is_start(&start) {
+            return Err(err(
+                K::BadValue,
+                "start",
+                format!("start {start:?} is not \"0\", \"$\" or an entry id"),
+            )
+            .hint("\"0\" starts a new group at the beginning of the stream, \"$\" at its end"));
+        }
+        let max_deliveries = match f.max_deliveries {
+            None => DEFAULT_MAX_DELIVERIES,
+            Some(n) => ranges::MAX_DELIVERIES
+                .check("max_deliveries", n)
+                .map(|n| u32::try_from(n).expect("invariant: at most 1000"))
+                .map_err(|m| {
+                    err(K::BadValue, "max_deliveries", m).hint(
+                        "the attempts an entry gets before it is moved to the dead-letter stream",
+                    )
+                })?,
+        };
+        let dead_letter = text("dead_letter", f.dead_letter, format!("{name}:dead"))?;
+        if dead_letter == name {
+            return Err(err(
+                K::BadValue,
+                "dead_letter",
+                format!("the dead-letter stream {dead_letter:?} is the stream itself"),
+            )
+            .hint("use another key, such as \"<stream>:dead\" (the default)"));
+        }
+        let claim_idle = f
+            .claim_idle
+            .map(|raw| {
+                let t = expand("claim_idle", raw)?;
+                let d = humantime::parse_duration(&t)
+                    .map_err(|e| format!("claim_idle {t:?} is not a duration ({e}); write it as \"60s\" or \"5m\""))
+                    .and_then(|d| ranges::CLAIM_IDLE.check("claim_idle", d))
+                    .map_err(|m| err(K::BadValue, "claim_idle", m))?;
+                check_claim_idle(d, owner.timeout)
+                    .map_err(|m| {
+                        err(K::BadValue, "claim_idle", m)
+                            .hint("raise claim_idle or lower the timeout: an entry still running must never be taken over")
+                    })?;
+                Ok::<_, ManifestError>(d)
+            })
+            .transpose()?;
+        Ok(Source {
+            name,
+            stream: Some(StreamTrigger {
+                group,
+                consumer,
+                field,
+                start,
+                max_deliveries,
+                dead_letter,
+                claim_idle,
+            }),
+            sharded: false,
+        })
+    }
+
+    /// Parses an address field: one address, or with `cluster` one or more
+    /// comma-separated seed nodes (all `redis://` or all `rediss://`).
+    pub fn addresses(
+        &self,
+        line: Option<usize>,
+        field: &str,
+        raw: &str,
+        cluster: bool,
+    ) -> Result<Vec<RedisAddress>, ManifestError> {
+        let text = self
+            .vars
+            .expand(raw)
+            .map_err(|m| self.at.error(K::Variable, line, Some(field), m))?;
+        let parts: Vec<&str> = text.split(',').map(str::trim).collect();
+        if parts.len() > 1 && !cluster {
+            return Err(self
+                .at
+                .error(
+                    K::BadAddress,
+                    line,
+                    Some(field),
+                    format!("{} addresses are given, and only a cluster takes several", parts.len()),
+                )
+                .hint("add cluster = true beside the address to name the nodes of a Redis Cluster, or give one address"));
+        }
+        let nodes = parts
+            .iter()
+            .map(|p| {
+                RedisAddress::parse(p).map_err(|e| {
+                    self.at
+                        .error(K::BadAddress, line, Some(field), format!("bad address: {e}"))
+                        .hint("write it as redis://[user[:password]@]host[:port][/db], or rediss:// for TLS")
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if nodes.iter().any(|n| n.is_tls() != nodes[0].is_tls()) {
+            return Err(self
+                .at
+                .error(
+                    K::BadAddress,
+                    line,
+                    Some(field),
+                    "the cluster's nodes mix redis:// and rediss://",
+                )
+                .hint("a cluster uses TLS on all of its nodes or on none"));
+        }
+        Ok(nodes)
+    }
+}
+
+/// `Ok` when `claim_idle` exceeds `timeout`; else says why it must.
+pub fn check_claim_idle(claim_idle: Duration, timeout: Duration) -> Result<(), String> {
+    if claim_idle > timeout {
+        return Ok(());
+    }
+    Err(format!(
+        "claim_idle {} must be longer than the timeout ({}), or entries still running would be taken over by other consumers",
+        humantime::format_duration(claim_idle),
+        humantime::format_duration(timeout)
+    ))
+}
+
+/// `0`, `$`, or an entry id (`<ms>` or `<ms>-<seq>`).
+fn is_start(s: &str) -> bool {
+    let digits = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    match s.split_once('-') {
+        _ if s == "$" => true,
+        Some((ms, seq)) => digits(ms) && digits(seq),
+        None => digits(s),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_is_zero_dollar_or_an_entry_id() {
+        for ok in ["0", "$", "1700000000000-0", "17"] {
+            assert!(is_start(ok), "{ok}");
+        }
+        for bad in ["", "-", "now", "1-", "-1", "1-2-3", "$0"] {
+            assert!(!is_start(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_default_claim_idle_always_exceeds_the_timeout() {
+        assert_eq!(
+            default_claim_idle(Duration::from_secs(30)),
+            Duration::from_secs(60)
+        );
+        assert_eq!(
+            default_claim_idle(Duration::from_secs(45)),
+            Duration::from_secs(90)
+        );
+        for t in [1, 30, 60, 86_400] {
+            let t = Duration::from_secs(t);
+            assert!(check_claim_idle(default_claim_idle(t), t).is_ok());
+        }
+        assert!(check_claim_idle(Duration::from_secs(5), Duration::from_secs(5)).is_err());
+    }
+}
