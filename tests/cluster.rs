@@ -1,0 +1,168 @@
+//! Redis Cluster against a real 3-node cluster on loopback: channels through
+//! `SUBSCRIBE` (cluster-wide) and `SSUBSCRIBE` (`sharded = true`), a stream
+//! whose slot is on a node other than the one in `address`, a slot moved
+//! while it is read (`MOVED` followed), and nodes restarted.
+
+mod support;
+use support::*;
+
+fn echo() -> String {
+    fixture("echo.wat").display().to_string()
+}
+
+fn numsub(node: &ClusterNode, kind: &str, channel: &str) -> i64 {
+    node.cli(&["PUBSUB", kind, channel])
+        .and_then(|o| o.lines().nth(1).and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+#[test]
+fn channels_are_subscribed_cluster_wide_and_sharded() {
+    let mut cluster = Cluster::start();
+    // A sharded channel on node 1, while the manifest names node 0 only.
+    let sharded = cluster.key_on(1, "alerts");
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "{}"
+cluster = true
+[[trigger.redis]]
+channel = "news"
+component = "plain"
+executor = {{ type = "wagi" }}
+[[trigger.redis]]
+channel = "{sharded}"
+sharded = true
+component = "shard"
+executor = {{ type = "wagi" }}
+[component.plain]
+source = "{e}"
+[component.shard]
+source = "{e}"
+"#,
+        cluster.nodes[0].url(),
+        e = echo()
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::spawn(&m, &[]);
+    wait_until("subscribed to news somewhere in the cluster", || {
+        assert!(s.is_running(), "{}", s.stderr());
+        cluster
+            .nodes
+            .iter()
+            .map(|n| numsub(n, "NUMSUB", "news"))
+            .sum::<i64>()
+            >= 1
+    });
+    wait_until("sharded subscription on the slot's node", || {
+        numsub(&cluster.nodes[1], "SHARDNUMSUB", &sharded) >= 1
+    });
+    // Published on a node the subscriber may not be connected to.
+    for n in &cluster.nodes {
+        n.cli(&["PUBLISH", "news", &format!("via {}", n.port)])
+            .unwrap();
+    }
+    cluster.nodes[1]
+        .cli(&["SPUBLISH", &sharded, "sharded hello"])
+        .unwrap();
+    for n in &cluster.nodes {
+        s.wait_log("plain_stdout.txt", &format!("via {}\n", n.port));
+    }
+    s.wait_log("shard_stdout.txt", "sharded hello\n");
+
+    // The sharded channel's node comes back after a restart.
+    cluster.nodes[1].restart();
+    cluster.wait_ok();
+    s.wait_stderr("reconnected to the redis cluster and resubscribed");
+    wait_until("sharded subscription again", || {
+        numsub(&cluster.nodes[1], "SHARDNUMSUB", &sharded) >= 1
+    });
+    cluster.nodes[1]
+        .cli(&["SPUBLISH", &sharded, "after the restart"])
+        .unwrap();
+    s.wait_log("shard_stdout.txt", "after the restart\n");
+    assert!(s.stop().success());
+    assert_eq!(
+        s.log_text("shard_stdout.txt"),
+        "sharded hello\nafter the restart\n"
+    );
+}
+
+#[test]
+fn a_stream_on_another_nodes_slot_is_read_through_moves_and_restarts() {
+    let mut cluster = Cluster::start();
+    let key = cluster.key_on(1, "orders");
+    let slot = cluster.slot(&key);
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "{}"
+timeout = "1s"
+[[trigger.redis]]
+stream = "{key}"
+cluster = true
+claim_idle = "3s"
+component = "h"
+executor = {{ type = "wagi" }}
+[component.h]
+source = "{}"
+"#,
+        cluster.nodes[0].url(),
+        fixture("stream.wat").display()
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::spawn(&m, &["-q"]);
+    s.wait_stderr("reading the stream");
+    let mut con = cluster.connection();
+    let mut add = |payload: &str| -> String {
+        redis::cmd("XADD")
+            .arg(&key)
+            .arg("*")
+            .arg("payload")
+            .arg(payload)
+            .query(&mut con)
+            .unwrap()
+    };
+    let a = add("one");
+    s.wait_log("h_stdout.txt", &format!("{a} 1 one\n"));
+
+    // The slot moves to node 2 while it is being read: redirected.
+    cluster.move_slot(slot, 2);
+    let b = add("two");
+    s.wait_log("h_stdout.txt", &format!("{b} 1 two\n"));
+    let pending = |node: &ClusterNode| {
+        node.cli(&["XPENDING", &key, "app.h"])
+            .map(|o| o.lines().next().unwrap_or("").trim().to_string())
+    };
+    wait_until("acknowledged on the new node", || {
+        pending(&cluster.nodes[2]).as_deref() == Some("0")
+    });
+    assert!(
+        !s.stderr().contains("lost the connection"),
+        "a moved slot is not a lost connection:\n{}",
+        s.stderr()
+    );
+
+    // The node comes back empty after a restart: the group is made again.
+    cluster.nodes[2].restart();
+    cluster.wait_ok();
+    let mut con = cluster.connection();
+    let c: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg("*")
+        .arg("payload")
+        .arg("three")
+        .query(&mut con)
+        .unwrap();
+    s.wait_log("h_stdout.txt", &format!("{c} 1 three\n"));
+    wait_until("acknowledged after the restart", || {
+        pending(&cluster.nodes[2]).as_deref() == Some("0")
+    });
+    assert!(s.stop().success());
+    let log = s.log_text("h_stdout.txt");
+    assert_eq!(log.lines().count(), 3, "each once:\n{log}");
+}
