@@ -193,6 +193,7 @@ fn executor_alone(
                     channel: "bench",
                     address: "redis://127.0.0.1:1",
                     payload: payload(i).into(),
+                    stream: None,
                 })
                 .await;
             assert!(
@@ -214,6 +215,7 @@ fn executor_alone(
                                 channel: "bench",
                                 address: "redis://127.0.0.1:1",
                                 payload: Bytes::from(payload(w * per + i)),
+                                stream: None,
                             })
                             .await;
                         debug_assert!(o.result.is_ok());

@@ -10,7 +10,7 @@ use crate::failure::Failure;
 use crate::prepare::prepare;
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
-use spin_redis_compat::sandbox::Message;
+use spin_redis_compat::sandbox::{Message, StreamEntry};
 use std::io::{Read as _, Write as _};
 
 /// Returns the exit code.
@@ -66,10 +66,17 @@ pub fn invoke(args: InvokeArgs) -> Result<u8, Failure> {
         .build()
         .context("cannot start the runtime")
         .map_err(Failure::runtime)?;
+    // A stream trigger's handler sees a stream entry: a first delivery of
+    // entry `0-0` (no entry has that id).
+    let stream = (trigger.stream.is_some() && args.channel.is_none()).then_some(StreamEntry {
+        id: "0-0",
+        delivery: 1,
+    });
     let outcome = rt.block_on(handler.executor.run(Message {
         channel: &channel,
         address: trigger.address.redacted(),
         payload,
+        stream,
     }));
     // A closed stdout/stderr is not the handler's failure.
     let _ = std::io::stdout().lock().write_all(&outcome.stdout);

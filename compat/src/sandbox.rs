@@ -4,8 +4,9 @@
 //! `environment`, the `-e` values, the read-only mounts, the argv template)
 //! and made a [`PreparedSandbox`] at start-up (mounts opened once); that
 //! turns into a fresh WASI context for each message, adding the payload as stdin and the per-message variables
-//! (`REDIS_CHANNEL`, `REDIS_ADDRESS`, `SPIN_COMPONENT_ID`, `CONTENT_LENGTH`),
-//! which win over the user's. Nothing is inherited from the host: no host
+//! (`REDIS_CHANNEL`, `REDIS_ADDRESS`, `SPIN_COMPONENT_ID`, `CONTENT_LENGTH`;
+//! for a stream entry `REDIS_STREAM`, `REDIS_MESSAGE_ID` and `REDIS_DELIVERY`
+//! instead of `REDIS_CHANNEL`), which win over the user's. Nothing is inherited from the host: no host
 //! environment, no host stdio, no network, no files but the mounts.
 //!
 //! Not owned here: expanding the manifest's `files` globs into mount folders
@@ -19,12 +20,16 @@ use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView as _};
 
-/// The variables every message sets; they replace any user value.
-const RUNTIME_VARS: [&str; 4] = [
+/// The variables the runtime sets; they replace any user value (a channel
+/// message sets the first four, a stream entry all but `REDIS_CHANNEL`).
+const RUNTIME_VARS: [&str; 7] = [
     "REDIS_CHANNEL",
     "REDIS_ADDRESS",
     "SPIN_COMPONENT_ID",
     "CONTENT_LENGTH",
+    "REDIS_STREAM",
+    "REDIS_MESSAGE_ID",
+    "REDIS_DELIVERY",
 ];
 
 /// A host directory mounted read-only into the guest.
@@ -51,10 +56,25 @@ pub struct Sandbox {
 /// The per-message part of a sandbox.
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
+    /// Where the message came from: the channel, or the stream key of a
+    /// stream entry (`${CHANNEL}` in argv either way).
     pub channel: &'a str,
     /// The server address without credentials.
     pub address: &'a str,
     pub payload: Bytes,
+    /// `Some` for a stream entry: `REDIS_STREAM` (the `channel`),
+    /// `REDIS_MESSAGE_ID` and `REDIS_DELIVERY` are set, and `REDIS_CHANNEL`
+    /// is not.
+    pub stream: Option<StreamEntry<'a>>,
+}
+
+/// What a handler learns of the stream entry it runs on.
+#[derive(Clone, Copy, Debug)]
+pub struct StreamEntry<'a> {
+    /// The entry id, the idempotency key.
+    pub id: &'a str,
+    /// The attempt: 1 the first time the entry is handed to a handler.
+    pub delivery: u32,
 }
 
 /// The capture buffers of one run.
@@ -202,8 +222,14 @@ impl PreparedSandbox {
         for (k, v) in &sandbox.env {
             b.env(k, v);
         }
-        b.env("REDIS_CHANNEL", msg.channel)
-            .env("REDIS_ADDRESS", msg.address)
+        match &msg.stream {
+            None => b.env("REDIS_CHANNEL", msg.channel),
+            Some(entry) => b
+                .env("REDIS_STREAM", msg.channel)
+                .env("REDIS_MESSAGE_ID", entry.id)
+                .env("REDIS_DELIVERY", entry.delivery.to_string()),
+        };
+        b.env("REDIS_ADDRESS", msg.address)
             .env("SPIN_COMPONENT_ID", &sandbox.component_id)
             .env("CONTENT_LENGTH", msg.payload.len().to_string());
         b
@@ -221,6 +247,7 @@ mod tests {
             env: vec![
                 ("A".into(), "1".into()),
                 ("REDIS_CHANNEL".into(), "spoofed".into()),
+                ("REDIS_MESSAGE_ID".into(), "spoofed".into()),
                 ("B".into(), "b".into()),
                 ("A".into(), "2".into()),
             ],

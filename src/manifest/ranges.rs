@@ -13,6 +13,8 @@
 //! | `queue_capacity` | 1 to 10000000 |
 //! | `max_queued_bytes` | 1KiB to 64GiB |
 //! | `drain_timeout` | 0s to 1h |
+//! | `max_deliveries` (stream triggers) | 1 to 1000 |
+//! | `claim_idle` (stream triggers) | 100ms to 48h, and longer than `timeout` |
 //!
 //! Not owned here: the defaults (see `config`).
 
@@ -39,6 +41,15 @@ pub const TIMEOUT: DurationRange = DurationRange {
 pub const DRAIN_TIMEOUT: DurationRange = DurationRange {
     min: Duration::ZERO,
     max: Duration::from_secs(3600),
+};
+pub const CLAIM_IDLE: DurationRange = DurationRange {
+    min: Duration::from_millis(100),
+    max: Duration::from_secs(48 * 3600),
+};
+pub const MAX_DELIVERIES: NumberRange = NumberRange {
+    min: 1,
+    max: 1000,
+    bytes: false,
 };
 pub const MAX_MEMORY: NumberRange = NumberRange {
     min: 64 << 10,

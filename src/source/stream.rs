@@ -694,6 +694,8 @@ async fn read_session(
     let mut cursor: Option<String> = own_pending.then(|| "0".to_string());
     let mut recovered = 0usize;
     let mut want = 1;
+    // Reads refused in a row.
+    let mut refused = 0u32;
     loop {
         // Capacity first: one slot (waiting for it), more if free.
         let first = tokio::select! {
@@ -750,8 +752,34 @@ async fn read_session(
                 }
                 continue;
             }
+            // The key moved away (cluster slot migration) or was deleted
+            // while the read waited: read again.
+            Err(e) if e.code() == Some("UNBLOCKED") => {
+                tracing::debug!(stream = %spec.stream, reason = %describe(&e), "the read was unblocked; reading again");
+                if stopping {
+                    return Ended::Shutdown;
+                }
+                continue;
+            }
+            // Refused (not a lost connection): said, and tried again later.
+            Err(e) if !broken(&e) => {
+                refused += 1;
+                if refused == 1 || refused.is_multiple_of(20) {
+                    tracing::warn!(stream = %spec.stream, group = %spec.group, reason = %describe(&e), attempts = refused, "redis refused to read the stream; retrying");
+                }
+                if stopping {
+                    return Ended::Shutdown;
+                }
+                drop(permits);
+                tokio::select! {
+                    _ = shutdown.cancelled() => return Ended::Shutdown,
+                    _ = tokio::time::sleep(RECONNECT_MAX) => {}
+                }
+                continue;
+            }
             Err(e) => return lost(describe(&e)),
         };
+        refused = 0;
         want = if entries.len() == n {
             (n * 2).min(BATCH)
         } else {
