@@ -3,7 +3,9 @@
 //! Prints one table, every figure measured in the same run on the same
 //! machine: the raw redis-rs subscriber rate (the ceiling), the executors
 //! alone (no Redis), end to end through a real redis-server under a pipelined
-//! flood (every message accounted for), added latency at a fixed rate,
+//! flood (every message accounted for), the same trivial handler fed by a
+//! stream through a consumer group shared by one and by two processes
+//! (every entry acknowledged), added latency at a fixed rate,
 //! start-up with a cold and a warm compiled-code cache, and peak RSS. Needs
 //! the example handlers (`bash examples/build.sh`) and `redis-server`.
 //!
@@ -362,6 +364,90 @@ fn end_to_end(s: &Subject, n: usize, queue: Option<usize>, cache: &Path) -> (f64
     (handled as f64 / (end - start).as_secs_f64(), summary, rss)
 }
 
+/// Streams end to end: `procs` processes share one consumer group while `n`
+/// entries are added (pipelined); returns (entries/s, what the group says
+/// at the end). Done when every entry was read and acknowledged.
+fn streams_end_to_end(n: usize, procs: usize, cache: &Path) -> (f64, String) {
+    let redis = start_redis();
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"bench\"\n[application.trigger.redis]\naddress = \"{}\"\n[[trigger.redis]]\nstream = \"bench\"\ngroup = \"g\"\ncomponent = \"bench\"\nexecutor = {{ type = \"wagi\" }}\n[component.bench]\nsource = \"{}\"\n",
+        redis.url(),
+        repo().join("compat/tests/fixtures/echo.wat").display()
+    );
+    let m = dir.path().join("spin.toml");
+    std::fs::write(&m, text).unwrap();
+    let mut con = connect(&redis);
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg("bench")
+        .arg("g")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut con)
+        .unwrap();
+    let ups: Vec<Up> = (0..procs).map(|_| Up::start(&m, &[], cache)).collect();
+    let consumers = |con: &mut redis::Connection| -> usize {
+        redis::cmd("XINFO")
+            .arg("CONSUMERS")
+            .arg("bench")
+            .arg("g")
+            .query::<Vec<redis::Value>>(con)
+            .map_or(0, |v| v.len())
+    };
+    wait_for("every consumer reading", Duration::from_secs(60), || {
+        consumers(&mut con) == procs
+    });
+    // (entries read, pending, lag) of the group.
+    let group = |con: &mut redis::Connection| -> (i64, i64, i64) {
+        let groups: Vec<std::collections::HashMap<String, redis::Value>> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg("bench")
+            .query(con)
+            .unwrap();
+        let int = |k: &str| match groups[0].get(k) {
+            Some(redis::Value::Int(v)) => *v,
+            _ => -1,
+        };
+        (int("entries-read"), int("pending"), int("lag"))
+    };
+    let start = Instant::now();
+    let publisher = {
+        let url = redis.url();
+        std::thread::spawn(move || {
+            let mut con = redis::Client::open(url).unwrap().get_connection().unwrap();
+            let mut i = 0;
+            while i < n {
+                let mut pipe = redis::pipe();
+                for j in i..(i + 1000).min(n) {
+                    pipe.cmd("XADD")
+                        .arg("bench")
+                        .arg("*")
+                        .arg("payload")
+                        .arg(format!("m{j:07}"))
+                        .ignore();
+                }
+                let () = pipe.query(&mut con).unwrap();
+                i += 1000;
+            }
+        })
+    };
+    let mut last = (0, 0, 0);
+    wait_for("every entry acknowledged", Duration::from_secs(600), || {
+        last = group(&mut con);
+        last.0 == n as i64 && last.1 == 0
+    });
+    let elapsed = start.elapsed();
+    publisher.join().unwrap();
+    for up in ups {
+        let _ = up.stop();
+    }
+    (
+        n as f64 / elapsed.as_secs_f64(),
+        format!("read {}, pending {}, lag {}", last.0, last.1, last.2),
+    )
+}
+
 /// (p50, p99) of publish→start and publish→end in µs at `rate` msg/s.
 fn latency(rate: u64, seconds: u64, cache: &Path) -> ((f64, f64), (f64, f64), usize) {
     let redis = start_redis();
@@ -461,10 +547,10 @@ fn main() {
         "spin-redis benchmark: {messages} messages end to end, {calls} executor calls, {cores} cores"
     );
 
-    // `BENCH_PARTS=alone,e2e` runs only some parts (raw, alone, e2e, flood,
+    // `BENCH_PARTS=alone,e2e` runs only some parts (raw, alone, e2e, streams, flood,
     // latency, startup); the ratios need raw and alone.
     let parts = std::env::var("BENCH_PARTS")
-        .unwrap_or_else(|_| "raw,alone,e2e,flood,latency,startup".into());
+        .unwrap_or_else(|_| "raw,alone,e2e,streams,flood,latency,startup".into());
     let part = |p: &str| parts.split(',').any(|x| x == p);
     let raw = if part("raw") {
         raw_subscriber_rate(messages)
@@ -531,6 +617,20 @@ fn main() {
     // A flood far faster than the handler, with the default queue: memory
     // stays bounded and the overflow is dropped and counted.
     let slow = &subjects()[1];
+    // Streams next to pub/sub: the same trivial handler, entries shared by
+    // one and by two processes through a consumer group.
+    for procs in [1, 2].into_iter().filter(|_| part("streams")) {
+        let (rate, group) = streams_end_to_end(messages, procs, cache.path());
+        row(
+            &mut rows,
+            format!(
+                "streams end to end, {}, {procs} process{}",
+                subjects()[0].name,
+                if procs == 1 { "" } else { "es" }
+            ),
+            format!("{rate:.0} entries/s ({group})"),
+        );
+    }
     if part("flood") {
         let (rate, summary, rss) = end_to_end(slow, messages, None, cache.path());
         row(

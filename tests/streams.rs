@@ -564,7 +564,7 @@ fn stream_settings_are_checked_with_the_file_line_and_field() {
         let (code, _, err) = run(&["up", "-f", m.to_str().unwrap()]);
         assert_eq!(code, 2, "{field}: {err}");
         assert!(
-            err.contains(&format!("spin.toml:")) && err.contains(&format!(": {field}: ")),
+            err.contains("spin.toml:") && err.contains(&format!(": {field}: ")),
             "{field} not named in:\n{err}"
         );
         assert!(err.contains(message), "{message:?} not in:\n{err}");

@@ -7,7 +7,7 @@
 //! | stream field | default | valid |
 //! |---|---|---|
 //! | `group` | `<app name>.<component id>` | not empty |
-//! | `consumer` | `<hostname>-<pid>` | not empty |
+//! | `consumer` | `<hostname>-<pid>` | any; empty means the default |
 //! | `field` | `payload` | not empty |
 //! | `start` | `0` | `0`, `$` or an entry id such as `1700000000000-0` |
 //! | `max_deliveries` | 5 | 1 to 1000 |
@@ -189,10 +189,12 @@ impl Ctx<'_> {
             f.group,
             format!("{}.{}", owner.app, owner.component),
         )?;
+        // Empty (such as an unset variable's default) means the default.
         let consumer = f
             .consumer
-            .map(|c| text("consumer", Some(c), String::new()))
-            .transpose()?;
+            .map(|c| expand("consumer", c))
+            .transpose()?
+            .filter(|c| !c.trim().is_empty());
         let field = text("field", f.field, DEFAULT_FIELD.into())?;
         let start = text("start", f.start, DEFAULT_START.into())?;
         if !is_start(&start) {

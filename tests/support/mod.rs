@@ -415,7 +415,7 @@ pub fn free_cluster_port() -> u16 {
     for _ in 0..1000 {
         let l = TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
         let port = l.local_addr().expect("local addr").port();
-        if port > 55535 || port < 1024 {
+        if !(1024..=55535).contains(&port) {
             // Outside the range: take one below it, derived from this one.
             let candidate = 20000 + port % 30000;
             if TcpListener::bind(("127.0.0.1", candidate)).is_ok()
