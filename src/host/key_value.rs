@@ -1,0 +1,611 @@
+//! Key-value stores for components: `fermyon:spin/key-value@2.0.0`,
+//! `spin:key-value/key-value@3.0.0` (async; `get-keys` is a stream) and the
+//! unversioned `fermyon:spin/key-value` of older SDKs (stores are `u32`
+//! handles there).
+//!
+//! A store is a label: `default`, or one defined by the runtime config
+//! (`runtime_config`). Two backends, as in Spin:
+//! - SQLite (`type = "spin"`; the `default` store unless configured
+//!   otherwise): Spin's own table `spin_key_value(store, key, value)` with the
+//!   label in `store`, in `.spin/sqlite_key_value.db` beside the manifest, so
+//!   a Spin app's data carries over both ways. Opened on first use; every
+//!   call runs on a blocking thread, never on a handler worker.
+//! - Redis (`type = "redis"`): keys and values as they are, on the app's
+//!   pooled connection to that address (see `redis::Pool`).
+//!
+//! A component may open only the labels in its `key_value_stores`:
+//! another label is `access-denied`; a listed label that no store defines is
+//! `no-such-store` (start-up refuses such a manifest, as Spin does, so this
+//! is not seen in practice). Each instance may hold [`MAX_OPEN`] open stores
+//! (`store-table-full` beyond).
+//!
+//! Not owned here: reading the runtime config file (`runtime_config`).
+
+use super::{HasHost, HostData, HostView};
+use crate::address::RedisAddress;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use wasmtime::component::{Accessor, FutureReader, Linker, Resource, StreamReader};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        inline: "
+            package spin-redis:host;
+            world key-value {
+                import fermyon:spin/key-value;
+                import fermyon:spin/key-value@2.0.0;
+                import spin:key-value/key-value@3.0.0;
+            }
+        ",
+        path: [
+            "wit/spin/fermyon-spin",
+            "wit/spin/fermyon-spin@2.0.0",
+            "wit/spin/spin-key-value@3.0.0",
+        ],
+        imports: { default: async | trappable },
+        with: {
+            "fermyon:spin/key-value@2.0.0.store": super::OpenStore,
+            "spin:key-value/key-value@3.0.0.store": super::OpenStore,
+        },
+    });
+}
+
+use bindings::fermyon::spin::key_value as v1;
+use bindings::fermyon::spin2_0_0::key_value as v2;
+use bindings::spin::key_value::key_value as v3;
+
+/// The interfaces [`link`] defines.
+pub const INTERFACES: &[&str] = &[
+    "fermyon:spin/key-value",
+    "fermyon:spin/key-value@2.0.0",
+    "spin:key-value/key-value@3.0.0",
+];
+
+/// Stores one instance may hold open at once.
+pub const MAX_OPEN: usize = 256;
+/// The largest reply a store may hand a guest (as in Spin).
+const MAX_REPLY_BYTES: usize = 128 << 20;
+
+/// The app's stores, by label.
+#[derive(Default)]
+pub struct Stores {
+    by_label: BTreeMap<String, Arc<Backend>>,
+}
+
+/// Where a store's data lives.
+pub enum Backend {
+    Sqlite { db: Arc<SqliteDb>, label: String },
+    Redis { address: RedisAddress },
+}
+
+/// A SQLite database file (or an in-memory one), opened on first use and
+/// shared by every label that names it.
+pub struct SqliteDb {
+    path: Option<PathBuf>,
+    conn: OnceLock<Result<Arc<Mutex<rusqlite::Connection>>, String>>,
+}
+
+impl SqliteDb {
+    /// A database at `path` (`None`: in memory, gone at exit).
+    pub fn new(path: Option<PathBuf>) -> SqliteDb {
+        SqliteDb {
+            path,
+            conn: OnceLock::new(),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match &self.path {
+            Some(p) => format!("SQLite {:?}", p.display().to_string()),
+            None => "SQLite in memory".into(),
+        }
+    }
+
+    /// Runs on a blocking thread.
+    fn connection(&self) -> Result<Arc<Mutex<rusqlite::Connection>>, String> {
+        self.conn
+            .get_or_init(|| self.open().map(|c| Arc::new(Mutex::new(c))))
+            .clone()
+    }
+
+    fn open(&self) -> Result<rusqlite::Connection, String> {
+        let opened = match &self.path {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        format!("cannot create {:?}: {e}", dir.display().to_string())
+                    })?;
+                }
+                rusqlite::Connection::open(path)
+            }
+            None => rusqlite::Connection::open_in_memory(),
+        };
+        let conn = opened.map_err(|e| format!("cannot open {}: {e}", self.describe()))?;
+        // Another process (Spin itself, another spin-redis) may hold the
+        // file: wait for its lock rather than fail at once.
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .and_then(|()| {
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS spin_key_value (
+                        store TEXT NOT NULL,
+                        key   TEXT NOT NULL,
+                        value BLOB NOT NULL,
+                        PRIMARY KEY (store, key)
+                    )",
+                    [],
+                )
+            })
+            .map_err(|e| format!("cannot prepare {}: {e}", self.describe()))?;
+        Ok(conn)
+    }
+}
+
+impl Stores {
+    pub fn insert(&mut self, label: String, backend: Backend) {
+        self.by_label.insert(label, Arc::new(backend));
+    }
+
+    pub fn contains(&self, label: &str) -> bool {
+        self.by_label.contains_key(label)
+    }
+
+    pub fn labels(&self) -> impl Iterator<Item = &str> {
+        self.by_label.keys().map(String::as_str)
+    }
+
+    /// What backs `label`, for start-up logs (no credentials).
+    pub fn describe(&self, label: &str) -> Option<String> {
+        self.by_label.get(label).map(|b| match &**b {
+            Backend::Sqlite { db, .. } => db.describe(),
+            Backend::Redis { address } => format!("Redis {}", address.redacted()),
+        })
+    }
+}
+
+/// Why a store operation failed, before it is put in an interface's words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvError {
+    NoSuchStore,
+    AccessDenied,
+    TableFull,
+    Other(String),
+}
+
+/// An open store: the guest's handle (`store` resource, or a `u32` in the
+/// unversioned interface).
+pub struct OpenStore {
+    backend: Arc<Backend>,
+    pool: Arc<super::AppHost>,
+}
+
+impl OpenStore {
+    async fn get(&self, key: String) -> Result<Option<Vec<u8>>, KvError> {
+        match &*self.backend {
+            Backend::Sqlite { db, label } => {
+                let label = label.clone();
+                sqlite(db, move |c| {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    )?;
+                    let mut rows = stmt.query(rusqlite::params![label, key])?;
+                    rows.next()?.map(|r| r.get::<_, Vec<u8>>(0)).transpose()
+                })
+                .await
+            }
+            Backend::Redis { address } => {
+                let v: Option<Vec<u8>> = self.redis(address, redis::cmd("GET").arg(key)).await?;
+                if v.as_ref().is_some_and(|v| v.len() > MAX_REPLY_BYTES) {
+                    return Err(KvError::Other(format!(
+                        "the value is larger than {MAX_REPLY_BYTES} bytes"
+                    )));
+                }
+                Ok(v)
+            }
+        }
+    }
+
+    async fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
+        match &*self.backend {
+            Backend::Sqlite { db, label } => {
+                let label = label.clone();
+                sqlite(db, move |c| {
+                    c.prepare_cached(
+                        "INSERT INTO spin_key_value (store, key, value) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(store, key) DO UPDATE SET value = ?3",
+                    )?
+                    .execute(rusqlite::params![label, key, value])
+                    .map(drop)
+                })
+                .await
+            }
+            Backend::Redis { address } => {
+                self.redis(address, redis::cmd("SET").arg(key).arg(value))
+                    .await
+            }
+        }
+    }
+
+    async fn delete(&self, key: String) -> Result<(), KvError> {
+        match &*self.backend {
+            Backend::Sqlite { db, label } => {
+                let label = label.clone();
+                sqlite(db, move |c| {
+                    c.prepare_cached("DELETE FROM spin_key_value WHERE store = ?1 AND key = ?2")?
+                        .execute(rusqlite::params![label, key])
+                        .map(drop)
+                })
+                .await
+            }
+            Backend::Redis { address } => self
+                .redis::<i64>(address, redis::cmd("DEL").arg(key))
+                .await
+                .map(drop),
+        }
+    }
+
+    async fn exists(&self, key: String) -> Result<bool, KvError> {
+        match &*self.backend {
+            Backend::Sqlite { db, label } => {
+                let label = label.clone();
+                sqlite(db, move |c| {
+                    c.prepare_cached(
+                        "SELECT EXISTS(SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2)",
+                    )?
+                    .query_row(rusqlite::params![label, key], |r| r.get::<_, bool>(0))
+                })
+                .await
+            }
+            Backend::Redis { address } => self.redis(address, redis::cmd("EXISTS").arg(key)).await,
+        }
+    }
+
+    async fn get_keys(&self) -> Result<Vec<String>, KvError> {
+        let keys: Vec<String> = match &*self.backend {
+            Backend::Sqlite { db, label } => {
+                let label = label.clone();
+                sqlite(db, move |c| {
+                    let mut stmt =
+                        c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?;
+                    let keys = stmt
+                        .query_map(rusqlite::params![label], |r| r.get::<_, String>(0))?
+                        .collect::<Result<Vec<_>, _>>()?;
+                    Ok(keys)
+                })
+                .await?
+            }
+            Backend::Redis { address } => self.redis(address, redis::cmd("KEYS").arg("*")).await?,
+        };
+        let bytes: usize = keys.iter().map(|k| k.len() + 24).sum();
+        if bytes > MAX_REPLY_BYTES {
+            return Err(KvError::Other(format!(
+                "the keys take more than {MAX_REPLY_BYTES} bytes"
+            )));
+        }
+        Ok(keys)
+    }
+
+    async fn redis<T: redis::FromRedisValue>(
+        &self,
+        address: &RedisAddress,
+        cmd: &redis::Cmd,
+    ) -> Result<T, KvError> {
+        let mut conn = self
+            .pool
+            .redis
+            .shared(address)
+            .await
+            .map_err(|e| KvError::Other(e.to_string()))?;
+        cmd.query_async(&mut conn)
+            .await
+            .map_err(|e| KvError::Other(e.to_string()))
+    }
+}
+
+/// Runs `f` on the database's connection on a blocking thread.
+async fn sqlite<R: Send + 'static>(
+    db: &Arc<SqliteDb>,
+    f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<R> + Send + 'static,
+) -> Result<R, KvError> {
+    let db = db.clone();
+    tokio::task::spawn_blocking(move || {
+        let conn = db.connection()?;
+        let guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        f(&guard).map_err(|e| format!("{}: {e}", db.describe()))
+    })
+    .await
+    .map_err(|e| KvError::Other(format!("the key-value call did not finish: {e}")))?
+    .map_err(KvError::Other)
+}
+
+/// Opens `label` for the instance behind `view`.
+fn open(
+    view: &mut HostView<'_>,
+    label: &str,
+) -> wasmtime::Result<Result<Resource<OpenStore>, KvError>> {
+    let component = &view.host.component;
+    if !component.key_value_stores.iter().any(|l| l == label) {
+        return Ok(Err(KvError::AccessDenied));
+    }
+    let Some(backend) = component.app.stores.by_label.get(label).cloned() else {
+        return Ok(Err(KvError::NoSuchStore));
+    };
+    if view.host.open_stores >= MAX_OPEN {
+        return Ok(Err(KvError::TableFull));
+    }
+    let store = OpenStore {
+        backend,
+        pool: component.app.clone(),
+    };
+    let r = view.table.push(store)?;
+    view.host.open_stores += 1;
+    Ok(Ok(r))
+}
+
+fn close(view: &mut HostView<'_>, store: Resource<OpenStore>) -> wasmtime::Result<()> {
+    view.table.delete(store)?;
+    view.host.open_stores = view.host.open_stores.saturating_sub(1);
+    Ok(())
+}
+
+/// A handle to an open store, to use outside the store's lock.
+fn handle(view: &HostView<'_>, store: &Resource<OpenStore>) -> wasmtime::Result<OpenStore> {
+    let s = view.table.get(store)?;
+    Ok(OpenStore {
+        backend: s.backend.clone(),
+        pool: s.pool.clone(),
+    })
+}
+
+/// Adds the key-value interfaces to `linker`.
+pub fn link<T: HasHost>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    v1::add_to_linker::<T, HostData>(linker, T::host_view)?;
+    v2::add_to_linker::<T, HostData>(linker, T::host_view)?;
+    v3::add_to_linker::<T, HostData>(linker, T::host_view)?;
+    Ok(())
+}
+
+// ---- fermyon:spin/key-value@2.0.0 ----
+
+fn err_v2(e: KvError) -> v2::Error {
+    match e {
+        KvError::NoSuchStore => v2::Error::NoSuchStore,
+        KvError::AccessDenied => v2::Error::AccessDenied,
+        KvError::TableFull => v2::Error::StoreTableFull,
+        KvError::Other(m) => v2::Error::Other(m),
+    }
+}
+
+impl v2::Host for HostView<'_> {}
+
+impl v2::HostStore for HostView<'_> {
+    async fn open(
+        &mut self,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<OpenStore>, v2::Error>> {
+        Ok(open(self, &label)?.map_err(err_v2))
+    }
+
+    async fn get(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, v2::Error>> {
+        Ok(handle(self, &store)?.get(key).await.map_err(err_v2))
+    }
+
+    async fn set(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), v2::Error>> {
+        Ok(handle(self, &store)?.set(key, value).await.map_err(err_v2))
+    }
+
+    async fn delete(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), v2::Error>> {
+        Ok(handle(self, &store)?.delete(key).await.map_err(err_v2))
+    }
+
+    async fn exists(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, v2::Error>> {
+        Ok(handle(self, &store)?.exists(key).await.map_err(err_v2))
+    }
+
+    async fn get_keys(
+        &mut self,
+        store: Resource<OpenStore>,
+    ) -> wasmtime::Result<Result<Vec<String>, v2::Error>> {
+        Ok(handle(self, &store)?.get_keys().await.map_err(err_v2))
+    }
+
+    async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
+        close(self, store)
+    }
+}
+
+// ---- spin:key-value/key-value@3.0.0 (async) ----
+
+fn err_v3(e: KvError) -> v3::Error {
+    match e {
+        KvError::NoSuchStore => v3::Error::NoSuchStore,
+        KvError::AccessDenied => v3::Error::AccessDenied,
+        KvError::TableFull => v3::Error::StoreTableFull,
+        KvError::Other(m) => v3::Error::Other(m),
+    }
+}
+
+impl v3::Host for HostView<'_> {}
+
+impl v3::HostStore for HostView<'_> {
+    async fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
+        close(self, store)
+    }
+}
+
+fn handle_v3<T>(
+    accessor: &Accessor<T, HostData>,
+    store: &Resource<OpenStore>,
+) -> wasmtime::Result<OpenStore> {
+    accessor.with(|mut access| handle(&access.get(), store))
+}
+
+impl<T: Send> v3::HostStoreWithStore<T> for HostData {
+    async fn open(
+        accessor: &Accessor<T, Self>,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<OpenStore>, v3::Error>> {
+        accessor.with(|mut access| Ok(open(&mut access.get(), &label)?.map_err(err_v3)))
+    }
+
+    async fn get(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, v3::Error>> {
+        Ok(handle_v3(accessor, &store)?.get(key).await.map_err(err_v3))
+    }
+
+    async fn set(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), v3::Error>> {
+        Ok(handle_v3(accessor, &store)?
+            .set(key, value)
+            .await
+            .map_err(err_v3))
+    }
+
+    async fn delete(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), v3::Error>> {
+        Ok(handle_v3(accessor, &store)?
+            .delete(key)
+            .await
+            .map_err(err_v3))
+    }
+
+    async fn exists(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, v3::Error>> {
+        Ok(handle_v3(accessor, &store)?
+            .exists(key)
+            .await
+            .map_err(err_v3))
+    }
+
+    async fn get_keys(
+        accessor: &Accessor<T, Self>,
+        store: Resource<OpenStore>,
+    ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), v3::Error>>)> {
+        // The keys are read at once (bounded by MAX_REPLY_BYTES), then
+        // streamed; a failure is an empty stream and an error in the future.
+        let (keys, done) = match handle_v3(accessor, &store)?.get_keys().await {
+            Ok(keys) => (keys, Ok(())),
+            Err(e) => (Vec::new(), Err(err_v3(e))),
+        };
+        accessor.with(|mut access| {
+            let stream = StreamReader::new(&mut access, keys)?;
+            let future =
+                FutureReader::new(&mut access, async move { wasmtime::Result::<_>::Ok(done) })?;
+            Ok((stream, future))
+        })
+    }
+}
+
+// ---- fermyon:spin/key-value (unversioned: `u32` handles) ----
+
+fn err_v1(e: KvError) -> v1::Error {
+    match e {
+        KvError::NoSuchStore => v1::Error::NoSuchStore,
+        KvError::AccessDenied => v1::Error::AccessDenied,
+        KvError::TableFull => v1::Error::StoreTableFull,
+        KvError::Other(m) => v1::Error::Io(m),
+    }
+}
+
+/// The open store behind an unversioned handle (`invalid-store` if none).
+fn handle_v1(view: &HostView<'_>, store: u32) -> Result<OpenStore, v1::Error> {
+    handle(view, &Resource::new_own(store)).map_err(|_| v1::Error::InvalidStore)
+}
+
+impl v1::Host for HostView<'_> {
+    async fn open(&mut self, name: String) -> wasmtime::Result<Result<u32, v1::Error>> {
+        Ok(open(self, &name)?.map(|r| r.rep()).map_err(err_v1))
+    }
+
+    async fn get(
+        &mut self,
+        store: u32,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<u8>, v1::Error>> {
+        let s = match handle_v1(self, store) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(e)),
+        };
+        // The unversioned `get` has no `option`: a missing key is an error.
+        Ok(match s.get(key).await {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(v1::Error::NoSuchKey),
+            Err(e) => Err(err_v1(e)),
+        })
+    }
+
+    async fn set(
+        &mut self,
+        store: u32,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), v1::Error>> {
+        Ok(match handle_v1(self, store) {
+            Ok(s) => s.set(key, value).await.map_err(err_v1),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn delete(&mut self, store: u32, key: String) -> wasmtime::Result<Result<(), v1::Error>> {
+        Ok(match handle_v1(self, store) {
+            Ok(s) => s.delete(key).await.map_err(err_v1),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn exists(
+        &mut self,
+        store: u32,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, v1::Error>> {
+        Ok(match handle_v1(self, store) {
+            Ok(s) => s.exists(key).await.map_err(err_v1),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn get_keys(&mut self, store: u32) -> wasmtime::Result<Result<Vec<String>, v1::Error>> {
+        Ok(match handle_v1(self, store) {
+            Ok(s) => s.get_keys().await.map_err(err_v1),
+            Err(e) => Err(e),
+        })
+    }
+
+    async fn close(&mut self, store: u32) -> wasmtime::Result<()> {
+        // Closing a handle that is not open has no effect.
+        if handle_v1(self, store).is_ok() {
+            close(self, Resource::new_own(store))?;
+        }
+        Ok(())
+    }
+}
