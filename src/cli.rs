@@ -84,6 +84,17 @@ pub struct Common {
     /// Do not use the compiled-code cache.
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Spin's runtime config file: key-value stores
+    /// (`[key_value_store.<label>]` with type = "spin" or "redis") and
+    /// `state_dir`.
+    #[arg(long, value_name = "FILE")]
+    pub runtime_config_file: Option<PathBuf>,
+
+    /// The state folder, where the default key-value store lives
+    /// (sqlite_key_value.db) [default: .spin beside the manifest].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -50,6 +50,9 @@ pub struct RunConfig {
     pub max_queued_bytes: u64,
     pub drain_timeout: Duration,
     pub tls_ca_file: Option<PathBuf>,
+    /// The runtime config file and state folder (key-value stores); set by
+    /// `prepare::setup` from `--runtime-config-file` and `--state-dir`.
+    pub host: crate::host::runtime_config::HostConfig,
 }
 
 impl RunConfig {
@@ -94,6 +97,7 @@ impl RunConfig {
                 .tls_ca_file
                 .clone()
                 .or_else(|| manifest.tls_ca_file.clone()),
+            host: Default::default(),
         }
     }
 }

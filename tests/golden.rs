@@ -86,10 +86,19 @@ fn run_case(dir: &Path) -> BTreeMap<String, Produced> {
                 .count()
         })
         .sum();
+    // A fresh key-value store for every run (not the one beside the
+    // example's manifest), so counts start at zero.
+    let state = tempfile::tempdir().unwrap();
     let mut s = SpinRedis::up_with_env(
         &redis,
         &manifest_path,
-        &["--max-concurrency", "1", "-q"],
+        &[
+            "--max-concurrency",
+            "1",
+            "-q",
+            "--state-dir",
+            state.path().to_str().unwrap(),
+        ],
         &[
             ("SPIN_VARIABLE_REDIS_PORT", &port),
             ("SPIN_REDIS_LOG", "info,spin_redis::dispatch=debug"),

@@ -34,6 +34,20 @@ pub struct Component {
     /// Globs relative to the manifest's folder: files matching one are not
     /// mounted even when a `files` entry covers them (as in Spin).
     pub exclude_files: Vec<String>,
+    /// What the component may use of Spin's host APIs.
+    pub host_apis: HostApis,
+}
+
+/// A component's grants for Spin's host APIs (see `host`): validated, with
+/// templates expanded.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostApis {
+    /// Where outbound Redis and HTTP may connect; empty: nowhere.
+    pub allowed_outbound_hosts: crate::host::allowed_hosts::AllowedHosts,
+    /// The key-value store labels it may open.
+    pub key_value_stores: Vec<String>,
+    /// Its variables, expanded (values are never shown).
+    pub variables: crate::host::variables::ComponentVariables,
 }
 
 /// One entry of a component's `files`.
