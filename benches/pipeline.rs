@@ -17,6 +17,7 @@ use futures_util::StreamExt as _;
 use spin_redis::component::ComponentHandler;
 use spin_redis::engine::{EngineOptions, Runtime};
 use spin_redis::executor::Executor;
+use spin_redis::host::ComponentHost;
 use spin_redis_compat::{CompatModule, Limits, Message, Mount, Sandbox};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -170,7 +171,14 @@ fn prepare(rt: &Runtime, s: &Subject) -> Executor {
             CompatModule::prepare(&rt.engine, &bytes, "_start", sandbox, limits).unwrap(),
         ),
         _ => Executor::Component(
-            ComponentHandler::prepare(&rt.engine, &bytes, sandbox, limits).unwrap(),
+            ComponentHandler::prepare(
+                &rt.engine,
+                &bytes,
+                sandbox,
+                limits,
+                ComponentHost::ungranted("bench"),
+            )
+            .unwrap(),
         ),
     }
 }
@@ -508,6 +516,64 @@ fn latency(rate: u64, seconds: u64, cache: &Path) -> ((f64, f64), (f64, f64), us
 }
 
 /// Seconds from `up` starting to the subscription, for the Python component.
+/// Connections the server has, besides the one asking.
+fn client_count(redis: &Redis) -> usize {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query(&mut connect(redis))
+        .unwrap();
+    list.lines().count().saturating_sub(1)
+}
+
+fn counter(redis: &Redis) -> usize {
+    let v: Option<usize> = redis::cmd("GET")
+        .arg("bench")
+        .query(&mut connect(redis))
+        .unwrap();
+    v.unwrap_or(0)
+}
+
+/// A Spin SDK 5 component doing one outbound `INCR` per message
+/// (examples/spin-sdk5-rust, payload `incr:bench`), end to end. Returns
+/// (messages/s, the server's connections after the first message, and after
+/// all of them): pooled connections do not grow with the message count.
+fn host_api_end_to_end(n: usize, cache: &Path) -> (f64, usize, usize) {
+    let redis = start_redis();
+    let dir = tempfile::tempdir().unwrap();
+    let url = redis.url();
+    let text = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"bench\"\n[application.trigger.redis]\naddress = \"{url}\"\n[[trigger.redis]]\nchannel = \"bench\"\ncomponent = \"bench\"\n[component.bench]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{url}\"]\n[component.bench.variables]\nredis_address = \"{url}\"\n",
+        repo()
+            .join("examples/spin-sdk5-rust/handler.wasm")
+            .display()
+    );
+    let m = dir.path().join("spin.toml");
+    std::fs::write(&m, text).unwrap();
+    let n_s = n.to_string();
+    let up = Up::start(&m, &["--queue-capacity", &n_s], cache);
+    wait_for("subscription", Duration::from_secs(60), || {
+        redis.subscribers("bench") > 0
+    });
+    flood(&url, "bench", 1, |_| b"incr:bench".to_vec());
+    wait_for("the first INCR", Duration::from_secs(60), || {
+        counter(&redis) >= 1
+    });
+    let after_first = client_count(&redis);
+    let start = Instant::now();
+    let publisher = {
+        let url = url.clone();
+        std::thread::spawn(move || flood(&url, "bench", n, |_| b"incr:bench".to_vec()))
+    };
+    wait_for("every INCR", Duration::from_secs(600), || {
+        counter(&redis) > n
+    });
+    let elapsed = start.elapsed();
+    publisher.join().unwrap();
+    let after_all = client_count(&redis);
+    up.stop();
+    (n as f64 / elapsed.as_secs_f64(), after_first, after_all)
+}
+
 fn start_up(cache: &Path) -> f64 {
     let redis = start_redis();
     let manifest = repo().join("examples/python/spin.toml");
@@ -547,10 +613,10 @@ fn main() {
         "spin-redis benchmark: {messages} messages end to end, {calls} executor calls, {cores} cores"
     );
 
-    // `BENCH_PARTS=alone,e2e` runs only some parts (raw, alone, e2e, streams, flood,
+    // `BENCH_PARTS=alone,e2e` runs only some parts (raw, alone, e2e, streams, flood, hostapi,
     // latency, startup); the ratios need raw and alone.
     let parts = std::env::var("BENCH_PARTS")
-        .unwrap_or_else(|_| "raw,alone,e2e,streams,flood,latency,startup".into());
+        .unwrap_or_else(|_| "raw,alone,e2e,streams,flood,hostapi,latency,startup".into());
     let part = |p: &str| parts.split(',').any(|x| x == p);
     let raw = if part("raw") {
         raw_subscriber_rate(messages)
@@ -639,6 +705,17 @@ fn main() {
             format!(
                 "{rate:.0} msg/s handled ({summary}), peak RSS {:.1} MiB",
                 rss as f64 / 1024.0
+            ),
+        );
+    }
+    if part("hostapi") {
+        let (rate, first, all) = host_api_end_to_end(messages, cache.path());
+        row(
+            &mut rows,
+            "end to end, Spin SDK 5 component doing one outbound INCR per message (host API)",
+            format!(
+                "{rate:.0} msg/s; redis connections: {first} after 1 message, {all} after {} (spin-redis's subscriber + the pooled outbound connection)",
+                messages + 1
             ),
         );
     }

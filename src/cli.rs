@@ -44,6 +44,15 @@ pub enum Command {
     /// Run one component once on one payload, without Redis, and print its
     /// output and result.
     Invoke(InvokeArgs),
+    /// Validate the manifest and compile every component (filling the
+    /// cache) without connecting to Redis; print one line per trigger.
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub common: Common,
 }
 
 /// Options shared by `up` and `invoke`.
@@ -137,6 +146,11 @@ pub struct UpArgs {
     /// the system roots).
     #[arg(long, value_name = "FILE")]
     pub tls_ca_file: Option<PathBuf>,
+
+    /// Serve Prometheus metrics at /metrics, and /healthz and /readyz
+    /// probes, on this address (such as 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Args)]

@@ -11,10 +11,10 @@
 //!   wasmtime's component-model-async support.
 //!
 //! WASI preview2 is linked with the same sandbox as the compat executor (see
-//! `spin_redis_compat::sandbox`). Every other import, such as Spin's host APIs
-//! (`fermyon:spin/*`, `spin:*`), is linked to a failing stub (see
-//! `host_stubs`), so the component loads and only a message that calls one
-//! fails, with an error naming the import.
+//! `spin_redis_compat::sandbox`), and Spin's host APIs (outbound Redis and
+//! HTTP, variables, key-value) from `host`. Every other import is linked to a
+//! failing stub (see `host_stubs`), so the component loads and only a message
+//! that calls one fails, with an error naming the import.
 //!
 //! Not owned here: choosing between this and the compat executor (see
 //! `executor`), logs, Redis.
@@ -28,6 +28,10 @@ use wasmtime::component::{
     Component, ComponentExportIndex, ComponentType, InstancePre, Lift, Linker, ResourceTable,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::host::{ComponentHost, HasHost, HostView, InstanceHost};
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Which handler interface a component exports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +122,23 @@ pub struct ComponentState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
+    /// Spin's host APIs for this instance (see `host`).
+    host: InstanceHost,
+}
+
+impl HasHost for ComponentState {
+    fn host_view(&mut self) -> HostView<'_> {
+        HostView {
+            host: &mut self.host,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl wasmtime_wasi_http::WasiHttpView for ComponentState {
+    fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
+        self.host.http.view(&mut self.table)
+    }
 }
 
 impl WasiView for ComponentState {
@@ -129,22 +150,35 @@ impl WasiView for ComponentState {
     }
 }
 
+/// One import of a component, and whether the host provides it (else it is
+/// a stub that fails the message that calls it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    pub name: String,
+    pub provided: bool,
+}
+
 /// A prepared component handler.
 pub struct ComponentHandler {
+    imports: Vec<Import>,
     engine: Engine,
     pre: InstancePre<ComponentState>,
     interface: Interface,
     func: ComponentExportIndex,
     sandbox: PreparedSandbox,
     limits: Limits,
+    host: Arc<ComponentHost>,
 }
 
 impl ComponentHandler {
+    /// `host` is what the component's manifest grants it (allowed hosts,
+    /// variables, stores).
     pub fn prepare(
         engine: &Engine,
         bytes: &[u8],
         sandbox: Sandbox,
         limits: Limits,
+        host: Arc<ComponentHost>,
     ) -> Result<Self, PrepareError> {
         match WasmKind::of(bytes) {
             WasmKind::Component => {}
@@ -157,25 +191,43 @@ impl ComponentHandler {
         let mut linker: Linker<ComponentState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        crate::host_stubs::link(engine, &mut linker, &component)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        // Spin's host APIs first: the stubs skip what they define.
+        crate::host::link(&mut linker).map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let stubbed =
+            crate::host_stubs::link_except(engine, &mut linker, &component, crate::host::provides)
+                .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let imports = component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| Import {
+                name: name.to_string(),
+                provided: !stubbed.iter().any(|s| s == name),
+            })
+            .collect();
         let pre = linker
             .instantiate_pre(&component)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         let sandbox =
             PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
         Ok(ComponentHandler {
+            imports,
             engine: engine.clone(),
             pre,
             interface,
             func,
             sandbox,
             limits,
+            host,
         })
     }
 
     pub fn interface(&self) -> Interface {
         self.interface
+    }
+
+    /// What the component imports, in its own order.
+    pub fn imports(&self) -> &[Import] {
+        &self.imports
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -195,6 +247,7 @@ impl ComponentHandler {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap(self.limits.max_memory_bytes),
+            host: InstanceHost::new(self.host.clone(), Instant::now() + self.limits.timeout),
         };
         let mut store = limited_store(&self.engine, state, self.limits.timeout, |s| &mut s.memory);
         let payload: &[u8] = &msg.payload;

@@ -20,12 +20,20 @@
 //! [`Shared::cancel`] stops the handlers still running; they are counted cut
 //! short.
 //!
-//! Not owned here: Redis (see `subscriber`) and running wasm (see `executor`).
+//! Stream triggers have no queue (the stream is the queue): their source
+//! holds a [`Capacity`] (the same own bound, reserved slot and shared pool),
+//! reads only as many entries as it holds slots for, and runs each through
+//! [`run_delivery`], like a queued delivery.
+//!
+//! Not owned here: Redis (see `source`) and running wasm (see `executor`).
 
 use crate::executor::Handler;
 use crate::logs::Logs;
+use crate::ops::metrics::{Metrics, RouteMetrics};
+use crate::ops::telemetry::Telemetry;
 use crate::stats::{Delivery, Settled, Stats};
 use bytes::Bytes;
+use spin_redis_compat::HandlerError;
 use spin_redis_compat::sandbox::Message;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -65,6 +73,9 @@ pub struct Shared {
     /// Cancelled at the drain deadline: running handlers stop, queued
     /// deliveries are not started.
     pub cancel: CancellationToken,
+    pub metrics: Arc<Metrics>,
+    /// One span per delivery when traces are on.
+    pub telemetry: Option<Arc<Telemetry>>,
 }
 
 /// One queued delivery.
@@ -76,6 +87,7 @@ struct Queued {
 struct RouteTx {
     component: String,
     tx: mpsc::Sender<Queued>,
+    metrics: Arc<RouteMetrics>,
 }
 
 /// Routes messages to trigger queues; see the module docs.
@@ -97,16 +109,18 @@ impl Dispatcher {
         let mut routes: HashMap<(String, String), Vec<RouteTx>> = HashMap::new();
         for spec in specs {
             let (tx, rx) = mpsc::channel(queue_capacity);
+            let metrics = Arc::new(shared.metrics.route(&spec.handler.component, &spec.channel));
             routes
                 .entry((spec.address_key.clone(), spec.channel.clone()))
                 .or_default()
                 .push(RouteTx {
                     component: spec.handler.component.clone(),
                     tx,
+                    metrics: metrics.clone(),
                 });
             // One slot of its own, see the module docs.
             let reserved = Arc::new(Semaphore::new(1));
-            workers.spawn(worker(spec, rx, reserved, shared.clone()));
+            workers.spawn(worker(spec, rx, reserved, metrics, shared.clone()));
         }
         workers.close();
         (Dispatcher { routes, shared }, workers)
@@ -126,6 +140,9 @@ impl Dispatcher {
         tracing::trace!(channel = %channel, bytes = payload.len(), "received");
         if payload.len() as u64 > self.shared.max_payload {
             let n = stats.skip(routes.len() as u64);
+            for r in routes {
+                r.metrics.skipped.inc();
+            }
             tracing::warn!(
                 channel,
                 bytes = payload.len(),
@@ -148,7 +165,10 @@ impl Dispatcher {
                     account,
                 };
                 match r.tx.try_send(item) {
-                    Ok(()) => None,
+                    Ok(()) => {
+                        r.metrics.queue_depth.inc();
+                        None
+                    }
                     Err(mpsc::error::TrySendError::Full(item)) => {
                         Some(("queue full", item.account))
                     }
@@ -160,6 +180,7 @@ impl Dispatcher {
             if let Some((why, account)) = refused {
                 shared.queued_bytes.fetch_sub(len, Ordering::Relaxed);
                 let n = account.settle(Settled::Dropped);
+                r.metrics.dropped.inc();
                 // Log the first drop and then one in a thousand: a flood
                 // must not turn into a flood of log lines. All are counted.
                 if n == 1 || n.is_multiple_of(1000) {
@@ -174,6 +195,7 @@ async fn worker(
     spec: RouteSpec,
     mut rx: mpsc::Receiver<Queued>,
     reserved: Arc<Semaphore>,
+    metrics: Arc<RouteMetrics>,
     shared: Arc<Shared>,
 ) {
     let own = spec
@@ -193,6 +215,7 @@ async fn worker(
         shared
             .queued_bytes
             .fetch_sub(item.payload.len() as u64, Ordering::Relaxed);
+        metrics.queue_depth.dec();
         let permits = tokio::select! {
             biased;
             // Dropping `item` counts it cut short.
@@ -203,9 +226,10 @@ async fn worker(
         let shared2 = shared.clone();
         let channel = channel.clone();
         let address = address.clone();
+        let metrics = metrics.clone();
         shared.tracker.spawn_on(
             async move {
-                run_one(&handler, &channel, &address, item, &shared2).await;
+                run_one(&handler, &channel, &address, item, &metrics, &shared2).await;
                 drop(permits);
             },
             &shared.handlers,
@@ -215,6 +239,49 @@ async fn worker(
     // short (see `stats`).
 }
 
+/// The permits one running delivery holds: its trigger's own bound (if it
+/// has one) and a handler slot.
+pub type Permits = (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit);
+
+/// The handler capacity of a trigger that reads only what it can run at once
+/// (a stream): the same own bound, reserved slot and shared pool as a
+/// worker's.
+pub struct Capacity {
+    own: Option<Arc<Semaphore>>,
+    reserved: Arc<Semaphore>,
+    pool: Arc<Semaphore>,
+}
+
+impl Capacity {
+    pub fn new(max_concurrency: Option<usize>, pool: Arc<Semaphore>) -> Capacity {
+        Capacity {
+            own: max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
+            reserved: Arc::new(Semaphore::new(1)),
+            pool,
+        }
+    }
+
+    /// Waits for a slot; see [`acquire`].
+    pub async fn acquire(&self) -> Permits {
+        acquire(self.own.as_ref(), &self.reserved, &self.pool).await
+    }
+
+    /// A slot if one is free now.
+    pub fn try_acquire(&self) -> Option<Permits> {
+        let own = match &self.own {
+            Some(s) => Some(s.clone().try_acquire_owned().ok()?),
+            None => None,
+        };
+        let slot = self
+            .reserved
+            .clone()
+            .try_acquire_owned()
+            .or_else(|_| self.pool.clone().try_acquire_owned())
+            .ok()?;
+        Some((own, slot))
+    }
+}
+
 /// Waits for a permit of the trigger's own bound (if it has one), then for a
 /// handler slot: its reserved one or one from the shared pool, whichever is
 /// free first.
@@ -222,7 +289,7 @@ async fn acquire(
     own: Option<&Arc<Semaphore>>,
     reserved: &Arc<Semaphore>,
     pool: &Arc<Semaphore>,
-) -> (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit) {
+) -> Permits {
     // The semaphores live as long as the workers and are never closed, so
     // acquiring cannot fail.
     let own_permit = match own {
@@ -243,34 +310,95 @@ async fn acquire(
     (own_permit, slot)
 }
 
-/// Runs one handler on one delivery and records what happened. Cancelled
-/// by [`Shared::cancel`] (the drain deadline): then the delivery is cut short.
-async fn run_one(handler: &Handler, channel: &str, address: &str, item: Queued, shared: &Shared) {
-    let started = std::time::Instant::now();
+/// Runs one queued delivery; see [`run_delivery`].
+async fn run_one(
+    handler: &Handler,
+    channel: &str,
+    address: &str,
+    item: Queued,
+    metrics: &RouteMetrics,
+    shared: &Shared,
+) {
     let Queued { payload, account } = item;
-    let run = handler.executor.run(Message {
+    let msg = Message {
         channel,
         address,
         payload,
-    });
+        stream: None,
+    };
+    run_delivery(handler, msg, account, metrics, shared).await;
+}
+
+/// How a delivery run by [`run_delivery`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ran {
+    Ok,
+    /// An error, a trap or a timeout, with its reason.
+    Failed(String),
+    /// Stopped at the drain deadline.
+    CutShort,
+}
+
+/// Runs one handler on one delivery and records what happened: the ledger,
+/// the route's metrics, the log line, the span. Cancelled by
+/// [`Shared::cancel`] (the drain deadline): then the delivery is cut short.
+/// Queued deliveries and stream entries both run through here; a stream
+/// source then acknowledges, retries or dead-letters by the result.
+pub async fn run_delivery(
+    handler: &Handler,
+    msg: Message<'_>,
+    account: Delivery,
+    metrics: &RouteMetrics,
+    shared: &Shared,
+) -> Ran {
+    let channel = msg.channel;
+    let started = std::time::Instant::now();
+    let span = shared
+        .telemetry
+        .as_ref()
+        .map(|t| t.delivery(channel, &handler.component));
+    let run = handler.executor.run(msg);
     let outcome = tokio::select! {
         biased;
         _ = shared.cancel.cancelled() => {
             account.settle(Settled::CutShort);
-            tracing::warn!(component = %handler.component, channel = %channel, "handler stopped at the drain deadline; cut short");
-            return;
+            metrics.cut_short.inc();
+            if let Some(span) = span {
+                span.end("cut_short", None);
+            }
+            tracing::warn!(component = %handler.component, channel = %channel, outcome = "cut_short", "handler stopped at the drain deadline; cut short");
+            return Ran::CutShort;
         }
         outcome = run => outcome,
     };
+    let elapsed = started.elapsed();
+    metrics.duration.observe(elapsed.as_secs_f64());
     shared.logs.record(&handler.component, &outcome);
+    let duration_ms = elapsed.as_secs_f64() * 1000.0;
     match &outcome.result {
         Ok(()) => {
             account.settle(Settled::Ok);
-            tracing::debug!(component = %handler.component, channel = %channel, elapsed = ?started.elapsed(), "handled");
+            metrics.ok.inc();
+            if let Some(span) = span {
+                span.end("ok", None);
+            }
+            tracing::debug!(component = %handler.component, channel = %channel, outcome = "ok", duration_ms, "handled");
+            Ran::Ok
         }
         Err(e) => {
             account.settle(Settled::Failed);
-            tracing::warn!(component = %handler.component, channel = %channel, reason = %e, "handler failed");
+            let label = if matches!(e, HandlerError::TimedOut(_)) {
+                metrics.timed_out.inc();
+                "timed_out"
+            } else {
+                metrics.failed.inc();
+                "failed"
+            };
+            if let Some(span) = span {
+                span.end(label, Some(e.to_string()));
+            }
+            tracing::warn!(component = %handler.component, channel = %channel, outcome = label, duration_ms, reason = %e, "handler failed");
+            Ran::Failed(e.to_string())
         }
     }
 }

@@ -55,6 +55,9 @@ pub struct Runtime {
     /// The compiled-code cache, when on: kept to read its hit and miss
     /// counts.
     cache: Option<wasmtime::Cache>,
+    /// The compiled-code cache's folder, when on (componentized modules are
+    /// cached there too, see `componentize`).
+    cache_dir: Option<PathBuf>,
     ticker: Ticker,
 }
 
@@ -84,8 +87,14 @@ impl Runtime {
             engine,
             pooling,
             cache,
+            cache_dir: opts.cache_dir.clone(),
             ticker,
         })
+    }
+
+    /// The compiled-code cache's folder, or `None` with `--no-cache`.
+    pub fn cache_dir(&self) -> Option<&std::path::Path> {
+        self.cache_dir.as_deref()
     }
 
     /// Runs `compile` and tells whether it was served from the cache: any

@@ -8,13 +8,17 @@
 //! exports and builds the `InstancePre`. Any failure names the component and
 //! the file, and stops start-up.
 
+use crate::command::CommandComponent;
 use crate::component::ComponentHandler;
+use crate::componentize::Componentizer;
 use crate::config::RunConfig;
-use crate::engine::Runtime;
+use crate::detect::{Fit, Found};
+use crate::engine::{CacheUse, Runtime};
 use crate::manifest::{App, Component, ExecutorConfig, FileMapping};
+use crate::seed::SeedModule;
 use anyhow::Context as _;
 use spin_redis_compat::sandbox::{Message, Mount, Sandbox};
-use spin_redis_compat::{CompatModule, Outcome};
+use spin_redis_compat::{CompatModule, Limits, Outcome, WasmKind};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -23,22 +27,35 @@ use std::sync::Arc;
 pub enum Executor {
     /// A WASI preview1 core module, Wagi style.
     Compat(CompatModule),
-    /// A component exporting a Redis handler interface.
+    /// A WASI 0.2 command component (`wasi:cli/run`), Wagi style.
+    Command(CommandComponent),
+    /// A component exporting a Redis handler interface (perhaps made from a
+    /// core module with component-type metadata, see `componentize`).
     Component(ComponentHandler),
+    /// A seed-era core module: `handle-redis-message` in the pre-component
+    /// canonical ABI (see `seed`); under the spin executor.
+    Seed(SeedModule),
 }
 
 impl Executor {
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
         match self {
             Executor::Compat(m) => m.run(msg).await,
+            Executor::Command(c) => c.run(msg).await,
             Executor::Component(c) => c.run(msg).await,
+            Executor::Seed(s) => s.run(msg).await,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Executor::Compat(_) => "wagi (WASI preview1 core module)".into(),
+            Executor::Command(_) => "wagi (WASI 0.2 command component, wasi:cli/run)".into(),
             Executor::Component(c) => format!("spin ({})", c.interface().describe()),
+            Executor::Seed(_) => {
+                "spin (seed-era core module: handle-redis-message, pre-component canonical ABI)"
+                    .into()
+            }
         }
     }
 }
@@ -75,6 +92,8 @@ impl Handlers {
     ) -> anyhow::Result<Handlers> {
         let mut map = HashMap::new();
         let mut staging = Vec::new();
+        // Spin's host APIs: one state for the app, shared by its components.
+        let host = crate::host::AppHost::new(app, config)?;
         for t in app
             .triggers
             .iter()
@@ -89,7 +108,7 @@ impl Handlers {
                 .iter()
                 .find(|c| c.id == t.component)
                 .expect("invariant: the manifest checked that every trigger names a component");
-            let (handler, stage) = prepare_one(runtime, app, c, &t.executor, config, env)?;
+            let (handler, stage) = prepare_one(runtime, app, c, &t.executor, config, env, &host)?;
             staging.extend(stage);
             map.insert(key, Arc::new(handler));
         }
@@ -107,6 +126,7 @@ fn prepare_one(
     executor: &ExecutorConfig,
     config: &RunConfig,
     env: &[(String, String)],
+    host: &Arc<crate::host::AppHost>,
 ) -> anyhow::Result<(Handler, Vec<tempfile::TempDir>)> {
     let what = || {
         format!(
@@ -125,22 +145,50 @@ fn prepare_one(
         argv: Vec::new(),
     };
     sandbox.env.extend(env.iter().cloned());
+    announce(&c.id, bytes.len());
     let started = std::time::Instant::now();
     let engine = &runtime.engine;
     let (exec, cache) = runtime.observe_cache(|| match executor {
+        ExecutorConfig::Wagi { argv, .. } if CommandComponent::is_component(&bytes) => {
+            sandbox.argv = argv.clone();
+            CommandComponent::prepare(engine, &bytes, sandbox, config.limits.clone())
+                .map(|c| (Executor::Command(c), None))
+                .map_err(|e| anyhow::anyhow!("{} {e}", what()))
+        }
         ExecutorConfig::Wagi { entrypoint, argv } => {
             sandbox.argv = argv.clone();
             CompatModule::prepare(engine, &bytes, entrypoint, sandbox, config.limits.clone())
-                .map(Executor::Compat)
-                .map_err(|e| anyhow::anyhow!("{} {e}", what()))
+                .map(|m| (Executor::Compat(m), None))
+                .map_err(|e| {
+                    // Say what would fit a module without the entrypoint.
+                    let hint = match &e {
+                        spin_redis_compat::PrepareError::MissingEntrypoint { .. } => {
+                            Found::of(&bytes).hint_for_wagi()
+                        }
+                        _ => String::new(),
+                    };
+                    anyhow::anyhow!("{} {e}{hint}", what())
+                })
         }
         ExecutorConfig::Spin => {
-            ComponentHandler::prepare(engine, &bytes, sandbox, config.limits.clone())
-                .map(Executor::Component)
+            let granted = host.component(c)?;
+            let component = |bytes: &[u8], sandbox: Sandbox| {
+                ComponentHandler::prepare(
+                    engine,
+                    bytes,
+                    sandbox,
+                    config.limits.clone(),
+                    granted.clone(),
+                )
+            };
+            prepare_spin(runtime, &bytes, sandbox, &config.limits, component)
                 .map_err(|e| anyhow::anyhow!("{} {e}", what()))
         }
     });
-    let exec = exec?;
+    let (exec, componentized) = exec?;
+    if let Some(state) = componentized {
+        tracing::info!(component = %c.id, componentize_cache = %state, adapter = crate::componentize::ADAPTER_VERSION, "made a component of a core module with component-type metadata");
+    }
     tracing::info!(component = %c.id, executor = %exec.describe(), bytes = bytes.len(), %cache, elapsed = ?started.elapsed(), "prepared");
     Ok((
         Handler {
@@ -149,6 +197,79 @@ fn prepare_one(
         },
         stage,
     ))
+}
+
+/// The spin executor's choice, from what the wasm is (see `detect`): a
+/// component as it is; a core module with component-type metadata made into
+/// a component first (through the componentize cache, whose use is returned);
+/// a seed-era module through its ABI. Anything else is refused with what was
+/// found and what would fit. `component` prepares a component's bytes.
+fn prepare_spin(
+    runtime: &Runtime,
+    bytes: &[u8],
+    sandbox: Sandbox,
+    limits: &Limits,
+    component: impl Fn(&[u8], Sandbox) -> Result<ComponentHandler, crate::component::PrepareError>,
+) -> Result<(Executor, Option<CacheUse>), String> {
+    use crate::component::PrepareError;
+    if WasmKind::of(bytes) != WasmKind::CoreModule {
+        // A component, or garbage: the component executor says which.
+        return component(bytes, sandbox)
+            .map(|h| (Executor::Component(h), None))
+            .map_err(|e| match e {
+                PrepareError::NoHandler { .. } => {
+                    format!("{e}{}", Found::of(bytes).hint_for_component())
+                }
+                e => e.to_string(),
+            });
+    }
+    let found = Found::of(bytes);
+    match found.fit() {
+        Fit::Componentize => {
+            let made = |e: PrepareError| {
+                let hint = match e {
+                    PrepareError::NoHandler { .. } => found.hint_for_component(),
+                    _ => String::new(),
+                };
+                format!(
+                    "carries component-type metadata and was made into a component, which {e}{hint}"
+                )
+            };
+            let binary = crate::detect::binary(bytes)?;
+            let componentizer = Componentizer::new(runtime.cache_dir());
+            let encoded = componentizer
+                .component(&binary)
+                .map_err(|e| e.to_string())?;
+            let (encoded, prepared) = match component(&encoded.bytes, sandbox.clone()) {
+                // A cached entry that does not load is encoded again.
+                Err(e @ (PrepareError::Compile(_) | PrepareError::NotWasm))
+                    if encoded.cache == CacheUse::Hit =>
+                {
+                    tracing::warn!(error = %e, "a componentize cache entry does not load; encoding the module again");
+                    let encoded = componentizer.redo(&binary).map_err(|e| e.to_string())?;
+                    let prepared = component(&encoded.bytes, sandbox);
+                    (encoded, prepared)
+                }
+                prepared => (encoded, prepared),
+            };
+            prepared
+                .map(|h| (Executor::Component(h), Some(encoded.cache)))
+                .map_err(made)
+        }
+        Fit::Seed => {
+            let binary = crate::detect::binary(bytes)?;
+            SeedModule::prepare(&runtime.engine, &binary, sandbox, limits.clone())
+                .map(|s| (Executor::Seed(s), None))
+                .map_err(|e| {
+                    format!(
+                        "is a seed-era module (it exports `{}` and `{}`), which {e}",
+                        crate::detect::SEED_HANDLER,
+                        crate::detect::SEED_REALLOC
+                    )
+                })
+        }
+        Fit::Component | Fit::Command | Fit::Nothing => Err(found.refusal_for_spin()),
+    }
 }
 
 /// Turns `files` into mounts, as Spin does: files matched by a glob, and
@@ -302,4 +423,17 @@ fn copy_into(root: &Path, rel: &Path, from: &Path) -> anyhow::Result<()> {
     std::fs::copy(from, &dest)
         .with_context(|| format!("cannot copy {:?}", from.display().to_string()))?;
     Ok(())
+}
+
+/// On a terminal, says which component is being prepared before a large one
+/// keeps the user waiting (its `prepared` line then tells the size, the
+/// cache's part and the time). Nothing of it when stderr is not a terminal.
+fn announce(id: &str, bytes: usize) {
+    use std::io::IsTerminal as _;
+    if std::io::stderr().is_terminal() {
+        eprintln!(
+            "preparing {id:?} ({:.1} MB)...",
+            bytes as f64 / (1024.0 * 1024.0)
+        );
+    }
 }

@@ -6,9 +6,16 @@
 //! function that fails with [`Unavailable`], naming the import, so that the
 //! component loads and only a message whose handler calls one fails.
 //!
-//! WASI 0.2 imports are left alone: wasmtime-wasi provides them and matches
-//! any 0.2.x version. (wasmtime's own `define_unknown_imports_as_traps` would
-//! shadow those semver matches with stubs, which is why this exists.)
+//! The same holds for every other import the linker does not define:
+//! `wasi:keyvalue`, `wasi:otel`, `wasi:http` where it is not linked, Spin's
+//! sqlite, llm, mysql, postgres, mqtt... What the linker already defines
+//! (wasmtime-wasi's cli, clocks, filesystem, io, random and sockets; Spin's
+//! host APIs from `host`) is left alone, and "defines" is asked of the linker
+//! itself (see [`linker_defines`]), so wasmtime's semver matching holds: an
+//! import of `wasi:io/streams@0.2.0` is served by the linker's
+//! `wasi:io/streams@0.2.6`, never shadowed by a stub. (wasmtime's own
+//! `define_unknown_imports_as_traps` would shadow such semver matches with
+//! stubs, which is why this exists.)
 
 use wasmtime::Engine;
 use wasmtime::component::types::ComponentItem;
@@ -19,25 +26,68 @@ use wasmtime::component::{Component, Linker, LinkerInstance, ResourceType};
 #[error("the handler called `{0}`, a host API spin-redis does not provide")]
 pub struct Unavailable(pub String);
 
-/// Whether wasmtime-wasi provides `name` (WASI 0.2.x).
-fn provided_by_wasi(name: &str) -> bool {
-    name.strip_prefix("wasi:")
-        .and_then(|rest| rest.split_once('@'))
-        .is_some_and(|(_, version)| version.starts_with("0.2."))
+/// The root cause wasmtime gives when nothing in the linker answers an
+/// import's name (pinned by this module's tests).
+const MISSING: &str = "function implementation is missing";
+
+/// Whether `linker` defines the top-level import `name` in any form, found
+/// by wasmtime's own lookup, semver matching included.
+///
+/// wasmtime's `Linker` has no query for this, so it is asked with a probe: a
+/// component importing a function of that name. Pre-instantiating the probe
+/// fails with `MISSING` exactly when nothing of that name is defined;
+/// success, or any other failure (such as "expected function found
+/// instance"), means something is. The probe is a few bytes, compiled in
+/// well under a millisecond, once per import at start-up.
+pub fn linker_defines<T: 'static>(engine: &Engine, linker: &Linker<T>, name: &str) -> bool {
+    let escaped: String = name
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b":/@.-_".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("\\{b:02x}")
+            }
+        })
+        .collect();
+    let Ok(probe) = Component::new(engine, format!("(component (import \"{escaped}\" (func)))"))
+    else {
+        // A name no component could import under (never one a component
+        // does import): nothing is defined for it.
+        return false;
+    };
+    match linker.instantiate_pre(&probe) {
+        Ok(_) => true,
+        Err(e) => e.root_cause().to_string() != MISSING,
+    }
 }
 
 /// Defines a failing stub for every import of `component` that WASI does not
-/// provide.
+/// provide; returns the names of the imports stubbed (what `check` reports
+/// as not provided).
 pub fn link<T: Send + 'static>(
     engine: &Engine,
     linker: &mut Linker<T>,
     component: &Component,
-) -> wasmtime::Result<()> {
+) -> wasmtime::Result<Vec<String>> {
+    link_except(engine, linker, component, |_| false)
+}
+
+/// Like [`link`], but leaves alone the imports `defined` says the linker
+/// already has (Spin's host APIs, see `host::provides`).
+pub fn link_except<T: Send + 'static>(
+    engine: &Engine,
+    linker: &mut Linker<T>,
+    component: &Component,
+    defined: impl Fn(&str) -> bool,
+) -> wasmtime::Result<Vec<String>> {
     let ty = component.component_type();
+    let mut stubbed = Vec::new();
     for (name, ext) in ty.imports(engine) {
-        if provided_by_wasi(name) {
+        if linker_defines(engine, linker, name) || defined(name) {
             continue;
         }
+        stubbed.push(name.to_string());
         match &ext.ty {
             ComponentItem::ComponentInstance(inst) => {
                 let mut li = linker.instance(name)?;
@@ -48,7 +98,7 @@ pub fn link<T: Send + 'static>(
             item => stub(&mut linker.root(), "", name, item)?,
         }
     }
-    Ok(())
+    Ok(stubbed)
 }
 
 fn stub<T: Send + 'static>(
@@ -88,14 +138,91 @@ fn stub<T: Send + 'static>(
 mod tests {
     use super::*;
 
+    struct State {
+        wasi: wasmtime_wasi::WasiCtx,
+        table: wasmtime::component::ResourceTable,
+    }
+
+    impl wasmtime_wasi::WasiView for State {
+        fn ctx(&mut self) -> wasmtime_wasi::WasiCtxView<'_> {
+            wasmtime_wasi::WasiCtxView {
+                ctx: &mut self.wasi,
+                table: &mut self.table,
+            }
+        }
+    }
+
+    fn engine() -> Engine {
+        let mut config = wasmtime::Config::new();
+        config.wasm_component_model(true);
+        Engine::new(&config).unwrap()
+    }
+
     #[test]
-    fn only_wasi_0_2_is_left_to_wasmtime_wasi() {
-        assert!(provided_by_wasi("wasi:cli/environment@0.2.6"));
-        assert!(provided_by_wasi("wasi:io/streams@0.2.9"));
-        assert!(!provided_by_wasi(
-            "wasi:cli/environment@0.3.0-rc-2025-09-16"
+    fn the_linker_is_asked_what_it_defines_semver_included() {
+        let engine = engine();
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+        linker
+            .instance("fermyon:spin/variables@2.0.0")
+            .unwrap()
+            .func_new("get", |_, _, _, _| Ok(()))
+            .unwrap();
+        // wasmtime-wasi's own version, and older and newer 0.2.x ones.
+        assert!(linker_defines(&engine, &linker, "wasi:io/streams@0.2.6"));
+        assert!(linker_defines(&engine, &linker, "wasi:io/streams@0.2.0"));
+        assert!(linker_defines(
+            &engine,
+            &linker,
+            "wasi:cli/environment@0.2.9"
         ));
-        assert!(!provided_by_wasi("fermyon:spin/key-value"));
-        assert!(!provided_by_wasi("spin:redis/redis@3.0.0"));
+        assert!(linker_defines(
+            &engine,
+            &linker,
+            "fermyon:spin/variables@2.0.0"
+        ));
+        // Not linked: other WASI families, other majors, prereleases, Spin's.
+        for name in [
+            "wasi:keyvalue/store@0.2.0-draft",
+            "wasi:http/types@0.2.0",
+            "wasi:otel/tracing@0.2.0-draft",
+            "wasi:cli/environment@0.3.0-rc-2025-09-16",
+            "fermyon:spin/sqlite@2.0.0",
+            "fermyon:spin/variables@3.0.0",
+            "fermyon:spin/key-value",
+            "spin:redis/redis@3.0.0",
+            "a name \"with\" quotes\\",
+        ] {
+            assert!(!linker_defines(&engine, &linker, name), "{name}");
+        }
+    }
+
+    #[test]
+    fn only_imports_the_linker_lacks_are_stubbed() {
+        let engine = engine();
+        let mut linker: Linker<State> = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).unwrap();
+        let component = Component::new(
+            &engine,
+            r#"(component
+                 (import "wasi:cli/environment@0.2.0" (instance
+                   (export "get-arguments" (func (result (list string))))))
+                 (import "wasi:keyvalue/store@0.2.0-draft" (instance
+                   (export "bucket" (type (sub resource)))
+                   (export "open" (func (param "identifier" string)))))
+                 (import "fermyon:spin/sqlite@2.0.0" (instance
+                   (export "open" (func))))
+                 (import "wasi:io/streams@0.2.0" (instance)))"#,
+        )
+        .unwrap();
+        let stubbed = link(&engine, &mut linker, &component).unwrap();
+        assert_eq!(
+            stubbed,
+            vec![
+                "wasi:keyvalue/store@0.2.0-draft",
+                "fermyon:spin/sqlite@2.0.0"
+            ]
+        );
+        linker.instantiate_pre(&component).unwrap();
     }
 }

@@ -23,14 +23,20 @@ fn main() -> ExitCode {
     // install can only fail because one is already there, which is fine.
     let _ = rustls::crypto::ring::default_provider().install_default();
 
+    let log_format = cli.log_format;
     let result = match cli.command {
-        Command::Up(args) => spin_redis::up::up(args).map(|()| 0),
+        Command::Up(args) => spin_redis::up::up(args, log_format).map(|()| 0),
         Command::Invoke(args) => spin_redis::invoke::invoke(args),
+        Command::Check(args) => spin_redis::check::check(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Failure { code, error }) => {
-            eprintln!("error: {error:#}");
+            match log_format {
+                LogFormat::Text => eprintln!("error: {error:#}"),
+                // One JSON object like every other line.
+                LogFormat::Json => tracing::error!(exit_code = code, "{error:#}"),
+            }
             ExitCode::from(code)
         }
     }

@@ -18,22 +18,39 @@ pub struct Prepared {
     pub runtime: Runtime,
 }
 
-/// Loads and prepares the app named by `common.from` (only component `only`,
-/// when given). `overrides` holds the command's flags beyond `common`.
-pub fn prepare(
+/// Loads the app named by `common.from`, settles the settings and builds the
+/// engine: everything before preparing handlers (`check` prepares them one
+/// by one to report every problem). `only`: the one component a command
+/// will run.
+pub fn setup(
     common: &Common,
     mut overrides: Overrides,
     only: Option<&str>,
-) -> Result<Prepared, Failure> {
+) -> Result<(App, RunConfig, Runtime), Failure> {
     let app = manifest::load(&common.from).map_err(Failure::usage)?;
     overrides.timeout = common.timeout;
     overrides.max_memory = common.max_memory;
     overrides.max_output = common.max_output;
-    let config = RunConfig::resolve(&app.settings, &overrides);
+    let mut config = RunConfig::resolve(&app.settings, &overrides);
+    config.host = crate::host::runtime_config::HostConfig::load(
+        common.runtime_config_file.as_deref(),
+        common.state_dir.as_deref(),
+    )
+    .map_err(Failure::usage)?;
+    if only.is_none() {
+        crate::source::stream::check_timeouts(&app, config.limits.timeout)
+            .map_err(Failure::usage)?;
+    }
     let cache_dir = if common.no_cache {
         None
     } else {
-        common.cache_dir.clone().or_else(default_cache_dir)
+        // wasmtime's cache wants an absolute folder; a relative one is
+        // taken from the current directory, as a user means it.
+        common
+            .cache_dir
+            .clone()
+            .or_else(default_cache_dir)
+            .map(|d| std::path::absolute(&d).unwrap_or(d))
     };
     let runtime = Runtime::new(&EngineOptions {
         // Each trigger has a slot of its own besides the shared ones (see
@@ -44,6 +61,17 @@ pub fn prepare(
         cache_dir,
     })
     .map_err(Failure::runtime)?;
+    Ok((app, config, runtime))
+}
+
+/// Loads and prepares the app named by `common.from` (only component `only`,
+/// when given). `overrides` holds the command's flags beyond `common`.
+pub fn prepare(
+    common: &Common,
+    overrides: Overrides,
+    only: Option<&str>,
+) -> Result<Prepared, Failure> {
+    let (app, config, runtime) = setup(common, overrides, only)?;
     let handlers =
         Handlers::prepare(&runtime, &app, &config, &common.env, only).map_err(Failure::usage)?;
     Ok(Prepared {

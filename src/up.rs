@@ -6,26 +6,37 @@
 //! handlers. Wasm can therefore never keep the subscriber from reading.
 //!
 //! Shutdown (SIGINT or SIGTERM): stop reading Redis, let queued and running
-//! messages finish within the drain deadline, report what was cut short, print
-//! the counters, exit 0.
+//! messages finish within the drain deadline, acknowledge the stream entries
+//! handled, report what was cut short, print the counters (and one line per
+//! stream trigger), exit 0.
 
-use crate::cli::UpArgs;
+use crate::cli::{LogFormat, UpArgs};
 use crate::config::Overrides;
-use crate::dispatch::{self, Dispatcher, RouteSpec, Shared};
+use crate::dispatch::{self, Capacity, Dispatcher, RouteSpec, Shared};
 use crate::failure::Failure;
 use crate::logs::Logs;
+use crate::ops::health::{Health, RedisLink};
+use crate::ops::metrics::Metrics;
+use crate::ops::server::Server;
+use crate::ops::telemetry::Telemetry;
 use crate::prepare::{Prepared, prepare};
+use crate::source::connect::Endpoint;
+use crate::source::pubsub::{self, Subscription};
+use crate::source::stream::{self, StreamSource};
 use crate::stats::Stats;
-use crate::subscriber::{self, Subscription};
 use anyhow::Context as _;
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-pub fn up(args: UpArgs) -> Result<(), Failure> {
+/// How long shutdown waits for a stream trigger's last acknowledgements.
+const STREAM_ACK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+pub fn up(args: UpArgs, log_format: LogFormat) -> Result<(), Failure> {
     let overrides = Overrides {
         max_payload: args.max_payload,
         max_concurrency: args
@@ -67,6 +78,8 @@ pub fn up(args: UpArgs) -> Result<(), Failure> {
         &prepared,
         Arc::new(logs),
         handler_rt.handle().clone(),
+        args.metrics,
+        log_format,
     ));
     // Anything still running after the drain deadline is abandoned here.
     handler_rt.shutdown_background();
@@ -77,43 +90,99 @@ async fn serve(
     p: &Prepared,
     logs: Arc<Logs>,
     handlers: tokio::runtime::Handle,
+    metrics_addr: Option<SocketAddr>,
+    log_format: LogFormat,
 ) -> Result<(), Failure> {
     let stats = Arc::new(Stats::default());
+    let metrics = Arc::new(Metrics::new());
+    let health = Arc::new(Health::default());
+    let stop = CancellationToken::new();
+    // The operations server outlives the drain: probes answer until the end.
+    let server_stop = CancellationToken::new();
+    // Bound before anything else, so a taken port fails start-up at once.
+    let server = match metrics_addr {
+        Some(addr) => {
+            let server = Server::bind(addr, metrics.clone(), health.clone())
+                .await
+                .map_err(Failure::runtime)?;
+            tracing::info!(address = ?server.local_addr(), "serving /metrics, /healthz and /readyz");
+            Some((
+                tokio::spawn(server.run(server_stop.clone())),
+                server_stop.clone(),
+            ))
+        }
+        None => None,
+    };
+    let telemetry = match Telemetry::from_env() {
+        Ok(t) => t.map(Arc::new),
+        Err(e) => {
+            tracing::warn!(error = %format!("{e:#}"), "traces are off");
+            None
+        }
+    };
     // Each trigger reserves one slot (see `dispatch`); the rest is shared.
-    let pool = p
-        .config
-        .max_concurrency
-        .saturating_sub(p.app.triggers.len());
+    let pool = Arc::new(Semaphore::new(
+        p.config
+            .max_concurrency
+            .saturating_sub(p.app.triggers.len()),
+    ));
     let shared = Arc::new(Shared {
         logs,
         stats: stats.clone(),
-        pool: Arc::new(Semaphore::new(pool)),
+        pool: pool.clone(),
         max_payload: p.config.max_payload,
         queued_bytes: AtomicU64::new(0),
         max_queued_bytes: p.config.max_queued_bytes,
         handlers,
         tracker: TaskTracker::new(),
         cancel: CancellationToken::new(),
+        metrics: metrics.clone(),
+        telemetry: telemetry.clone(),
     });
     let mut specs = Vec::new();
     let mut by_address: BTreeMap<String, Subscription> = BTreeMap::new();
+    let mut streams = Vec::new();
     for t in &p.app.triggers {
         let handler = p
             .handlers
             .get(&t.component, &t.executor)
             .expect("invariant: every trigger's handler was prepared");
-        let key = t.address.connection_url().to_string();
+        let endpoint = Endpoint::of(t, p.config.tls_ca_file.clone());
+        let shown = endpoint.shown();
+        if let Some(spec) = stream::spec(t, endpoint.clone(), p.config.limits.timeout) {
+            streams.push(StreamSource {
+                link: RedisLink {
+                    metrics: metrics.address(&shown),
+                    ready: health.condition(format!("stream {:?} read from {shown}", spec.stream)),
+                },
+                route_metrics: metrics.route(&t.component, &t.channel),
+                stream_metrics: metrics.stream(&spec.stream, &spec.group),
+                spec,
+                handler,
+                capacity: Capacity::new(t.max_concurrency, pool.clone()),
+            });
+            continue;
+        }
+        // Sharded and plain channels of a cluster are two subscriptions.
+        let key = match t.sharded {
+            true => format!("{}#sharded", endpoint.key()),
+            false => endpoint.key(),
+        };
         specs.push(RouteSpec {
             address_key: key.clone(),
             channel: t.channel.clone(),
             handler,
-            address_shown: t.address.redacted().to_string(),
+            address_shown: shown.clone(),
             max_concurrency: t.max_concurrency,
         });
         let sub = by_address.entry(key).or_insert_with(|| Subscription {
-            address: t.address.clone(),
+            endpoint,
             channels: Vec::new(),
-            tls_ca_file: p.config.tls_ca_file.clone(),
+            sharded: t.sharded,
+            link: RedisLink {
+                metrics: metrics.address(&shown),
+                ready: health.condition(format!("subscription to {shown}")),
+            },
         });
         if !sub.channels.contains(&t.channel) {
             sub.channels.push(t.channel.clone());
@@ -122,17 +191,20 @@ async fn serve(
     let (dispatcher, workers) = Dispatcher::start(specs, p.config.queue_capacity, shared.clone());
     let dispatcher = Arc::new(dispatcher);
 
-    let stop = CancellationToken::new();
     let subscribers = TaskTracker::new();
     for (key, sub) in by_address {
         let d = dispatcher.clone();
         let stop = stop.clone();
         subscribers.spawn(async move {
             let deliver = move |channel: &str, payload| d.deliver(&key, channel, payload);
-            subscriber::run(sub, &deliver, stop).await;
+            pubsub::run(sub, &deliver, stop).await;
         });
     }
     subscribers.close();
+    let streams: Vec<stream::Running> = streams
+        .into_iter()
+        .map(|s| s.start(shared.clone(), stop.clone()))
+        .collect();
 
     let signal = wait_for_signal().await.map_err(Failure::runtime)?;
     tracing::info!(
@@ -141,12 +213,20 @@ async fn serve(
     );
     stop.cancel();
     subscribers.wait().await;
+    for s in &streams {
+        s.stopped().await;
+    }
     // The subscribers held the other references; dropping the last one closes
     // the queues, so the workers end once they are empty.
     drop(dispatcher);
     let cut = dispatch::drain(workers, &shared, p.config.drain_timeout).await;
     if cut > 0 {
         tracing::warn!(cut_short = cut, deadline = ?p.config.drain_timeout, "drain deadline passed; messages still queued or running were cut short");
+    }
+    // The last acknowledgements (handled entries), before the logs close.
+    let mut stream_summaries = Vec::new();
+    for s in streams {
+        stream_summaries.push(s.finish(STREAM_ACK_PATIENCE).await);
     }
     let echo_dropped = shared.logs.shutdown();
     if echo_dropped > 0 {
@@ -155,9 +235,42 @@ async fn serve(
             "the terminal did not keep up: this much handler output was not echoed (the log files have all of it)"
         );
     }
+    if let Some(t) = telemetry {
+        // The exporter's shutdown blocks (bounded); keep it off this runtime.
+        let _ = tokio::task::spawn_blocking(move || t.shutdown()).await;
+    }
+    if let Some((task, server_stop)) = server {
+        server_stop.cancel();
+        let _ = task.await;
+    }
     let s = stats.snapshot();
-    tracing::info!(%s, "stopped");
-    eprintln!("spin-redis: {s}");
+    tracing::info!(
+        received = s.received,
+        ok = s.ok,
+        failed = s.failed,
+        dropped = s.dropped,
+        skipped = s.skipped,
+        cut_short = s.cut_short,
+        "stopped"
+    );
+    for s in &stream_summaries {
+        tracing::info!(
+            stream = %s.stream,
+            component = %s.component,
+            group = %s.group,
+            handled = s.handled,
+            retried = s.retried,
+            dead_lettered = s.dead_lettered,
+            claimed = s.claimed,
+            "stream stopped"
+        );
+    }
+    if log_format == LogFormat::Text {
+        eprintln!("spin-redis: {s}");
+        for s in &stream_summaries {
+            eprintln!("spin-redis: {s}");
+        }
+    }
     Ok(())
 }
 

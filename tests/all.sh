@@ -21,6 +21,7 @@ fi
 rustup target add wasm32-wasip1 wasm32-wasip2 >/dev/null
 
 bash examples/build.sh
+bash tests/guests/build.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

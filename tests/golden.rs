@@ -189,6 +189,11 @@ fn every_example_matches_its_golden_output() {
         .collect();
     cases.sort();
     assert!(cases.len() >= 9, "every example has a case");
+    // GOLDEN_CASE=<name> runs one case (to write a new one on purpose).
+    if let Ok(only) = std::env::var("GOLDEN_CASE") {
+        cases.retain(|c| c.file_name().is_some_and(|n| n == only.as_str()));
+        assert_eq!(cases.len(), 1, "no golden case {only:?}");
+    }
     let mut problems = Vec::new();
     for dir in &cases {
         let produced = run_case(dir);

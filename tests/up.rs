@@ -17,22 +17,91 @@ fn compat_manifest(url: &str, components: &[(&str, &str, &str)]) -> String {
     m
 }
 
+/// Publishes `payloads` on `channel` in ONE pipeline: Redis receives them
+/// together and sends them to the subscriber back to back.
+fn publish_pipelined(redis: &Redis, channel: &str, payloads: &[String]) {
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut con = client.get_connection().expect("connect to redis");
+    let mut pipe = redis::pipe();
+    for p in payloads {
+        pipe.cmd("PUBLISH").arg(channel).arg(p.as_bytes()).ignore();
+    }
+    let () = pipe.query(&mut con).expect("pipelined PUBLISH");
+}
+
+/// Adds `line` to every `[component.trigger]` table of a v1 manifest.
+fn with_trigger_key(manifest: &str, line: &str) -> String {
+    manifest.replace(
+        "[component.trigger]\n",
+        &format!("[component.trigger]\n{line}\n"),
+    )
+}
+
+/// The shutdown summary line, parsed: (received, ok, failed, dropped,
+/// skipped, cut short).
+fn summary(stderr: &str) -> [u64; 6] {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("spin-redis: received"))
+        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    nums.try_into()
+        .unwrap_or_else(|_| panic!("bad summary {line}"))
+}
+
 #[test]
 fn messages_are_handled_in_order_of_arrival_for_one_component() {
     let redis = Redis::start();
-    let (_d, m) = manifest(&compat_manifest(
-        &redis.url(),
-        &[("echo", "echo.wat", "news")],
-    ));
-    let mut s = SpinRedis::up(&redis, &m, &["--max-concurrency", "1"], &["news"]);
-    for i in 0..20 {
-        redis.publish("news", format!("m{i}").as_bytes());
-    }
-    s.wait_log("echo_stdout.txt", "m19\n");
-    let expected: String = (0..20).map(|i| format!("m{i}\n")).collect();
+    // nap.wat sleeps 1 ms per payload byte before echoing, and each payload
+    // is shorter than the one before: handled concurrently, the later
+    // messages would finish first and the output would come out reversed.
+    // Only the trigger's `max_concurrency = 1` keeps arrival order; the
+    // global bound is left at its default (64), so nothing else serialises.
+    let text = with_trigger_key(
+        &compat_manifest(&redis.url(), &[("echo", "nap.wat", "news")]),
+        "max_concurrency = 1",
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::up(&redis, &m, &[], &["news"]);
+    let payloads: Vec<String> = (0..20)
+        .map(|i| format!("m{i:02} {}", ".".repeat((20 - i) * 8)))
+        .collect();
+    publish_pipelined(&redis, "news", &payloads);
+    s.wait_log("echo_stdout.txt", "m19 ");
+    let expected: String = payloads.iter().map(|p| format!("{p}\n")).collect();
     assert_eq!(s.log_text("echo_stdout.txt"), expected);
     // Echoed to the terminal with the component prefix.
-    wait_until("terminal echo", || s.stdout().contains("[echo] m19\n"));
+    let last = format!("[echo] {}\n", payloads[19]);
+    wait_until("terminal echo", || s.stdout().contains(&last));
+    assert!(s.stop().success());
+    assert_eq!(summary(&s.stderr()), [20, 20, 0, 0, 0, 0], "{}", s.stderr());
+}
+
+#[test]
+fn each_message_gets_a_fresh_instance() {
+    // End to end, through the pooling allocator, whose instance slots are
+    // reused message after message: counter.wat counts its runs in a global
+    // and in linear memory, so a slot that kept either would print a 2.
+    let redis = Redis::start();
+    let text = with_trigger_key(
+        &compat_manifest(&redis.url(), &[("counter", "counter.wat", "count")]),
+        "max_concurrency = 1",
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::up(&redis, &m, &[], &["count"]);
+    let payloads: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
+    publish_pipelined(&redis, "count", &payloads);
+    wait_until("ten runs", || {
+        s.log_text("counter_stdout.txt").lines().count() >= 10
+    });
+    assert_eq!(
+        s.log_text("counter_stdout.txt"),
+        "global 1, memory 1\n".repeat(10)
+    );
     assert!(s.stop().success());
 }
 
@@ -147,6 +216,10 @@ fn argv_follows_the_executor_template() {
     assert!(s.stop().success());
 }
 
+/// The WASI errnos that mean "not allowed to write": perm (63), notcapable
+/// (76), rofs (69), acces (2); not noent (44) nor badf (8, nothing mounted).
+const DENIED: [u32; 4] = [63, 76, 69, 2];
+
 #[test]
 fn files_are_mounted_read_only() {
     let redis = Redis::start();
@@ -156,8 +229,8 @@ fn files_are_mounted_read_only() {
     let text = compat_manifest(
         &redis.url(),
         &[
-            ("reader", "readfile.wat", "files"),
-            ("writer", "writefile.wat", "files"),
+            ("reader", "readfile.wat", "read"),
+            ("writer", "writefile.wat", "write"),
         ],
     )
     .replace(
@@ -165,11 +238,43 @@ fn files_are_mounted_read_only() {
         "files = [{ source = \"data\", destination = \"/data\" }]\n[component.trigger]",
     );
     std::fs::write(&m, text).unwrap();
-    let mut s = SpinRedis::up(&redis, &m, &[], &["files"]);
-    redis.publish("files", b"greeting.txt");
+    let mut s = SpinRedis::up(&redis, &m, &[], &["read", "write"]);
+    // Writing into the mount, to a new file or to the existing one, is
+    // *denied*: writefile.wat prints the errno it got. (Were nothing
+    // mounted, it would be badf, 8.)
+    redis.publish("write", b"new.txt");
+    redis.publish("write", b"greeting.txt");
+    wait_until("two write attempts", || {
+        s.log_text("writer_stdout.txt").lines().count() >= 2
+    });
+    for line in s.log_text("writer_stdout.txt").lines() {
+        let errno: u32 = line
+            .strip_prefix("errno ")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("the write must fail with an errno: {line:?}"));
+        assert!(
+            DENIED.contains(&errno),
+            "a write into a read-only mount must be denied (one of {DENIED:?}), not errno {errno}"
+        );
+    }
+    // The mount is there and readable.
+    redis.publish("read", b"greeting.txt");
     s.wait_log("reader_stdout.txt", "hi from a file\n");
-    s.wait_stderr("component=writer");
-    assert!(!dir.path().join("data/greeting.txt.new").exists());
+    // "Missing" looks different: a path that is not there is noent (44),
+    // reported as readfile.wat's exit code.
+    redis.publish("read", b"no-such-file.txt");
+    s.wait_stderr("exited with code 44");
+    assert!(
+        s.stderr()
+            .lines()
+            .any(|l| l.contains("component=reader") && l.contains("exited with code 44")),
+        "{}",
+        s.stderr()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/greeting.txt")).unwrap(),
+        "hi from a file\n"
+    );
     let names: Vec<_> = std::fs::read_dir(dir.path().join("data"))
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -184,41 +289,98 @@ fn files_are_mounted_read_only() {
 
 #[test]
 fn sigterm_drains_in_flight_handlers_before_exiting() {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    /// `O_NONBLOCK` on Linux (x86-64, aarch64 and most others).
+    const O_NONBLOCK: i32 = 0o4000;
+
+    // A handler that is provably in flight at SIGTERM and cannot finish
+    // before it. opens.wat opens the FIFOs `enter`, then `leave`, from its
+    // mount; opening a FIFO for reading blocks until a writer opens it. A
+    // non-blocking open for writing fails (ENXIO) unless a reader has the
+    // FIFO open or is waiting in its open, so when the test's open of
+    // `enter` succeeds the handler is running; it then waits at `leave`,
+    // which the test opens only after SIGTERM. (The handler's own output
+    // would not do as a signal: a message's output reaches the log only
+    // once its run is over.)
     let redis = Redis::start();
-    let (_d, m) = manifest(&compat_manifest(
-        &redis.url(),
-        &[("echo", "echo.wat", "drain")],
-    ));
-    let mut s = SpinRedis::up(&redis, &m, &["--max-concurrency", "1"], &["drain"]);
-    for i in 0..200 {
-        redis.publish("drain", format!("d{i}").as_bytes());
+    let (dir, m) = manifest("");
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("after.txt"), "").unwrap();
+    for fifo in ["enter", "leave"] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(data.join(fifo))
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {fifo}");
     }
-    // Wait until the first arrived so the rest are queued or in flight.
-    s.wait_log("echo_stdout.txt", "d0\n");
-    let status = s.stop();
-    assert!(status.success(), "exit status {status:?}");
-    let out = s.log_text("echo_stdout.txt");
-    let err = s.stderr();
-    // Every message that reached spin-redis was either handled or counted as
-    // cut short; none vanished.
-    let handled = out.lines().count() as u64;
-    let summary = err
-        .lines()
-        .find(|l| l.starts_with("spin-redis: received"))
-        .unwrap_or_else(|| panic!("no summary in:\n{err}"));
-    let num = |key: &str| -> u64 {
-        summary
-            .split(", ")
-            .find_map(|p| p.strip_prefix(key))
-            .map(|n| n.trim().parse().unwrap())
-            .unwrap_or_else(|| panic!("{key} in {summary}"))
+    let open_for_writing = |fifo: &str| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(O_NONBLOCK)
+            .open(data.join(fifo))
+            .ok()
     };
-    let received = num("spin-redis: received ");
-    assert_eq!(num("ok "), handled, "{summary}");
-    assert_eq!(
-        received,
-        handled + num("cut short ") + num("dropped "),
-        "{summary}"
+    let text = with_trigger_key(
+        &compat_manifest(&redis.url(), &[("gated", "opens.wat", "drain")]),
+        "max_concurrency = 1",
+    )
+    .replace(
+        "[component.trigger]",
+        "files = [{ source = \"data\", destination = \"/data\" }]\n[component.trigger]",
     );
-    assert!(handled >= 1);
+    std::fs::write(&m, text).unwrap();
+    // Trace logs each received message, to know when all have arrived.
+    let mut s = SpinRedis::up_with_env(
+        &redis,
+        &m,
+        &[],
+        &[("SPIN_REDIS_LOG", "info,spin_redis::dispatch=trace")],
+        &["drain"],
+    );
+    // The gated message first, then five queued behind it (one at a time).
+    let mut payloads = vec!["enter leave".to_string()];
+    payloads.extend((0..5).map(|_| "after.txt".to_string()));
+    publish_pipelined(&redis, "drain", &payloads);
+    let mut enter = None;
+    wait_until("the handler to open `enter`", || {
+        enter = open_for_writing("enter");
+        enter.is_some()
+    });
+    wait_until("all six messages received", || {
+        s.stderr().matches("received channel=drain ").count() == 6
+    });
+    s.signal("-TERM");
+    s.wait_stderr("stopping");
+    // Only now may the handler go on. Had spin-redis exited without waiting
+    // for it, `leave` would never get a reader: the summary would appear
+    // first.
+    let mut leave = None;
+    wait_until(
+        "the handler to open `leave`, before spin-redis exits",
+        || {
+            assert!(
+                !s.stderr().contains("spin-redis: received"),
+                "spin-redis exited while its handler was still in flight:\n{}",
+                s.stderr()
+            );
+            leave = open_for_writing("leave");
+            leave.is_some()
+        },
+    );
+    drop((enter, leave));
+    let status = s.wait();
+    assert!(status.success(), "exit status {status:?}");
+    let err = s.stderr();
+    // The in-flight handler and the five queued behind it all completed.
+    assert_eq!(
+        s.log_text("gated_stdout.txt"),
+        format!("opened enter leave\n{}", "opened after.txt\n".repeat(5)),
+        "{err}"
+    );
+    assert_eq!(
+        summary(&err),
+        [6, 6, 0, 0, 0, 0],
+        "ok 6, cut short 0:\n{err}"
+    );
 }

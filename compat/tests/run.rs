@@ -204,16 +204,135 @@ fn mounted_files_can_be_read() {
     assert_eq!(&o.stdout[..], b"hello from the host\n");
 }
 
+/// The WASI errnos that mean "not allowed to write": perm (63), notcapable
+/// (76), rofs (69), acces (2). Not noent (44, missing) nor badf (8, no
+/// preopened directory at all): a read-only mount must be *there* and refuse.
+const DENIED: [i32; 4] = [63, 76, 69, 2];
+const NOENT: i32 = 44;
+
+/// The WASI errno a fixture exited with (writefile.wat and readfile.wat exit
+/// with the errno of the call that failed).
+fn errno(o: &Outcome) -> i32 {
+    match o.result {
+        Err(HandlerError::Exit(n)) => n,
+        ref other => panic!("expected an exit with a WASI errno, got {other:?}"),
+    }
+}
+
 #[test]
 fn mounts_are_read_only() {
     let (m, dir) = mounted("writefile.wat");
-    let o = run(&m, b"new.txt");
-    assert!(
-        matches!(o.result, Err(HandlerError::Exit(_))),
-        "creating a file must fail: {:?}",
-        o.result
-    );
+    // The mount is there: writing to a file in it, new or existing, is
+    // *denied*, not "missing".
+    for name in ["new.txt", "greeting.txt"] {
+        let o = run(&m, name.as_bytes());
+        let n = errno(&o);
+        assert!(
+            DENIED.contains(&n),
+            "writing {name} must be denied (one of {DENIED:?}), got errno {n}"
+        );
+        assert_eq!(&o.stdout[..], format!("errno {n}\n").as_bytes());
+    }
     assert!(!dir.path().join("new.txt").exists());
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("greeting.txt")).unwrap(),
+        "hello from the host\n"
+    );
+    // What "missing" looks like, for contrast: a path that does not exist
+    // in the same mount is noent, not one of the denied errnos.
+    let (reader, _dir) = mounted("readfile.wat");
+    assert_eq!(errno(&run(&reader, b"no-such-file.txt")), NOENT);
+}
+
+/// The control for `mounts_are_read_only`: the same fixture and payloads
+/// succeed when the directory is mounted writable, so the errors above come
+/// from the read-only mount and not from a broken fixture.
+///
+/// Why not through `Sandbox`: its public API only mounts read-only (that is
+/// the contract), so there is no writable `Mount` to build. The control
+/// therefore runs the fixture with plain wasmtime-wasi preview1, preopening
+/// the directory the way the sandbox does but with `FsPerms::ReadWrite`: the
+/// one difference from the sandbox's mount is the permission under test.
+#[test]
+fn the_write_fixture_succeeds_on_a_writable_mount() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("greeting.txt"), "hello from the host\n").unwrap();
+    for name in ["new.txt", "greeting.txt"] {
+        let (result, stdout) = direct(
+            "writefile.wat",
+            name.as_bytes(),
+            Some((dir.path(), wasmtime_wasi::FsPerms::ReadWrite)),
+            1,
+        );
+        assert_eq!(result, Ok(()), "writing {name}: {}", stdout_text(&stdout));
+        assert_eq!(stdout_text(&stdout), "wrote\n");
+    }
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("new.txt")).unwrap(),
+        "written\n"
+    );
+    // Opened without truncation: the first bytes are overwritten.
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("greeting.txt")).unwrap(),
+        "written\nom the host\n"
+    );
+    // And the same run with the permission the sandbox uses is denied, so
+    // this path is a faithful stand-in for the sandbox's mount.
+    let (result, stdout) = direct(
+        "writefile.wat",
+        b"other.txt",
+        Some((dir.path(), wasmtime_wasi::FsPerms::ReadOnly)),
+        1,
+    );
+    match result {
+        Err(HandlerError::Exit(n)) => assert!(DENIED.contains(&n), "errno {n}"),
+        other => panic!("expected a denied write, got {other:?}"),
+    }
+    assert!(stdout_text(&stdout).starts_with("errno "));
+    assert!(!dir.path().join("other.txt").exists());
+}
+
+fn stdout_text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs fixture `name`'s `_start` `runs` times in ONE instance, outside the
+/// compat executor, with plain wasmtime-wasi preview1: `payload` on stdin and
+/// `mount` (if any) preopened at `/data` with the given permission. Returns
+/// how the last run ended and everything written to stdout. Used as the
+/// control of tests whose point is what the executor does differently.
+fn direct(
+    name: &str,
+    payload: &[u8],
+    mount: Option<(&std::path::Path, wasmtime_wasi::FsPerms)>,
+    runs: usize,
+) -> (Result<(), HandlerError>, Vec<u8>) {
+    use wasmtime_wasi::p1::{self, WasiP1Ctx};
+    use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+    let engine = Engine::default();
+    let module = wasmtime::Module::new(&engine, fixture(name)).expect("compile");
+    let mut linker: wasmtime::Linker<WasiP1Ctx> = wasmtime::Linker::new(&engine);
+    p1::add_to_linker_sync(&mut linker, |s| s).expect("link");
+    let stdout = MemoryOutputPipe::new(1 << 20);
+    let mut b = wasmtime_wasi::WasiCtxBuilder::new();
+    b.stdin(MemoryInputPipe::new(payload.to_vec()))
+        .stdout(stdout.clone());
+    if let Some((host, perms)) = mount {
+        b.preopened_dir(host, "/data", perms).expect("preopen");
+    }
+    let mut store = wasmtime::Store::new(&engine, b.build_p1());
+    let instance = linker
+        .instantiate(&mut store, &module)
+        .expect("instantiate");
+    let start = instance
+        .get_typed_func::<(), ()>(&mut store, "_start")
+        .expect("_start");
+    let mut result = Ok(());
+    for _ in 0..runs {
+        result = HandlerError::from_call(start.call(&mut store, ()));
+    }
+    drop(store);
+    (result, stdout.contents().to_vec())
 }
 
 #[test]
@@ -238,13 +357,31 @@ fn nothing_outside_the_mount_is_reachable() {
 
 #[test]
 fn each_message_gets_a_fresh_instance() {
-    // `_start` of a wasi-libc program may only run once per instance; here
-    // the echo module is run repeatedly and must behave the same each time.
-    let m = module("echo.wat", sandbox(), Limits::default());
+    // counter.wat increments a mutable global and a counter in linear memory
+    // on every run and prints both: any state surviving from one message to
+    // the next would show as a 2.
+    let m = module("counter.wat", sandbox(), Limits::default());
     for i in 0..5 {
         let o = run(&m, format!("m{i}").as_bytes());
-        assert_eq!(o.stdout, Bytes::from(format!("m{i}\n")));
+        assert_eq!(o.result, Ok(()));
+        assert_eq!(
+            o.stdout,
+            Bytes::from("global 1, memory 1\n"),
+            "message {i} saw state left by an earlier one"
+        );
     }
+}
+
+#[test]
+fn the_counter_fixture_shows_a_reused_instance() {
+    // The control for `each_message_gets_a_fresh_instance`: run twice in
+    // one instance, the fixture does count, so reuse could not go unseen.
+    let (result, stdout) = direct("counter.wat", b"", None, 2);
+    assert_eq!(result, Ok(()));
+    assert_eq!(
+        stdout_text(&stdout),
+        "global 1, memory 1\nglobal 2, memory 2\n"
+    );
 }
 
 #[test]

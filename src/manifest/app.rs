@@ -65,16 +65,50 @@ pub enum FileMapping {
     },
 }
 
-/// One subscription: messages on `channel` at `address` go to `component`.
+/// One trigger: messages on `channel` (or entries of `stream`) at `address`
+/// go to `component`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
+    /// The server; with `cluster`, the first of its seed nodes.
     pub address: RedisAddress,
+    /// Where the deliveries come from, as logs and metrics name it: the
+    /// channel, or the stream key of a stream trigger.
     pub channel: String,
     pub component: String,
     pub executor: ExecutorConfig,
     /// How many messages of this trigger may run at once; `Some(1)` gives
     /// strict arrival order. `None`: only the global bound applies.
     pub max_concurrency: Option<usize>,
+    /// `Some` for a stream trigger (`stream = "..."`): entries are read
+    /// through a consumer group instead of a subscription.
+    pub stream: Option<StreamTrigger>,
+    /// `Some` with `cluster = true`: the Redis Cluster seed nodes, `address`
+    /// first. `None`: a single server.
+    pub cluster: Option<Vec<RedisAddress>>,
+    /// `SSUBSCRIBE` instead of `SUBSCRIBE` (cluster channels only).
+    pub sharded: bool,
+}
+
+/// The consumer-group settings of a stream trigger (see `source::stream`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamTrigger {
+    /// The consumer group; default `<app name>.<component id>`.
+    pub group: String,
+    /// This process's consumer name; `None`: `<hostname>-<pid>`, settled at
+    /// start-up.
+    pub consumer: Option<String>,
+    /// The entry field handed to the handler; default `payload`.
+    pub field: String,
+    /// Where a group created by spin-redis starts: `0` (the whole stream,
+    /// the default), `$` (only new entries) or an entry id.
+    pub start: String,
+    /// Attempts before an entry is dead-lettered; default 5.
+    pub max_deliveries: u32,
+    /// The dead-letter stream; default `<stream>:dead`.
+    pub dead_letter: String,
+    /// How long an entry may stay pending on a consumer before another takes
+    /// it over; `None`: the default, settled against the timeout in force.
+    pub claim_idle: Option<Duration>,
 }
 
 /// Which executor runs a component: a closed set.

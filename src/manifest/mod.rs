@@ -4,7 +4,9 @@
 //! Tour: [`app`] holds the normalised types everything else uses; `v1` and
 //! `v2` are the two file formats (serde types plus their conversion);
 //! `shared` holds the fragments and validation both formats share (ids, sources,
-//! channels, addresses, executors); `variables` expands Spin's
+//! channels, addresses, executors); [`source`] a trigger's channel or stream
+//! and its cluster addresses; `host_apis` a component's host-API grants
+//! (allowed hosts, stores, variables); `variables` expands Spin's
 //! `{{ variable }}` templates; [`error`] is [`ManifestError`], which names the
 //! file, the line and the field.
 //!
@@ -13,13 +15,17 @@
 
 pub mod app;
 pub mod error;
+mod host_apis;
 pub mod ranges;
 mod shared;
+pub mod source;
 mod v1;
 mod v2;
 mod variables;
 
-pub use app::{App, Component, ExecutorConfig, FileMapping, Settings, Trigger};
+pub use app::{
+    App, Component, ExecutorConfig, FileMapping, HostApis, Settings, StreamTrigger, Trigger,
+};
 pub use error::{ManifestError, ManifestErrorKind};
 pub use shared::parse_size;
 

@@ -1,13 +1,12 @@
 //! What both manifest versions share: the serde types of common fragments
 //! (executor, files, runtime settings) and the validation of ids, sources,
-//! channels, addresses and cross-references, so that v1 and v2 report the same
-//! problems in the same words.
+//! channels and cross-references, so that v1 and v2 report the same problems
+//! in the same words (a trigger's stream and cluster addresses: `source`).
 
 use super::app::{App, Component, ExecutorConfig, FileMapping, Settings, Trigger};
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
 use super::ranges;
 use super::variables::Variables;
-use crate::address::RedisAddress;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -56,6 +55,8 @@ pub struct AppTrigger {
     pub max_concurrency: Option<u64>,
     /// PEM file of CA certificates for rediss:// servers.
     pub tls_ca_file: Option<String>,
+    /// The address names Redis Cluster nodes (comma-separated).
+    pub cluster: Option<bool>,
 }
 
 /// Context for validating one manifest.
@@ -144,30 +145,6 @@ impl Ctx<'_> {
                 .hint("set channel = \"name\" to the Redis channel to subscribe to"));
         }
         Ok(channel)
-    }
-
-    pub fn address(
-        &self,
-        line: Option<usize>,
-        field: &str,
-        raw: &str,
-    ) -> Result<RedisAddress, ManifestError> {
-        let text = self
-            .vars
-            .expand(raw)
-            .map_err(|m| self.at.error(K::Variable, line, Some(field), m))?;
-        RedisAddress::parse(&text).map_err(|e| {
-            self.at
-                .error(
-                    K::BadAddress,
-                    line,
-                    Some(field),
-                    format!("bad address: {e}"),
-                )
-                .hint(
-                    "write it as redis://[user[:password]@]host[:port][/db], or rediss:// for TLS",
-                )
-        })
     }
 
     pub fn files(

@@ -1,11 +1,14 @@
 //! Manifest version 1, the seed's format: `trigger = { type = "redis",
 //! address }` and `[[component]]` entries, each with its own
-//! `[component.trigger]` channel and executor.
+//! `[component.trigger]` channel (or stream) and executor.
 
 use super::app::{App, Component, Trigger};
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
+use super::host_apis::{HostFields, HostPlace};
 use super::shared::{AppTrigger, Ctx, Draft, ExecutorSpec, FileEntry, environment, executor};
+use super::source::{Owner, Place, SourceFields};
 use super::variables::{VariableDecl, Variables};
+use crate::config::DEFAULT_TIMEOUT;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -40,12 +43,12 @@ struct ComponentV1 {
     files: Vec<FileEntry>,
     #[serde(default)]
     exclude_files: Vec<String>,
-    allowed_http_hosts: Option<toml::Value>,
-    allowed_outbound_hosts: Option<toml::Value>,
-    key_value_stores: Option<toml::Value>,
+    allowed_http_hosts: Option<Vec<String>>,
+    allowed_outbound_hosts: Option<Vec<String>>,
+    key_value_stores: Option<Vec<String>>,
     sqlite_databases: Option<toml::Value>,
     ai_models: Option<toml::Value>,
-    config: Option<toml::Value>,
+    config: Option<BTreeMap<String, String>>,
     build: Option<toml::Value>,
     trigger: ComponentTriggerV1,
 }
@@ -53,9 +56,18 @@ struct ComponentV1 {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ComponentTriggerV1 {
-    channel: String,
+    channel: Option<String>,
     executor: Option<ExecutorSpec>,
     max_concurrency: Option<u64>,
+    stream: Option<String>,
+    group: Option<String>,
+    consumer: Option<String>,
+    field: Option<String>,
+    start: Option<String>,
+    max_deliveries: Option<u64>,
+    dead_letter: Option<String>,
+    claim_idle: Option<String>,
+    sharded: Option<bool>,
 }
 
 pub fn parse(
@@ -101,12 +113,16 @@ pub fn parse(
         )
         .hint("trigger = { type = \"redis\", address = \"redis://host:6379\" }")
     })?;
-    let address = cx.address(
+    let cluster = m.trigger.cluster.unwrap_or(false);
+    let nodes = cx.addresses(
         at.line_of_key("address").or(trigger_line),
         "trigger.address",
         address_raw,
+        cluster,
     )?;
+    let address = nodes[0].clone();
     let settings = cx.settings(&m.trigger, "trigger")?;
+    let name = m.name.clone().unwrap_or_else(|| "app".into());
 
     let mut components = Vec::new();
     let mut triggers = Vec::new();
@@ -125,15 +141,56 @@ pub fn parse(
             &field("exclude_files"),
             &c.exclude_files,
         )?;
-        let channel = cx.channel(
-            line("channel"),
-            &field("trigger.channel"),
-            &c.trigger.channel,
+        let t = &c.trigger;
+        let from = cx.trigger_source(
+            &Place {
+                start,
+                line: &line,
+                field: &|key| field(&format!("trigger.{key}")),
+            },
+            &SourceFields {
+                channel: t.channel.as_deref(),
+                stream: t.stream.as_deref(),
+                group: t.group.as_deref(),
+                consumer: t.consumer.as_deref(),
+                field: t.field.as_deref(),
+                start: t.start.as_deref(),
+                max_deliveries: t.max_deliveries,
+                dead_letter: t.dead_letter.as_deref(),
+                claim_idle: t.claim_idle.as_deref(),
+                sharded: t.sharded,
+            },
+            &Owner {
+                app: &name,
+                component: &c.id,
+                timeout: settings.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                cluster,
+            },
         )?;
+        let source_key = if from.stream.is_some() {
+            "stream"
+        } else {
+            "channel"
+        };
         let max_concurrency = cx.trigger_concurrency(
             line("max_concurrency"),
             &field("trigger.max_concurrency"),
             c.trigger.max_concurrency,
+        )?;
+        let host_apis = cx.host_apis(
+            &HostPlace {
+                line: &line,
+                variable_line: &|name| start.and_then(|s| at.key_after(s, name)),
+                field: &field,
+                variables_key: "config",
+            },
+            &HostFields {
+                allowed_outbound_hosts: c.allowed_outbound_hosts.as_deref(),
+                allowed_http_hosts: c.allowed_http_hosts.as_deref(),
+                key_value_stores: c.key_value_stores.as_deref(),
+                variables: c.config.as_ref(),
+                v1: true,
+            },
         )?;
         components.push(Draft {
             value: Component {
@@ -142,6 +199,7 @@ pub fn parse(
                 environment: environment(&c.environment),
                 files,
                 exclude_files,
+                host_apis,
             },
             line: line("id"),
             field: field("id"),
@@ -149,16 +207,18 @@ pub fn parse(
         triggers.push(Draft {
             value: Trigger {
                 address: address.clone(),
-                channel,
+                channel: from.name,
                 component: c.id.clone(),
                 executor: executor(c.trigger.executor.as_ref()),
                 max_concurrency,
+                stream: from.stream,
+                cluster: cluster.then(|| nodes.clone()),
+                sharded: from.sharded,
             },
-            line: line("channel"),
+            line: line(source_key),
             field: field("trigger"),
         });
     }
-    let name = m.name.unwrap_or_else(|| "app".into());
     cx.finish(name, components, triggers, settings)
 }
 

@@ -1,14 +1,18 @@
 //! Manifest version 2: `[application.trigger.redis]` with the default
-//! address, `[[trigger.redis]]` entries binding a channel to a component (with
-//! an optional address override and executor), and `[component.<id>]` tables.
+//! address, `[[trigger.redis]]` entries binding a channel or a stream to a
+//! component (with an optional address override and executor), and
+//! `[component.<id>]` tables.
 //! Other trigger types in the same file are ignored with a warning, so one
 //! Spin app can run its redis part here.
 
 use super::app::{App, Component, Trigger};
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
+use super::host_apis::{HostFields, HostPlace};
 use super::shared::{AppTrigger, Ctx, Draft, ExecutorSpec, FileEntry, environment, executor};
+use super::source::{Owner, Place, SourceFields};
 use super::v1::remote_source;
 use super::variables::{VariableDecl, Variables};
+use crate::config::DEFAULT_TIMEOUT;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,11 +63,21 @@ struct Triggers {
 #[allow(dead_code)]
 struct RedisTrigger {
     id: Option<String>,
-    channel: String,
+    channel: Option<String>,
     component: toml::Value,
     address: Option<String>,
     executor: Option<ExecutorSpec>,
     max_concurrency: Option<u64>,
+    cluster: Option<bool>,
+    sharded: Option<bool>,
+    stream: Option<String>,
+    group: Option<String>,
+    consumer: Option<String>,
+    field: Option<String>,
+    start: Option<String>,
+    max_deliveries: Option<u64>,
+    dead_letter: Option<String>,
+    claim_idle: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -78,11 +92,11 @@ struct ComponentV2 {
     files: Vec<FileEntry>,
     #[serde(default)]
     exclude_files: Vec<String>,
-    allowed_outbound_hosts: Option<toml::Value>,
-    key_value_stores: Option<toml::Value>,
+    allowed_outbound_hosts: Option<Vec<String>>,
+    key_value_stores: Option<Vec<String>>,
     sqlite_databases: Option<toml::Value>,
     ai_models: Option<toml::Value>,
-    variables: Option<toml::Value>,
+    variables: Option<BTreeMap<String, String>>,
     build: Option<toml::Value>,
     dependencies: Option<toml::Value>,
     dependencies_inherit_configuration: Option<toml::Value>,
@@ -128,20 +142,17 @@ pub fn parse(
             )
             .hint("remove it: in version 2 the table's name says the trigger type"));
     }
-    let default_address = app_trigger
-        .address
-        .as_deref()
-        .map(|a| {
-            cx.address(
-                app_line
-                    .and_then(|l| at.key_after(l, "address"))
-                    .or(app_line),
-                "application.trigger.redis.address",
-                a,
-            )
-        })
-        .transpose()?;
+    let app_cluster = app_trigger.cluster.unwrap_or(false);
+    let app_address_line = app_line
+        .and_then(|l| at.key_after(l, "address"))
+        .or(app_line);
+    let app_address_field = "application.trigger.redis.address";
+    // Checked here even if every trigger has its own address.
+    if let Some(a) = &app_trigger.address {
+        cx.addresses(app_address_line, app_address_field, a, app_cluster)?;
+    }
     let settings = cx.settings(&app_trigger, "application.trigger.redis")?;
+    let app_name = m.application.name.clone().unwrap_or_else(|| "app".into());
 
     let mut components = Vec::new();
     for (id, c) in &m.component {
@@ -161,6 +172,28 @@ pub fn parse(
             &field("exclude_files"),
             &c.exclude_files,
         )?;
+        let variables_header = at
+            .header(&format!("[component.{id}.variables]"), 0)
+            .or_else(|| at.header(&format!("[component.\"{id}\".variables]"), 0));
+        let host_apis = cx.host_apis(
+            &HostPlace {
+                line: &line,
+                variable_line: &|name| {
+                    variables_header
+                        .or(start)
+                        .and_then(|s| at.key_after(s, name))
+                },
+                field: &field,
+                variables_key: "variables",
+            },
+            &HostFields {
+                allowed_outbound_hosts: c.allowed_outbound_hosts.as_deref(),
+                allowed_http_hosts: None,
+                key_value_stores: c.key_value_stores.as_deref(),
+                variables: c.variables.as_ref(),
+                v1: false,
+            },
+        )?;
         components.push(Draft {
             value: Component {
                 id: id.clone(),
@@ -168,6 +201,7 @@ pub fn parse(
                 environment: environment(&c.environment),
                 files,
                 exclude_files,
+                host_apis,
             },
             line: start,
             field: format!("component.{id}"),
@@ -194,16 +228,42 @@ pub fn parse(
                     ));
             }
         };
-        let channel = cx.channel(line("channel"), &field("channel"), &t.channel)?;
-        let address = match (&t.address, &default_address) {
-            (Some(a), _) => cx.address(line("address"), &field("address"), a)?,
-            (None, Some(a)) => a.clone(),
+        let cluster = t.cluster.unwrap_or(app_cluster);
+        let nodes = match (&t.address, &app_trigger.address) {
+            (Some(a), _) => cx.addresses(line("address"), &field("address"), a, cluster)?,
+            (None, Some(a)) => cx.addresses(app_address_line, app_address_field, a, cluster)?,
             (None, None) => {
                 return Err(at
                     .error(K::BadAddress, start, Some(&field("address")), "this trigger has no address and the application sets none")
                     .hint("set address under [application.trigger.redis], or address = \"redis://host:6379\" on the trigger"));
             }
         };
+        let address = nodes[0].clone();
+        let from = cx.trigger_source(
+            &Place {
+                start,
+                line: &line,
+                field: &field,
+            },
+            &SourceFields {
+                channel: t.channel.as_deref(),
+                stream: t.stream.as_deref(),
+                group: t.group.as_deref(),
+                consumer: t.consumer.as_deref(),
+                field: t.field.as_deref(),
+                start: t.start.as_deref(),
+                max_deliveries: t.max_deliveries,
+                dead_letter: t.dead_letter.as_deref(),
+                claim_idle: t.claim_idle.as_deref(),
+                sharded: t.sharded,
+            },
+            &Owner {
+                app: &app_name,
+                component: &component,
+                timeout: settings.timeout.unwrap_or(DEFAULT_TIMEOUT),
+                cluster,
+            },
+        )?;
         let max_concurrency = cx.trigger_concurrency(
             line("max_concurrency"),
             &field("max_concurrency"),
@@ -212,15 +272,17 @@ pub fn parse(
         triggers.push(Draft {
             value: Trigger {
                 address,
-                channel,
+                channel: from.name,
                 component,
                 executor: executor(t.executor.as_ref()),
                 max_concurrency,
+                stream: from.stream,
+                cluster: cluster.then_some(nodes),
+                sharded: from.sharded,
             },
             line: line("component"),
             field: field("component"),
         });
     }
-    let name = m.application.name.unwrap_or_else(|| "app".into());
-    cx.finish(name, components, triggers, settings)
+    cx.finish(app_name, components, triggers, settings)
 }

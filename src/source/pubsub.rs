@@ -1,5 +1,8 @@
 //! Redis subscriptions: one connection per distinct address, `SUBSCRIBE` to
 //! every channel bound at that address, reconnect and resubscribe forever.
+//! On a Redis Cluster (`cluster = true`), a RESP3 cluster client subscribes
+//! with `SUBSCRIBE` (messages of the whole cluster) or, for `sharded`
+//! channels, `SSUBSCRIBE` on the node of each channel's slot.
 //!
 //! The connection is read continuously: each message is handed to a
 //! non-blocking `deliver` callback (the dispatcher queues it or drops and
@@ -16,12 +19,18 @@
 //! accepts and then drops every connection is retried at the capped pace,
 //! not hammered.
 //!
+//! A cluster connection follows `MOVED` and failovers itself; a node
+//! connection that drops, or a sharded subscription that a slot migration
+//! ends (`SUNSUBSCRIBE` from the server), ends the session here, and the
+//! whole subscription is made again with the same backoff and logs.
+//!
 //! Knows nothing of wasm. Only the redacted address is ever logged.
 
-use crate::address::RedisAddress;
+use super::connect::{Endpoint, describe};
+use crate::ops::health::RedisLink;
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use std::path::PathBuf;
+use redis::{PushKind, Value};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -40,9 +49,12 @@ pub type Deliver = dyn Fn(&str, Bytes) + Send + Sync;
 
 /// Everything one subscriber needs.
 pub struct Subscription {
-    pub address: RedisAddress,
+    pub endpoint: Endpoint,
     pub channels: Vec<String>,
-    pub tls_ca_file: Option<PathBuf>,
+    /// `SSUBSCRIBE` rather than `SUBSCRIBE` (cluster only).
+    pub sharded: bool,
+    /// Where the connection's state is reported (metrics, readiness).
+    pub link: RedisLink,
 }
 
 /// Why one connection attempt or session ended.
@@ -61,21 +73,25 @@ enum Ended {
 pub async fn run(sub: Subscription, deliver: &Deliver, shutdown: CancellationToken) {
     let mut backoff = BACKOFF_START;
     let mut failures: u32 = 0;
+    let mut ever_connected = false;
     loop {
-        match session(&sub, deliver, &shutdown, failures).await {
+        let ended = session(&sub, deliver, &shutdown, failures, ever_connected).await;
+        sub.link.lost();
+        match ended {
             Ended::Shutdown => return,
             Ended::Lost { reason, up_for } => {
                 if let Some(up_for) = up_for {
-                    tracing::warn!(address = %sub.address, reason = %reason, "lost the connection to redis; reconnecting");
+                    ever_connected = true;
+                    tracing::warn!(address = %sub.endpoint.shown(), reason = %reason, "lost the connection to redis; reconnecting");
                     failures = 1;
                     if up_for >= STABLE_AFTER {
                         backoff = BACKOFF_START;
                     }
                 } else {
                     if failures == 0 || failures.is_multiple_of(20) {
-                        tracing::warn!(address = %sub.address, reason = %reason, attempts = failures + 1, "cannot connect to redis; retrying");
+                        tracing::warn!(address = %sub.endpoint.shown(), reason = %reason, attempts = failures + 1, "cannot connect to redis; retrying");
                     } else {
-                        tracing::debug!(address = %sub.address, reason = %reason, "still cannot connect to redis");
+                        tracing::debug!(address = %sub.endpoint.shown(), reason = %reason, "still cannot connect to redis");
                     }
                     failures += 1;
                 }
@@ -89,49 +105,18 @@ pub async fn run(sub: Subscription, deliver: &Deliver, shutdown: CancellationTok
     }
 }
 
-fn client(sub: &Subscription) -> redis::RedisResult<redis::Client> {
-    match (&sub.tls_ca_file, sub.address.is_tls()) {
-        (Some(ca), true) => {
-            let root_cert = std::fs::read(ca).map_err(|e| {
-                redis::RedisError::from((
-                    redis::ErrorKind::Io,
-                    "cannot read the TLS CA file",
-                    format!("{:?}: {e}", ca.display().to_string()),
-                ))
-            })?;
-            redis::Client::build_with_tls(
-                sub.address.connection_url(),
-                redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert),
-                },
-            )
-        }
-        _ => redis::Client::open(sub.address.connection_url()),
-    }
-}
-
-/// Describes a redis error without ever including the URL (which may hold a
-/// password).
-fn describe(e: &redis::RedisError) -> String {
-    if e.kind() == redis::ErrorKind::AuthenticationFailed || e.to_string().contains("WRONGPASS") {
-        return "authentication failed: check the user and password in the address".into();
-    }
-    let text = e.to_string();
-    match text.find("://") {
-        Some(_) => format!("{:?} error", e.kind()),
-        None => text,
-    }
-}
-
 async fn session(
     sub: &Subscription,
     deliver: &Deliver,
     shutdown: &CancellationToken,
     failures: u32,
+    reconnecting: bool,
 ) -> Ended {
+    if sub.endpoint.cluster {
+        return cluster_session(sub, deliver, shutdown, failures, reconnecting).await;
+    }
     let connect = async {
-        let client = client(sub)?;
+        let client = sub.endpoint.client()?;
         let mut pubsub = client.get_async_pubsub().await?;
         // One command for every channel of this address.
         pubsub.subscribe(&sub.channels).await?;
@@ -150,10 +135,11 @@ async fn session(
             }
         },
     };
+    sub.link.connected(reconnecting);
     if failures > 0 {
-        tracing::info!(address = %sub.address, channels = ?sub.channels, "reconnected to redis and resubscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, "reconnected to redis and resubscribed");
     } else {
-        tracing::info!(address = %sub.address, channels = ?sub.channels, "subscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, "subscribed");
     }
     let since = std::time::Instant::now();
     let lost = |reason: String| Ended::Lost {
@@ -179,6 +165,105 @@ async fn session(
                 let mut sink = sink.clone();
                 pong = Some(tokio::spawn(async move {
                     match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
+                        Ok(Ok(_)) => Ok(()),
+                        Ok(Err(e)) => Err(format!("ping failed: {}", describe(&e))),
+                        Err(_) => Err("ping timed out".into()),
+                    }
+                }));
+            }
+            r = async { pong.as_mut().expect("invariant: guarded by the condition").await }, if pong.is_some() => {
+                pong = None;
+                match r {
+                    Ok(Ok(())) => {}
+                    Ok(Err(reason)) => break lost(reason),
+                    Err(e) => break lost(format!("ping task failed: {e}")),
+                }
+            }
+        }
+    };
+    if let Some(p) = pong {
+        p.abort();
+    }
+    ended
+}
+
+/// One session on a Redis Cluster: a RESP3 cluster client whose pushes carry
+/// the messages.
+async fn cluster_session(
+    sub: &Subscription,
+    deliver: &Deliver,
+    shutdown: &CancellationToken,
+    failures: u32,
+    reconnecting: bool,
+) -> Ended {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let connect = async {
+        let client = sub.endpoint.cluster_client(CONNECT_TIMEOUT, Some(tx))?;
+        let mut conn = client.get_async_connection().await?;
+        if sub.sharded {
+            conn.ssubscribe(&sub.channels).await?;
+        } else {
+            conn.subscribe(&sub.channels).await?;
+        }
+        Ok::<_, redis::RedisError>(conn)
+    };
+    let conn = tokio::select! {
+        _ = shutdown.cancelled() => return Ended::Shutdown,
+        r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => match r {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Ended::Lost { reason: describe(&e), up_for: None },
+            Err(_) => {
+                return Ended::Lost {
+                    reason: format!("connecting and subscribing took longer than {CONNECT_TIMEOUT:?}"),
+                    up_for: None,
+                };
+            }
+        },
+    };
+    sub.link.connected(reconnecting);
+    let how = if sub.sharded {
+        "SSUBSCRIBE"
+    } else {
+        "SUBSCRIBE"
+    };
+    if failures > 0 {
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, how, "reconnected to the redis cluster and resubscribed");
+    } else {
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, how, "subscribed");
+    }
+    let since = std::time::Instant::now();
+    let lost = |reason: String| Ended::Lost {
+        reason,
+        up_for: Some(since.elapsed()),
+    };
+    let mut ping = tokio::time::interval(PING_INTERVAL);
+    ping.tick().await; // the first tick is immediate
+    let mut pong: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
+    let ended = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break Ended::Shutdown,
+            push = rx.recv() => match push {
+                None => break lost("the cluster client stopped".into()),
+                Some(p) => match p.kind {
+                    PushKind::Message | PushKind::SMessage => {
+                        if let [Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
+                            && let Ok(channel) = std::str::from_utf8(channel)
+                        {
+                            deliver(channel, Bytes::copy_from_slice(payload));
+                        }
+                    }
+                    PushKind::Disconnection => break lost("a cluster node closed the connection".into()),
+                    // A slot migration ends the sharded subscriptions of the
+                    // slot: subscribe again where the slot now is.
+                    PushKind::SUnsubscribe => break lost("a sharded subscription ended (slot migrated)".into()),
+                    _ => {}
+                },
+            },
+            _ = ping.tick(), if pong.is_none() => {
+                let mut conn = conn.clone();
+                pong = Some(tokio::spawn(async move {
+                    let ping = redis::cmd("PING");
+                    match tokio::time::timeout(PING_TIMEOUT, ping.query_async::<Value>(&mut conn)).await {
                         Ok(Ok(_)) => Ok(()),
                         Ok(Err(e)) => Err(format!("ping failed: {}", describe(&e))),
                         Err(_) => Err("ping timed out".into()),

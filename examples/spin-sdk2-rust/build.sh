@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Build the example into ./handler.wasm: a WASI preview1 *core module* carrying
+# component-type metadata, as Spin 2 and 3 apps were built (spin-redis makes it
+# a component when it loads it, as Spin does).
+set -euo pipefail
+cd "$(dirname "$0")"
+
+command -v cargo >/dev/null || { echo "build.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
+if ! rustup target list --installed | grep -qx wasm32-wasip1; then
+    rustup target add wasm32-wasip1
+fi
+
+cargo build --release --target wasm32-wasip1
+cp target/wasm32-wasip1/release/spin_sdk2_rust_example.wasm handler.wasm
+echo "built $(pwd)/handler.wasm ($(wc -c <handler.wasm) bytes)"

@@ -1,0 +1,136 @@
+//! WASI 0.2 command components under the `wagi` executor: a component that
+//! exports `wasi:cli/run` (a Rust `wasm32-wasip2` binary, TinyGo's or Go's
+//! wasip2 output, componentize-py's command world) runs exactly like a
+//! compat module: the payload on stdin, the same environment and argv,
+//! stdout and stderr captured, and the exit code as the result
+//! (`wasi:cli/exit` with an error, or `run` returning `err`, is exit code 1;
+//! `exit-with-code n` is n).
+//!
+//! Not owned here: the shared sandbox and limits (`spin_redis_compat`), the
+//! choice of executor (`executor`), stubbing other imports (`host_stubs`).
+
+use spin_redis_compat::limits::{Limits, MemoryCap, limited_store, with_deadline};
+use spin_redis_compat::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
+use spin_redis_compat::{HandlerError, Outcome, WasmKind};
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime_wasi::p2::bindings::CommandPre;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+/// Why a command component was refused at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("does not compile: {0}")]
+    Compile(String),
+    #[error(
+        "is a component that does not export `wasi:cli/run` (it exports: {0}): under the wagi executor a component must be a WASI command; a Redis handler component runs under executor = {{ type = \"spin\" }}"
+    )]
+    NotCommand(String),
+    #[error("cannot be linked: {0}")]
+    Link(String),
+    #[error("has a mount that cannot be opened: {0}")]
+    Mount(String),
+}
+
+/// The state of one store.
+pub struct CommandState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    memory: MemoryCap,
+}
+
+impl WasiView for CommandState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// A prepared command component.
+pub struct CommandComponent {
+    engine: Engine,
+    pre: CommandPre<CommandState>,
+    sandbox: PreparedSandbox,
+    limits: Limits,
+}
+
+impl CommandComponent {
+    /// Whether `bytes` are a component at all (the wagi executor's other
+    /// kind is a core module).
+    pub fn is_component(bytes: &[u8]) -> bool {
+        WasmKind::of(bytes) == WasmKind::Component
+    }
+
+    pub fn prepare(
+        engine: &Engine,
+        bytes: &[u8],
+        sandbox: Sandbox,
+        limits: Limits,
+    ) -> Result<Self, PrepareError> {
+        let component =
+            Component::new(engine, bytes).map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect();
+        if !exports.iter().any(|e| e.starts_with("wasi:cli/run@0.2")) {
+            return Err(PrepareError::NotCommand(if exports.is_empty() {
+                "nothing".into()
+            } else {
+                exports.join(", ")
+            }));
+        }
+        let mut linker: Linker<CommandState> = Linker::new(engine);
+        // `exit-with-code` is part of wasi:cli@0.2.12, linked here.
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        crate::host_stubs::link(engine, &mut linker, &component)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let pre = linker
+            .instantiate_pre(&component)
+            .and_then(CommandPre::new)
+            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        let sandbox =
+            PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
+        Ok(CommandComponent {
+            engine: engine.clone(),
+            pre,
+            sandbox,
+            limits,
+        })
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        self.sandbox.sandbox()
+    }
+
+    /// Runs the command once on one message in a fresh instance.
+    pub async fn run(&self, msg: Message<'_>) -> Outcome {
+        let capture = Capture::new(&self.limits);
+        let result = with_deadline(self.limits.timeout, self.run_in(&msg, &capture)).await;
+        capture.finish(result)
+    }
+
+    async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
+        let state = CommandState {
+            wasi: self.sandbox.p2_ctx(msg, capture),
+            table: ResourceTable::new(),
+            memory: MemoryCap(self.limits.max_memory_bytes),
+        };
+        let mut store = limited_store(&self.engine, state, self.limits.timeout, |s| &mut s.memory);
+        let ended = async {
+            let command = self.pre.instantiate_async(&mut store).await?;
+            command.wasi_cli_run().call_run(&mut store).await
+        }
+        .await;
+        match ended {
+            Ok(Ok(())) => Ok(()),
+            // `run` returning `err` is how a command says "exit code 1".
+            Ok(Err(())) => Err(HandlerError::Exit(1)),
+            Err(e) => HandlerError::from_call(Err(e)),
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Adversarial handlers built from source (`tests/guests/`, built by
+//! `bash tests/guests/build.sh`), run by the real binary against a real
+//! redis-server: handlers in C, Go and a Rust component that block in a host
+//! call (a one-hour sleep), a C handler that floods stdout forever and one
+//! that allocates forever. Every test checks that the per-message limits hold
+//! against them, that other channels go on, and that the shutdown summary
+//! accounts for every delivery.
+//!
+//! Waiting is bounded polling for an effect; nothing asserts on timing.
+
+mod support;
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use support::*;
+
+/// `tests/guests/<name>/<name>.wasm`, which must have been built.
+fn guest(name: &str) -> PathBuf {
+    let path = repo()
+        .join("tests/guests")
+        .join(name)
+        .join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "the test guest {} is missing: run `bash tests/guests/build.sh` first",
+        path.display()
+    );
+    path
+}
+
+/// One component of a test manifest.
+struct Component<'a> {
+    id: &'a str,
+    source: PathBuf,
+    /// `wagi` (a WASI preview1 module) or `spin` (a component).
+    executor: &'a str,
+    channel: &'a str,
+}
+
+fn wagi<'a>(id: &'a str, source: PathBuf, channel: &'a str) -> Component<'a> {
+    Component {
+        id,
+        source,
+        executor: "wagi",
+        channel,
+    }
+}
+
+/// A version 1 manifest binding every component to its channel on `url`.
+fn app(url: &str, components: &[Component]) -> String {
+    let mut m = format!(
+        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"{url}\" }}\n"
+    );
+    for c in components {
+        m.push_str(&format!(
+            "[[component]]\nid = \"{}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{}\"\nexecutor = {{ type = \"{}\" }}\n",
+            c.id,
+            c.source.display(),
+            c.channel,
+            c.executor
+        ));
+    }
+    m
+}
+
+/// Logs every message the dispatcher receives, so a test can wait until a
+/// burst has arrived before it publishes the next message.
+const TRACE_RECEIVED: &str = "info,spin_redis::dispatch=trace";
+
+/// How many messages on `channel` the dispatcher has received so far.
+fn received(stderr: &str, channel: &str) -> usize {
+    stderr
+        .matches(&format!("received channel={channel} "))
+        .count()
+}
+
+/// [`wait_until`], but a failure shows spin-redis's stderr as it is then.
+fn wait_for(s: &SpinRedis, what: &str, mut cond: impl FnMut() -> bool) {
+    let waited = std::panic::catch_unwind(AssertUnwindSafe(|| wait_until(what, &mut cond)));
+    if waited.is_err() {
+        panic!(
+            "gave up waiting for: {what}\nspin-redis stderr:\n{}",
+            s.stderr()
+        );
+    }
+}
+
+/// The reasons of the "handler failed" warnings for `component` on `channel`.
+fn failures(stderr: &str, component: &str, channel: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| {
+            l.contains("handler failed")
+                && l.contains(&format!("component={component} "))
+                && l.contains(&format!("channel={channel} "))
+        })
+        .map(|l| match l.split_once("reason=") {
+            Some((_, reason)) => reason.to_string(),
+            None => panic!("a failure without a reason: {l}"),
+        })
+        .collect()
+}
+
+/// Waits for a "handler failed" warning naming `component` and `channel`
+/// whose reason contains `reason`, and returns that reason.
+fn wait_failure(s: &SpinRedis, component: &str, channel: &str, reason: &str) -> String {
+    let mut found = None;
+    wait_for(
+        s,
+        &format!(
+            "a \"handler failed\" warning for component={component} channel={channel} with a reason containing {reason:?}"
+        ),
+        || {
+            found = failures(&s.stderr(), component, channel)
+                .into_iter()
+                .find(|r| r.contains(reason));
+            found.is_some()
+        },
+    );
+    found.unwrap()
+}
+
+/// The shutdown summary line: (received, ok, failed, dropped, skipped, cut short).
+fn summary(stderr: &str) -> [u64; 6] {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("spin-redis: received"))
+        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
+    let nums: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse().unwrap())
+        .collect();
+    nums.try_into()
+        .unwrap_or_else(|_| panic!("bad summary {line}"))
+}
+
+/// A handler sleeping in a host call is stopped at the deadline, reported as
+/// timed out, and what it wrote before reaches its log.
+fn a_sleeper_is_timed_out(component: Component) {
+    let redis = Redis::start();
+    let (id, channel) = (component.id, component.channel);
+    let (_d, m) = manifest(&app(&redis.url(), &[component]));
+    let mut s = SpinRedis::up(&redis, &m, &["--timeout", "2s"], &[channel]);
+    redis.publish(channel, b"nap-1");
+    let reason = wait_failure(&s, id, channel, "timed out");
+    assert!(reason.contains("timed out after 2s"), "{reason}");
+    // Written and flushed before the deadline: the cut run's output is kept.
+    let log = format!("{id}_stdout.txt");
+    wait_for(
+        &s,
+        &format!("{log} to hold the line written before the deadline"),
+        || s.log_text(&log).contains("sleeping on nap-1\n"),
+    );
+    assert!(s.stop().success(), "{}", s.stderr());
+    let err = s.stderr();
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        summary(&err),
+        [1, 0, 1, 0, 0, 0],
+        "one delivery, failed (timed out) and not cut short:\n{err}"
+    );
+}
+
+#[test]
+fn a_c_handler_sleeping_in_a_host_call_is_timed_out() {
+    a_sleeper_is_timed_out(wagi("c-sleep", guest("c-sleep"), "sleepy"));
+}
+
+#[test]
+fn a_go_handler_sleeping_in_a_host_call_is_timed_out() {
+    a_sleeper_is_timed_out(wagi("go-sleep", guest("go-sleep"), "sleepy"));
+}
+
+#[test]
+fn a_rust_component_sleeping_in_a_host_call_is_timed_out() {
+    a_sleeper_is_timed_out(Component {
+        id: "rust-sleep",
+        source: guest("rust-sleep-component"),
+        executor: "spin",
+        channel: "sleepy",
+    });
+}
+
+/// Publishes `n` messages on "sleepy" to a C sleeper that is never timed out
+/// during the test, waits until the dispatcher has received them all, then
+/// publishes one on "other" (the echo fixture) and waits until it is handled.
+/// `extra` are more flags for `spin-redis up`.
+fn sleepers_never_hold_up_another_channel(n: usize, extra: &[&str]) {
+    let redis = Redis::start();
+    let (_d, m) = manifest(&app(
+        &redis.url(),
+        &[
+            wagi("sleeper", guest("c-sleep"), "sleepy"),
+            wagi("echo", fixture("echo.wat"), "other"),
+        ],
+    ));
+    // The sleepers' deadline is far past the test's patience, so a deadline
+    // freeing their slots or worker threads cannot make the test pass.
+    let mut flags = vec!["--timeout", "1h", "--drain-timeout", "1s"];
+    flags.extend_from_slice(extra);
+    let mut s = SpinRedis::up_with_env(
+        &redis,
+        &m,
+        &flags,
+        &[("SPIN_REDIS_LOG", TRACE_RECEIVED)],
+        &["sleepy", "other"],
+    );
+    for i in 0..n {
+        redis.publish("sleepy", format!("s{i}").as_bytes());
+    }
+    wait_for(&s, &format!("all {n} sleepy messages received"), || {
+        received(&s.stderr(), "sleepy") == n
+    });
+    redis.publish("other", b"meanwhile");
+    s.wait_log("echo_stdout.txt", "meanwhile\n");
+    let err = s.stderr();
+    assert!(
+        failures(&err, "sleeper", "sleepy").is_empty(),
+        "no sleeper may have ended:\n{err}"
+    );
+    // At shutdown the sleepers are still asleep: the drain deadline cuts
+    // every one of them short.
+    assert!(s.stop().success(), "{}", s.stderr());
+    let err = s.stderr();
+    assert_eq!(
+        summary(&err),
+        [n as u64 + 1, 1, 0, 0, 0, n as u64],
+        "the echo ok, every sleeper cut short:\n{err}"
+    );
+}
+
+#[test]
+fn more_sleepers_than_cores_never_delay_another_channel() {
+    sleepers_never_hold_up_another_channel(8, &[]);
+}
+
+#[test]
+fn a_hung_channel_holds_only_its_own_share_of_the_handler_slots() {
+    // Ten sleepers against four slots in all: one trigger must not be able to
+    // take every slot and starve the other channel.
+    sleepers_never_hold_up_another_channel(10, &["--max-concurrency", "4"]);
+}
+
+#[test]
+fn a_stdout_flood_is_cut_at_the_output_cap_and_stopped_at_the_deadline() {
+    let redis = Redis::start();
+    let (_d, m) = manifest(&app(
+        &redis.url(),
+        &[wagi("flood", guest("c-flood"), "out")],
+    ));
+    let mut s = SpinRedis::up(
+        &redis,
+        &m,
+        &["--timeout", "2s", "--max-output", "1MiB", "-q"],
+        &["out"],
+    );
+    redis.publish("out", b"go");
+    let reason = wait_failure(&s, "flood", "out", "timed out");
+    assert!(reason.contains("timed out after 2s"), "{reason}");
+    s.wait_log("flood_stdout.txt", "were cut at the output cap]\n");
+    let out = s.log("flood_stdout.txt");
+    let cap = 1 << 20;
+    assert!(out.len() > cap, "{} bytes", out.len());
+    let (kept, note) = out.split_at(cap);
+    assert!(
+        kept.iter().all(|&b| b == b'f' || b == b'\n'),
+        "the first 1 MiB is the flood's own output"
+    );
+    let note = std::str::from_utf8(note).expect("the note is text");
+    let cut: u64 = note
+        .strip_prefix("[spin-redis: ")
+        .and_then(|n| n.strip_suffix(" more bytes of stdout were cut at the output cap]\n"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("the log ends with one cut note, not {note:?}"));
+    assert!(cut > 0, "{note}");
+    assert!(s.stop().success(), "{}", s.stderr());
+    let err = s.stderr();
+    assert_eq!(summary(&err), [1, 0, 1, 0, 0, 0], "{err}");
+}
+
+#[test]
+fn an_allocation_loop_fails_at_the_memory_cap_and_others_go_on() {
+    let redis = Redis::start();
+    let (_d, m) = manifest(&app(
+        &redis.url(),
+        &[
+            wagi("alloc", guest("c-alloc"), "mem"),
+            wagi("quick", guest("c-sleep"), "after"),
+        ],
+    ));
+    let mut s = SpinRedis::up(
+        &redis,
+        &m,
+        &["--max-memory", "64MiB", "-q"],
+        &["mem", "after"],
+    );
+    redis.publish("mem", b"grow");
+    let reason = wait_failure(&s, "alloc", "mem", "memory limit");
+    assert!(
+        reason.contains("memory limit of 67108864 bytes exceeded"),
+        "{reason}"
+    );
+    // The guest never saw malloc fail: the growth itself was refused.
+    assert!(
+        !s.log_text("alloc_stderr.txt").contains("NULL"),
+        "{}",
+        s.log_text("alloc_stderr.txt")
+    );
+    redis.publish("after", b"quick");
+    s.wait_log("quick_stdout.txt", "sleeping on quick\n");
+    assert!(s.stop().success(), "{}", s.stderr());
+    let err = s.stderr();
+    assert!(failures(&err, "quick", "after").is_empty(), "{err}");
+    assert_eq!(
+        summary(&err),
+        [2, 1, 1, 0, 0, 0],
+        "the allocation failed, the quick message succeeded:\n{err}"
+    );
+}

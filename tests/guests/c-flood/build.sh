@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Builds tests/guests/c-flood/c-flood.wasm, a WASI preview1 command module (the compat
+# executor's kind), from flood.c with Debian's clang and wasi-libc; installs them
+# with apt-get if clang cannot build for wasm32-wasi (see ../c-toolchain.sh).
+set -euo pipefail
+cd "$(dirname "$0")"
+# shellcheck source=../c-toolchain.sh
+source ../c-toolchain.sh
+build_c_guest c-flood flood.c

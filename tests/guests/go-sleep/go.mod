@@ -1,0 +1,3 @@
+module example.com/spin-redis/tests/guests/go-sleep
+
+go 1.21
