@@ -226,7 +226,6 @@ impl PreparedSandbox {
             None => b.env("REDIS_CHANNEL", msg.channel),
             Some(entry) => b
                 .env("REDIS_STREAM", msg.channel)
-                .env("REDIS_CHANNEL", msg.channel)
                 .env("REDIS_MESSAGE_ID", entry.id)
                 .env("REDIS_DELIVERY", entry.delivery.to_string()),
         };

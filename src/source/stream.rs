@@ -482,7 +482,7 @@ impl Inner {
                 // log files; if it has stopped, the entry stays pending.
                 let _ = chans.acks.send(entry.id);
             }
-            Ran::Failed(reason) if delivery > spec.max_deliveries => {
+            Ran::Failed(reason) if delivery >= spec.max_deliveries => {
                 self.dead_letter(&entry, delivery, &reason).await;
                 self.release(&entry.id);
             }
@@ -605,7 +605,7 @@ async fn read_loop(inner: Arc<Inner>, chans: Chans, shutdown: CancellationToken)
     let spec = &inner.spec;
     let shown = spec.endpoint.shown();
     // The own pending entries are read once, when the process starts.
-    let mut own_pending = false;
+    let mut own_pending = true;
     let mut backoff = RECONNECT_FIRST;
     let mut failures: u32 = 0;
     loop {
@@ -668,9 +668,7 @@ async fn read_session(
     let spec = &inner.spec;
     let connect = async {
         let mut conn = spec.endpoint.connect(RESPONSE_TIMEOUT + BLOCK).await?;
-        if failures == 0 {
-            ensure_group(&mut conn, spec).await?;
-        }
+        ensure_group(&mut conn, spec).await?;
         Ok::<_, redis::RedisError>(conn)
     };
     let mut conn = tokio::select! {
@@ -746,7 +744,7 @@ async fn read_session(
             Err(e) if e.code() == Some("NOGROUP") => {
                 // The stream or group was deleted (or Redis restarted empty).
                 tracing::warn!(stream = %spec.stream, group = %spec.group, "the consumer group is gone; creating it again");
-                if let Err(e) = Ok::<(), redis::RedisError>(()) {
+                if let Err(e) = ensure_group(&mut conn, spec).await {
                     return lost(describe(&e));
                 }
                 if stopping {
@@ -879,9 +877,6 @@ async fn claim_round(
     shutdown: &CancellationToken,
 ) -> redis::RedisResult<()> {
     let spec = &inner.spec;
-    if spec.claim_idle > Duration::ZERO {
-        return Ok(());
-    }
     let mut cursor = "0-0".to_string();
     loop {
         let first = tokio::select! {
@@ -1070,10 +1065,6 @@ async fn ack_loop(
             }
         }
         inner.shared.logs.flush();
-        if shutdown.is_cancelled() {
-            batch.clear();
-            continue;
-        }
         let mut cmd = redis::cmd("XACK");
         cmd.arg(&spec.stream).arg(&spec.group).arg(&batch);
         match inner.commands.query::<Value>(&cmd).await {
