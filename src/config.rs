@@ -17,7 +17,7 @@ use spin_redis_compat::Limits;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+pub const DEFAULT_TIMEOUT: Duration = crate::manifest::ranges::DEFAULT_TIMEOUT;
 pub const DEFAULT_MAX_MEMORY: u64 = 256 << 20;
 pub const DEFAULT_MAX_OUTPUT: u64 = 4 << 20;
 pub const DEFAULT_MAX_PAYLOAD: u64 = 16 << 20;

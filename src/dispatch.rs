@@ -261,7 +261,7 @@ impl Capacity {
         }
     }
 
-    /// Waits for a slot; see [`acquire`].
+    /// Waits for a slot; see the private `acquire`.
     pub async fn acquire(&self) -> Permits {
         acquire(self.own.as_ref(), &self.reserved, &self.pool).await
     }

@@ -233,8 +233,11 @@ fn json_logs_are_one_object_per_line_with_the_delivery_fields() {
     assert!(err.contains("\"message\":\"stopped\""), "{err}");
 }
 
+/// What the receiver got: (path, body) per request.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A tiny OTLP/HTTP receiver: accepts POSTs, answers 200, keeps the bodies.
-fn otlp_receiver() -> (u16, Arc<Mutex<Vec<(String, Vec<u8>)>>>) {
+fn otlp_receiver() -> (u16, Received) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let got = Arc::new(Mutex::new(Vec::new()));

@@ -47,7 +47,7 @@ pub struct HostApis {
     /// The key-value store labels it may open.
     pub key_value_stores: Vec<String>,
     /// Its variables, expanded (values are never shown).
-    pub variables: crate::host::variables::ComponentVariables,
+    pub variables: super::component_variables::ComponentVariables,
 }
 
 /// One entry of a component's `files`.

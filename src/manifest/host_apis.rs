@@ -17,10 +17,10 @@
 //! config is read after the manifest, see `host`).
 
 use super::app::HostApis;
+use super::component_variables::{ComponentVariables, validate_name};
 use super::error::{ManifestError, ManifestErrorKind as K};
 use super::shared::Ctx;
 use crate::host::allowed_hosts::{AllowedHost, AllowedHosts};
-use crate::host::variables::{ComponentVariables, validate_name};
 use std::collections::BTreeMap;
 
 /// The host-API fields of one component as written.

@@ -14,6 +14,7 @@
 //! that at start-up), and the CLI's `-e` values.
 
 pub mod app;
+pub mod component_variables;
 pub mod error;
 mod host_apis;
 pub mod ranges;

@@ -20,6 +20,10 @@
 
 use std::time::Duration;
 
+/// The per-message deadline when neither the manifest nor a flag sets one
+/// (here, not in `config`, because stream defaults derive from it).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A closed range of durations.
 pub struct DurationRange {
     pub min: Duration,

@@ -8,11 +8,11 @@
 use super::app::{App, Component, Trigger};
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
 use super::host_apis::{HostFields, HostPlace};
+use super::ranges::DEFAULT_TIMEOUT;
 use super::shared::{AppTrigger, Ctx, Draft, ExecutorSpec, FileEntry, environment, executor};
 use super::source::{Owner, Place, SourceFields};
 use super::v1::remote_source;
 use super::variables::{VariableDecl, Variables};
-use crate::config::DEFAULT_TIMEOUT;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -6,7 +6,7 @@
 //! connection to it, either kind, usable with every `redis` command API
 //! (a cluster connection routes each command to its key's node and follows
 //! `MOVED`/`ASK` redirects and failovers by itself); it is cheap to clone.
-//! [`cluster_client`] builds the RESP3 client that cluster pub/sub needs.
+//! [`Endpoint::cluster_client`] builds the RESP3 client that cluster pub/sub needs.
 //!
 //! Not owned here: what is done on the connections (`pubsub`, `stream`).
 
