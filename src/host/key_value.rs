@@ -324,7 +324,7 @@ fn open(
     label: &str,
 ) -> wasmtime::Result<Result<Resource<OpenStore>, KvError>> {
     let component = &view.host.component;
-    if !component.key_value_stores.iter().any(|l| l == label) && std::env::var_os("MUT2").is_none() {
+    if !component.key_value_stores.iter().any(|l| l == label) {
         return Ok(Err(KvError::AccessDenied));
     }
     let Some(backend) = component.app.stores.by_label.get(label).cloned() else {

@@ -70,7 +70,7 @@ impl AppHost {
     pub fn component(self: &Arc<Self>, c: &Component) -> anyhow::Result<Arc<ComponentHost>> {
         let apis = &c.host_apis;
         for label in &apis.key_value_stores {
-            let Some(backend) = self.stores.describe(label).or(std::env::var_os("MUT7").map(|_| String::new())) else {
+            let Some(backend) = self.stores.describe(label) else {
                 anyhow::bail!(
                     "{}: component.{}.key_value_stores: store {label:?} is not defined\n  hint: spin-redis defines \"{}\" and the stores of the runtime config file: add [key_value_store.{label}] with type = \"spin\" (SQLite) or type = \"redis\" to a file passed with --runtime-config-file",
                     self.manifest.display(),
@@ -137,7 +137,7 @@ impl ComponentHost {
         let Some(d) = allowed_hosts::destination(url) else {
             return Err(Refused::BadUrl);
         };
-        if self.allowed_hosts.allows(&d) || std::env::var_os("MUT1").is_some() {
+        if self.allowed_hosts.allows(&d) {
             return Ok(d);
         }
         self.refusals.refused(&self.id, &d);

@@ -141,7 +141,7 @@ impl Pool {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let key = address.connection_url();
-            match map.get(key).filter(|_| std::env::var_os("MUT4").is_none()) {
+            match map.get(key) {
                 Some(cell) => cell.clone(),
                 None if map.len() >= MAX_ADDRESSES => return Err(OpenError::TooManyConnections),
                 None => map.entry(key.to_string()).or_default().clone(),
@@ -319,8 +319,7 @@ mod ops {
     }
 
     pub async fn incr(c: Conn, key: String) -> Result<i64, v3::Error> {
-        let by = if std::env::var_os("MUT8").is_some() { 2 } else { 1 };
-        c.query(redis::cmd("INCRBY").arg(key).arg(by))
+        c.query(redis::cmd("INCR").arg(key))
             .await
             .map_err(command_error)
     }

@@ -128,7 +128,7 @@ impl HostConfig {
             None => Arc::new(SqliteDb::new(None)),
         };
         if !self.key_value.contains_key(DEFAULT_STORE) {
-            let path = self.state_dir(app_dir).map(|d| d.join(DEFAULT_STORE_FILE)).filter(|_| std::env::var_os("MUT5").is_none());
+            let path = self.state_dir(app_dir).map(|d| d.join(DEFAULT_STORE_FILE));
             stores.insert(
                 DEFAULT_STORE.into(),
                 Backend::Sqlite {
@@ -228,7 +228,7 @@ pub fn parse(file: &Path, text: &str) -> Result<HostConfig, RuntimeConfigError> 
                         };
                         err(field_line, Some(field), m)
                     })?;
-                    if std::env::var_os("MUT6").is_none() { config.key_value.insert(label.clone(), store); }
+                    config.key_value.insert(label.clone(), store);
                 }
             }
             other => {

@@ -66,7 +66,6 @@ fn lookup(view: &HostView<'_>, name: &str) -> Result<String, LookupError> {
 
 impl v2::Host for HostView<'_> {
     async fn get(&mut self, name: String) -> wasmtime::Result<Result<String, v2::Error>> {
-        if std::env::var_os("MUT3").is_some() { return Ok(Ok(lookup(self, &name).unwrap_or_default())); }
         Ok(lookup(self, &name).map_err(|e| match e {
             LookupError::InvalidName(m) => v2::Error::InvalidName(m),
             LookupError::Undefined(m) => v2::Error::Undefined(m),
