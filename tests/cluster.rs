@@ -168,3 +168,64 @@ source = "{}"
     let log = s.log_text("h_stdout.txt");
     assert_eq!(log.lines().count(), 3, "each once:\n{log}");
 }
+
+#[test]
+fn outbound_redis_from_a_component_reaches_every_node_of_the_cluster() {
+    let wasm = repo().join("examples/spin-sdk7-rust/handler.wasm");
+    assert!(
+        wasm.exists(),
+        "{} is missing: run bash examples/build.sh (tests/all.sh does)",
+        wasm.display()
+    );
+    let cluster = Cluster::start();
+    // The component INCRs "words:messages": name a node that does not hold
+    // it, so only a cluster connection reaches the key.
+    let owner = cluster.owner(cluster.slot("words:messages"));
+    let other = (owner + 1) % 3;
+    let node = cluster.nodes[other].url();
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "{node}"
+cluster = true
+[[trigger.redis]]
+channel = "messages"
+component = "words"
+[component.words]
+source = "{}"
+allowed_outbound_hosts = ["redis://127.0.0.1:*"]
+key_value_stores = ["default"]
+[component.words.variables]
+redis_address = "{node}"
+results_channel = "results"
+"#,
+        wasm.display()
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::spawn(&m, &[]);
+    wait_until("subscribed to messages", || {
+        assert!(s.is_running(), "{}", s.stderr());
+        cluster
+            .nodes
+            .iter()
+            .map(|n| numsub(n, "NUMSUB", "messages"))
+            .sum::<i64>()
+            >= 1
+    });
+    cluster.nodes[owner]
+        .cli(&["PUBLISH", "messages", "hello cluster"])
+        .unwrap();
+    s.wait_log("words_stdout.txt", "message 1, published to results");
+    let value = cluster.nodes[owner]
+        .cli(&["GET", "words:messages"])
+        .unwrap();
+    assert_eq!(value.trim(), "1", "the key is on its own node");
+    assert!(s.stop().success());
+    assert!(
+        s.stderr().contains("the address is a cluster node"),
+        "{}",
+        s.stderr()
+    );
+}

@@ -6,6 +6,10 @@
 //! address, in any instance of any component, shares one multiplexed
 //! connection (a `ConnectionManager`, which reconnects by itself), so a
 //! handler that opens a connection per message costs no connect per message.
+//! An address that names a Redis Cluster node (the server says
+//! `cluster_enabled:1`) gets a cluster connection instead: every command goes
+//! to its key's node, and redirects and failovers are followed. (A dedicated
+//! connection, below, stays on the node the address names.)
 //! The pool holds at most [`MAX_ADDRESSES`] addresses. A command that changes
 //! a connection's state or blocks it (`MULTI`, `SELECT`, `BLPOP`...) sent
 //! through `execute` moves that guest connection onto a dedicated one (at
@@ -23,7 +27,10 @@
 
 use super::{HasHost, HostData, HostView, Refused};
 use crate::address::RedisAddress;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster_async::ClusterConnection;
 use redis::{AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisError, Value};
 use std::collections::HashMap;
 use std::future::Future;
@@ -82,8 +89,44 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Pool {
     /// CA certificates (PEM) that verify `rediss://` servers, when given.
     root_cert: Option<Vec<u8>>,
-    shared: Mutex<HashMap<String, Arc<OnceCell<ConnectionManager>>>>,
+    shared: Mutex<HashMap<String, Arc<OnceCell<Shared>>>>,
     dedicated: Arc<Semaphore>,
+}
+
+/// The shared connection of one address: to a single server, or to the
+/// Redis Cluster the address is a node of.
+#[derive(Clone)]
+pub enum Shared {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Shared {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> redis::RedisFuture<'a, Value> {
+        match self {
+            Shared::Single(c) => c.req_packed_command(cmd),
+            Shared::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> redis::RedisFuture<'a, Vec<Value>> {
+        match self {
+            Shared::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Shared::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Shared::Single(c) => c.get_db(),
+            Shared::Cluster(c) => c.get_db(),
+        }
+    }
 }
 
 /// Why a connection could not be had.
@@ -134,7 +177,7 @@ impl Pool {
     }
 
     /// The shared connection to `address`, made on first use.
-    pub async fn shared(&self, address: &RedisAddress) -> Result<ConnectionManager, OpenError> {
+    pub async fn shared(&self, address: &RedisAddress) -> Result<Shared, OpenError> {
         let cell = {
             let mut map = self
                 .shared
@@ -151,9 +194,35 @@ impl Pool {
             let config = ConnectionManagerConfig::new()
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_number_of_retries(2);
-            ConnectionManager::new_with_config(self.client(address)?, config)
+            let mut single = ConnectionManager::new_with_config(self.client(address)?, config)
                 .await
-                .map_err(|e| connect_error(address, &e))
+                .map_err(|e| connect_error(address, &e))?;
+            // A cluster node: commands must go to their keys' nodes.
+            let info: String = redis::cmd("INFO")
+                .arg("cluster")
+                .query_async(&mut single)
+                .await
+                .unwrap_or_default();
+            if !info.contains("cluster_enabled:1") {
+                return Ok(Shared::Single(single));
+            }
+            let mut b = redis::cluster::ClusterClientBuilder::new([address.connection_url()])
+                .connection_timeout(CONNECT_TIMEOUT)
+                .response_timeout(CONNECT_TIMEOUT);
+            if let (Some(root_cert), true) = (&self.root_cert, address.is_tls()) {
+                b = b.certs(redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(root_cert.clone()),
+                });
+            }
+            let cluster = b
+                .build()
+                .map_err(|_| OpenError::InvalidAddress)?
+                .get_async_connection()
+                .await
+                .map_err(|e| connect_error(address, &e))?;
+            tracing::info!(address = %address.redacted(), "outbound redis: the address is a cluster node; commands go to their keys' nodes");
+            Ok(Shared::Cluster(cluster))
         })
         .await
         .cloned()
@@ -199,7 +268,7 @@ fn connect_error(address: &RedisAddress, e: &RedisError) -> OpenError {
 /// `spin:redis/redis@3.0.0` resource `connection`).
 pub struct Connection {
     address: RedisAddress,
-    shared: ConnectionManager,
+    shared: Shared,
     /// Set once a stateful or blocking command was sent.
     dedicated: Option<(MultiplexedConnection, OwnedSemaphorePermit)>,
 }
@@ -207,7 +276,7 @@ pub struct Connection {
 /// A connection to send one command on.
 #[derive(Clone)]
 enum Conn {
-    Shared(ConnectionManager),
+    Shared(Shared),
     Dedicated(MultiplexedConnection),
 }
 
@@ -255,7 +324,7 @@ fn needs(command: &str, args: &[v3::RedisParameter]) -> Needs {
 async fn open(
     component: &super::ComponentHost,
     address: &str,
-) -> Result<(RedisAddress, ConnectionManager), OpenError> {
+) -> Result<(RedisAddress, Shared), OpenError> {
     match component.check_outbound(address) {
         Ok(_) => {}
         Err(Refused::BadUrl | Refused::NotAllowed(_)) => return Err(OpenError::InvalidAddress),
@@ -572,7 +641,7 @@ impl v2::HostConnection for HostView<'_> {
 fn push(
     view: &mut HostView<'_>,
     address: RedisAddress,
-    shared: ConnectionManager,
+    shared: Shared,
 ) -> wasmtime::Result<Resource<Connection>> {
     let r = view.table.push(Connection {
         address,
