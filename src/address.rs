@@ -96,6 +96,35 @@ fn redact_text(text: &str) -> String {
     format!("{}{}", &text[..start], &text[at + 1..])
 }
 
+/// `text` with the credentials of every URL-like word removed (see
+/// `redact_text`): for messages that quote user input which may hold an
+/// address, such as a TOML type error.
+pub fn redact_credentials(text: &str) -> String {
+    if !text.contains('@') {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.contains('@') && word.contains(':') {
+            out.push_str(&redact_text(word));
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ',' | '(' | ')' | '[' | ']') {
+            flush(&mut word, &mut out);
+            out.push(c);
+        } else {
+            word.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
 impl fmt::Display for RedisAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted)
@@ -133,6 +162,17 @@ mod tests {
             let e = RedisAddress::parse(bad).unwrap_err();
             assert!(!e.to_string().contains("hunter2"), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn credentials_are_removed_from_any_message() {
+        let m = redact_credentials(
+            "invalid type: string \"rediss://u:hunter2@{{ host }}:{{ port }}\", expected struct",
+        );
+        assert!(!m.contains("hunter2"), "{m}");
+        assert!(m.contains("rediss://{{ host }}:{{ port }}"), "{m}");
+        assert_eq!(redact_credentials("no address here"), "no address here");
+        assert_eq!(redact_credentials("mail me@home"), "mail me@home");
     }
 
     #[test]

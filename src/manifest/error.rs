@@ -50,7 +50,9 @@ impl ManifestError {
             line: None,
             field: None,
             kind,
-            message: message.into(),
+            // Whatever the message quotes from the file (a TOML type error
+            // echoes the value it refused), credentials in a URL never show.
+            message: crate::address::redact_credentials(&message.into()),
             hint: None,
         }
     }
@@ -104,7 +106,9 @@ impl<'a> Locator<'a> {
             line,
             field: field.map(str::to_string),
             kind,
-            message: message.into(),
+            // Whatever the message quotes from the file (a TOML type error
+            // echoes the value it refused), credentials in a URL never show.
+            message: crate::address::redact_credentials(&message.into()),
             hint: None,
         }
     }
