@@ -256,7 +256,20 @@ fn check_func(
         a.len() == b.len() && a.zip(b).all(|(x, y)| ValType::eq(&x, y))
     };
     if !same(&mut f.params(), params) || !same(&mut f.results(), results) {
-        return Err(wrong(format!("{f}")));
+        return Err(wrong(signature(&f)));
     }
     Ok(())
+}
+
+/// `(i32, i32) -> i32`, the way the expected types are written.
+fn signature(f: &wasmtime::FuncType) -> String {
+    let list =
+        |types: &mut dyn Iterator<Item = ValType>| types.map(|t| t.to_string()).collect::<Vec<_>>();
+    let params = list(&mut f.params()).join(", ");
+    let results = list(&mut f.results());
+    let results = match results.as_slice() {
+        [one] => one.clone(),
+        many => format!("({})", many.join(", ")),
+    };
+    format!("({params}) -> {results}")
 }

@@ -253,7 +253,7 @@ fn what_fits_no_executor_is_refused_naming_what_was_found_and_what_would_fit() {
     let err = refusal(&typed, "spin");
     assert!(
         err.contains("is a seed-era module")
-            && err.contains("`handle-redis-message` like a seed-era module, but with type (func (param i32) (result i32)) instead of (i32, i32) -> i32"),
+            && err.contains("which exports `handle-redis-message` with type (i32) -> i32 instead of (i32, i32) -> i32"),
         "{err}"
     );
     // Spin SDK and seed-era modules under wagi: spin fits.

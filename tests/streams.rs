@@ -103,9 +103,11 @@ fn lag(redis: &Redis, stream: &str) -> Option<i64> {
     }
 }
 
-/// Every attempt logged: (id, delivery, payload).
+/// Every attempt logged: (id, delivery, payload). A last line still being
+/// written is left out.
 fn attempts(log: &str) -> Vec<(String, u32, String)> {
-    log.lines()
+    log.split_inclusive('\n')
+        .filter_map(|l| l.strip_suffix('\n'))
         .map(|l| {
             let mut parts = l.splitn(3, ' ');
             let id = parts.next().unwrap().to_string();
@@ -313,10 +315,12 @@ fn sigterm_finishes_and_acknowledges_what_is_in_flight_and_leaves_the_rest() {
     // Two in flight (2 s each): read, running, not acknowledged.
     wait_until("two entries in flight", || pending(&redis, "slowly") == 2);
     assert!(s.stop().success());
-    let done: Vec<String> = attempts(&s.log_text("h_stdout.txt"))
+    let mut done: Vec<String> = attempts(&s.log_text("h_stdout.txt"))
         .into_iter()
         .map(|(id, ..)| id)
         .collect();
+    // They ran at once: in either order.
+    done.sort();
     assert_eq!(done, s_ids[..2], "the two in flight finished");
     assert_eq!(pending(&redis, "slowly"), 0, "and were acknowledged");
     assert_eq!(lag(&redis, "slowly"), Some(4), "the rest was never read");
@@ -352,7 +356,9 @@ fn a_restarted_consumer_first_handles_its_own_pending_entries() {
     });
     wait_until("acknowledged", || pending(&redis, "own") == 0);
     assert!(s2.stop().success());
-    let log = attempts(&s2.log_text("h_stdout.txt"));
+    // They ran at once: in any order.
+    let mut log = attempts(&s2.log_text("h_stdout.txt"));
+    log.sort();
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(log[i].0, *id);
         assert_eq!(log[i].1, 2, "the second delivery: {log:?}");
@@ -440,6 +446,9 @@ fn three_processes_share_a_stream_and_one_killed_mid_run_loses_nothing() {
     assert_eq!(counts.len(), N);
     assert!(ids.iter().all(|id| counts.contains_key(id.as_str())));
     let twice: usize = counts.values().map(|n| n - 1).sum();
+    eprintln!(
+        "{N} entries, 3 processes, one killed with {in_flight} pending on it: {twice} handled twice, {claimed} taken over"
+    );
     assert!(
         twice <= in_flight,
         "{twice} entries handled twice, but only {in_flight} were in flight at the kill"

@@ -847,6 +847,9 @@ async fn claim_loop(inner: Arc<Inner>, chans: Chans, shutdown: CancellationToken
         (inner.spec.claim_idle / 4).clamp(Duration::from_millis(100), Duration::from_secs(15));
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Not at once: the reader first takes up this consumer's own pending
+    // entries, which are not "claimed from others".
+    tick.reset();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
