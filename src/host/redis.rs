@@ -185,7 +185,7 @@ impl Pool {
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
             let key = address.connection_url();
             match map.get(key) {
-                Some(_) => Arc::default(),
+                Some(cell) => cell.clone(),
                 None if map.len() >= MAX_ADDRESSES => return Err(OpenError::TooManyConnections),
                 None => map.entry(key.to_string()).or_default().clone(),
             }
@@ -388,7 +388,7 @@ mod ops {
     }
 
     pub async fn incr(c: Conn, key: String) -> Result<i64, v3::Error> {
-        c.query(redis::cmd("INCRBY").arg(key).arg(2))
+        c.query(redis::cmd("INCR").arg(key))
             .await
             .map_err(command_error)
     }
