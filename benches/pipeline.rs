@@ -515,29 +515,30 @@ fn latency(rate: u64, seconds: u64, cache: &Path) -> ((f64, f64), (f64, f64), us
     )
 }
 
-/// Seconds from `up` starting to the subscription, for the Python component.
-/// Connections the server has, besides the one asking.
-fn client_count(redis: &Redis) -> usize {
-    let list: String = redis::cmd("CLIENT")
-        .arg("LIST")
-        .query(&mut connect(redis))
-        .unwrap();
-    list.lines().count().saturating_sub(1)
+/// What the server says about its connections, asked on `con`: (connected
+/// now, besides `con`; accepted since it started).
+fn connections(con: &mut redis::Connection) -> (usize, u64) {
+    let list: String = redis::cmd("CLIENT").arg("LIST").query(con).unwrap();
+    let info: String = redis::cmd("INFO").arg("stats").query(con).unwrap();
+    let accepted = info
+        .lines()
+        .find_map(|l| l.strip_prefix("total_connections_received:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (list.lines().count().saturating_sub(1), accepted)
 }
 
-fn counter(redis: &Redis) -> usize {
-    let v: Option<usize> = redis::cmd("GET")
-        .arg("bench")
-        .query(&mut connect(redis))
-        .unwrap();
+fn counter(con: &mut redis::Connection) -> usize {
+    let v: Option<usize> = redis::cmd("GET").arg("bench").query(con).unwrap();
     v.unwrap_or(0)
 }
 
 /// A Spin SDK 5 component doing one outbound `INCR` per message
 /// (examples/spin-sdk5-rust, payload `incr:bench`), end to end. Returns
-/// (messages/s, the server's connections after the first message, and after
-/// all of them): pooled connections do not grow with the message count.
-fn host_api_end_to_end(n: usize, cache: &Path) -> (f64, usize, usize) {
+/// (messages/s, connections open after the first message, open after all of
+/// them, and opened by spin-redis meanwhile): pooled connections do not grow
+/// with the message count.
+fn host_api_end_to_end(n: usize, cache: &Path) -> (f64, usize, usize, u64) {
     let redis = start_redis();
     let dir = tempfile::tempdir().unwrap();
     let url = redis.url();
@@ -554,26 +555,37 @@ fn host_api_end_to_end(n: usize, cache: &Path) -> (f64, usize, usize) {
     wait_for("subscription", Duration::from_secs(60), || {
         redis.subscribers("bench") > 0
     });
+    // One connection for every question, so that the server's count of
+    // accepted connections moves only for the publisher and spin-redis.
+    let mut con = connect(&redis);
     flood(&url, "bench", 1, |_| b"incr:bench".to_vec());
     wait_for("the first INCR", Duration::from_secs(60), || {
-        counter(&redis) >= 1
+        counter(&mut con) >= 1
     });
-    let after_first = client_count(&redis);
+    let (open_first, accepted_first) = connections(&mut con);
     let start = Instant::now();
     let publisher = {
         let url = url.clone();
         std::thread::spawn(move || flood(&url, "bench", n, |_| b"incr:bench".to_vec()))
     };
     wait_for("every INCR", Duration::from_secs(600), || {
-        counter(&redis) > n
+        counter(&mut con) > n
     });
     let elapsed = start.elapsed();
     publisher.join().unwrap();
-    let after_all = client_count(&redis);
+    let (open_all, accepted_all) = connections(&mut con);
     up.stop();
-    (n as f64 / elapsed.as_secs_f64(), after_first, after_all)
+    // The publisher's own connection is the one accepted besides spin-redis's.
+    let opened = accepted_all.saturating_sub(accepted_first + 1);
+    (
+        n as f64 / elapsed.as_secs_f64(),
+        open_first,
+        open_all,
+        opened,
+    )
 }
 
+/// Seconds from `up` starting to the subscription, for the Python component.
 fn start_up(cache: &Path) -> f64 {
     let redis = start_redis();
     let manifest = repo().join("examples/python/spin.toml");
@@ -709,12 +721,12 @@ fn main() {
         );
     }
     if part("hostapi") {
-        let (rate, first, all) = host_api_end_to_end(messages, cache.path());
+        let (rate, first, all, opened) = host_api_end_to_end(messages, cache.path());
         row(
             &mut rows,
             "end to end, Spin SDK 5 component doing one outbound INCR per message (host API)",
             format!(
-                "{rate:.0} msg/s; redis connections: {first} after 1 message, {all} after {} (spin-redis's subscriber + the pooled outbound connection)",
+                "{rate:.0} msg/s; redis connections open: {first} after 1 message, {all} after {} (the subscriber and the pooled outbound one); opened by spin-redis during the {messages} messages: {opened}",
                 messages + 1
             ),
         );
