@@ -159,6 +159,14 @@ fn xrange(redis: &Redis, stream: &str) -> Vec<(String, HashMap<String, String>)>
 
 #[test]
 fn entries_are_handled_once_acknowledged_and_see_their_stream_variables() {
+    // Both executors: env.wat (compat) and a component that prints its
+    // environment, each in a group of its own.
+    let component = repo().join("tests/guests/rust-env-component/rust-env-component.wasm");
+    assert!(
+        component.is_file(),
+        "{} is missing: run bash tests/guests/build.sh (tests/all.sh does)",
+        component.display()
+    );
     let redis = Redis::start();
     let text = format!(
         r#"spin_manifest_version = 2
@@ -170,32 +178,56 @@ address = "{}"
 stream = "events"
 component = "h"
 executor = {{ type = "wagi" }}
+[[trigger.redis]]
+stream = "events"
+component = "c"
 [component.h]
 source = "{}"
 environment = {{ REDIS_MESSAGE_ID = "spoofed", REDIS_CHANNEL = "spoofed" }}
+[component.c]
+source = "{}"
+environment = {{ REDIS_DELIVERY = "spoofed" }}
 "#,
         redis.url(),
-        fixture("env.wat").display()
+        fixture("env.wat").display(),
+        component.display()
     );
     let (_d, m) = manifest(&text);
     let id = xadd(&redis, "events", &[("payload", "hello"), ("other", "x")]);
     let mut s = start(&m, &[]);
     s.wait_log("h_stdout.txt", "REDIS_DELIVERY=1\n");
+    s.wait_log("c_stdout.txt", "payload bytes: 5\n");
     wait_until("acknowledged", || pending(&redis, "events") == 0);
+    let component_pending = || {
+        redis
+            .cli(&["XPENDING", "events", "app.c"])
+            .unwrap_or_default()
+    };
+    wait_until("acknowledged by the component's group", || {
+        component_pending().lines().next() == Some("0")
+    });
     assert!(s.stop().success());
-    let env = s.log_text("h_stdout.txt");
-    for line in [
-        "REDIS_STREAM=events\n".to_string(),
-        format!("REDIS_MESSAGE_ID={id}\n"),
-        "REDIS_DELIVERY=1\n".into(),
-        format!("REDIS_ADDRESS={}\n", redis.plain_url()),
-        "CONTENT_LENGTH=5\n".into(),
-    ] {
-        assert!(env.contains(&line), "{line:?} missing from:\n{env}");
+    for log in ["h_stdout.txt", "c_stdout.txt"] {
+        let env = s.log_text(log);
+        for line in [
+            "REDIS_STREAM=events\n".to_string(),
+            format!("REDIS_MESSAGE_ID={id}\n"),
+            "REDIS_DELIVERY=1\n".into(),
+            format!("REDIS_ADDRESS={}\n", redis.plain_url()),
+            "CONTENT_LENGTH=5\n".into(),
+        ] {
+            assert!(env.contains(&line), "{log}: {line:?} missing from:\n{env}");
+        }
+        assert!(!env.contains("REDIS_CHANNEL"), "{log}: {env}");
+        assert!(!env.contains("spoofed"), "{log}: {env}");
     }
-    assert!(!env.contains("REDIS_CHANNEL"), "{env}");
-    assert!(!env.contains("spoofed"), "{env}");
     assert_eq!(lag(&redis, "events"), Some(0));
+    let stderr = s.stderr();
+    let lines = stderr
+        .lines()
+        .filter(|l| l.starts_with("spin-redis: stream \"events\""))
+        .count();
+    assert_eq!(lines, 2, "a line per stream trigger: {stderr}");
     assert_eq!(stream_summary(&s.stderr(), "events"), [1, 0, 0, 0]);
 }
 
