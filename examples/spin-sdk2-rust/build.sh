@@ -10,6 +10,8 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
     rustup target add wasm32-wasip1
 fi
 
-cargo build --release --target wasm32-wasip1
+# The build stays in this folder even when the caller exports its own
+# CARGO_TARGET_DIR (what follows reads target/).
+CARGO_TARGET_DIR="$(pwd)/target" cargo build --release --target wasm32-wasip1
 cp target/wasm32-wasip1/release/spin_sdk2_rust_example.wasm handler.wasm
 echo "built $(pwd)/handler.wasm ($(wc -c <handler.wasm) bytes)"
