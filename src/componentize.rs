@@ -53,6 +53,8 @@ pub struct Encoded {
     /// `Hit`: read from the cache; `Miss`: encoded now (and stored); `Off`:
     /// encoded now, no cache.
     pub cache: CacheUse,
+    /// How long reading or encoding it took.
+    pub elapsed: std::time::Duration,
 }
 
 /// Encodes modules into components through the on-disk cache.
@@ -73,17 +75,16 @@ impl Componentizer {
     /// The component for `module`: from the cache when an entry exists,
     /// otherwise encoded now and stored.
     pub fn component(&self, module: &[u8]) -> Result<Encoded, EncodeError> {
+        let started = std::time::Instant::now();
         let Some(path) = self.entry(module) else {
-            return Ok(Encoded {
-                bytes: encode(module)?,
-                cache: CacheUse::Off,
-            });
+            return self.redo(module);
         };
         match std::fs::read(&path) {
             Ok(bytes) => {
                 return Ok(Encoded {
                     bytes,
                     cache: CacheUse::Hit,
+                    elapsed: started.elapsed(),
                 });
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -97,11 +98,13 @@ impl Componentizer {
     /// Encodes `module` again and replaces its cache entry: for an entry
     /// that did not load.
     pub fn redo(&self, module: &[u8]) -> Result<Encoded, EncodeError> {
+        let started = std::time::Instant::now();
         let bytes = encode(module)?;
         let Some(path) = self.entry(module) else {
             return Ok(Encoded {
                 bytes,
                 cache: CacheUse::Off,
+                elapsed: started.elapsed(),
             });
         };
         if let Err(e) = store(&path, &bytes) {
@@ -111,6 +114,7 @@ impl Componentizer {
         Ok(Encoded {
             bytes,
             cache: CacheUse::Miss,
+            elapsed: started.elapsed(),
         })
     }
 

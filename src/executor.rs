@@ -186,8 +186,8 @@ fn prepare_one(
         }
     });
     let (exec, componentized) = exec?;
-    if let Some(state) = componentized {
-        tracing::info!(component = %c.id, componentize_cache = %state, adapter = crate::componentize::ADAPTER_VERSION, "made a component of a core module with component-type metadata");
+    if let Some((state, took)) = componentized {
+        tracing::info!(component = %c.id, componentize_cache = %state, adapter = crate::componentize::ADAPTER_VERSION, elapsed = ?took, "made a component of a core module with component-type metadata");
     }
     tracing::info!(component = %c.id, executor = %exec.describe(), bytes = bytes.len(), %cache, elapsed = ?started.elapsed(), "prepared");
     Ok((
@@ -201,7 +201,8 @@ fn prepare_one(
 
 /// The spin executor's choice, from what the wasm is (see `detect`): a
 /// component as it is; a core module with component-type metadata made into
-/// a component first (through the componentize cache, whose use is returned);
+/// a component first (through the componentize cache, whose use and time are
+/// returned);
 /// a seed-era module through its ABI. Anything else is refused with what was
 /// found and what would fit. `component` prepares a component's bytes.
 fn prepare_spin(
@@ -210,7 +211,7 @@ fn prepare_spin(
     sandbox: Sandbox,
     limits: &Limits,
     component: impl Fn(&[u8], Sandbox) -> Result<ComponentHandler, crate::component::PrepareError>,
-) -> Result<(Executor, Option<CacheUse>), String> {
+) -> Result<(Executor, Option<(CacheUse, std::time::Duration)>), String> {
     use crate::component::PrepareError;
     if WasmKind::of(bytes) != WasmKind::CoreModule {
         // A component, or garbage: the component executor says which.
@@ -253,7 +254,12 @@ fn prepare_spin(
                 prepared => (encoded, prepared),
             };
             prepared
-                .map(|h| (Executor::Component(h), Some(encoded.cache)))
+                .map(|h| {
+                    (
+                        Executor::Component(h),
+                        Some((encoded.cache, encoded.elapsed)),
+                    )
+                })
                 .map_err(made)
         }
         Fit::Seed => {
