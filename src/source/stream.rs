@@ -214,7 +214,9 @@ struct Entry {
 /// Where an entry held by this process is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Held {
+    /// Running, or handled and waiting for its acknowledgement.
     Running,
+    /// Failed, waiting for its retry.
     Waiting,
 }
 
@@ -477,10 +479,12 @@ impl Inner {
         drop(permits);
         match ran {
             Ran::Ok => {
-                self.release(&entry.id);
-                // Acknowledged by the acknowledger once the output is in the
-                // log files; if it has stopped, the entry stays pending.
-                let _ = chans.acks.send(entry.id);
+                // Acknowledged (and released) by the acknowledger once the
+                // output is in the log files; held until then, so that it is
+                // not read again meanwhile.
+                if let Err(unsent) = chans.acks.send(entry.id) {
+                    self.release(&unsent.0);
+                }
             }
             Ran::Failed(reason) if delivery >= spec.max_deliveries => {
                 self.dead_letter(&entry, delivery, &reason).await;
@@ -1076,7 +1080,9 @@ async fn ack_loop(
                     .counters
                     .handled
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                batch.clear();
+                for id in batch.drain(..) {
+                    inner.release(&id);
+                }
                 failures = 0;
             }
             Err(e) => {
@@ -1088,7 +1094,9 @@ async fn ack_loop(
                     let since = *stopping_since.get_or_insert_with(Instant::now);
                     if since.elapsed() > SHUTDOWN_ACK_PATIENCE {
                         tracing::warn!(stream = %spec.stream, entries = batch.len(), "handled entries left unacknowledged at shutdown; they will be handled again");
-                        batch.clear();
+                        for id in batch.drain(..) {
+                            inner.release(&id);
+                        }
                         continue;
                     }
                 }
