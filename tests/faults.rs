@@ -5,7 +5,6 @@
 //! keeps running, reports what happened, and accounts for every delivery.
 
 mod support;
-use std::path::Path;
 use std::process::Command;
 use support::*;
 
@@ -160,37 +159,6 @@ fn acl_users_work_and_a_wrong_password_is_a_clear_error_that_never_shows_it() {
         err.contains(&format!("redis://127.0.0.1:{}", redis.port)),
         "names the address:\n{err}"
     );
-}
-
-/// Makes a CA and a server certificate for 127.0.0.1 in `dir`.
-fn certificates(dir: &Path, ca_name: &str) {
-    let sh = |args: &str| {
-        let ok = Command::new("sh")
-            .arg("-c")
-            .arg(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            ok.status.success(),
-            "{args}: {}",
-            String::from_utf8_lossy(&ok.stderr)
-        );
-    };
-    sh(&format!(
-        "openssl req -x509 -newkey rsa:2048 -nodes -keyout {ca_name}.key -out {ca_name}.crt -days 2 -subj /CN={ca_name}"
-    ));
-    sh(
-        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
-    );
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
-    )
-    .unwrap();
-    sh(&format!(
-        "openssl x509 -req -in server.csr -CA {ca_name}.crt -CAkey {ca_name}.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf"
-    ));
 }
 
 #[test]

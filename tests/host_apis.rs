@@ -737,3 +737,95 @@ fn the_pool_keeps_one_connection_per_address_whatever_the_message_count() {
     assert_eq!(accepted(), after_first + 2, "no connection per message");
     assert!(s.stop().success());
 }
+
+#[test]
+fn passwords_work_for_outbound_redis_and_never_show() {
+    let redis = Redis::start_with(&["--requirepass", "s3cret-pw"]);
+    let port = redis.port;
+    // Allowed by host and port: credentials are not part of the check.
+    let allowed = vec![format!("redis://127.0.0.1:{port}")];
+    let vars = |pw: &str| {
+        format!(
+            "[component.VARS.variables]\nredis_address = \"redis://:{pw}@127.0.0.1:{port}\"\nresults_channel = \"results\"\nwebhook = \"\"\n"
+        )
+    };
+    let mut m = app(
+        &redis,
+        "spin-sdk5-rust",
+        "reverse",
+        "names",
+        &grants("reverse", &allowed, &["default"], &vars("s3cret-pw")),
+    )
+    .replace(
+        &format!("address = \"{}\"", redis.plain_url()),
+        &format!("address = \"{}\"", redis.url()),
+    );
+    m.push_str(&format!(
+        "[[trigger.redis]]\nchannel = \"words\"\ncomponent = \"wrong\"\n[component.wrong]\nsource = \"{}\"\n{}\n",
+        example("spin-sdk5-rust").display(),
+        grants("wrong", &allowed, &["default"], &vars("hunter2-wrong")),
+    ));
+    let (_d, path) = manifest(&m);
+    let mut s = up(&redis, &path, &[], &["names", "words"]);
+    redis.publish("names", b"private");
+    s.wait_log("reverse_stdout.txt", "message 1, published to results\n");
+    assert_eq!(get(&redis, "reverse:messages").as_deref(), Some("1"));
+    // A wrong password fails the message, saying so without the password.
+    redis.publish("words", b"denied");
+    s.wait_stderr("handler failed component=wrong channel=words");
+    s.wait_log("wrong_stderr.txt", &format!("redis://127.0.0.1:{port}"));
+    assert!(s.stop().success());
+    let everything = format!(
+        "{}{}{}{}",
+        s.stderr(),
+        s.stdout(),
+        s.log_text("reverse_stderr.txt"),
+        s.log_text("wrong_stderr.txt")
+    );
+    for pw in ["s3cret-pw", "hunter2-wrong"] {
+        assert!(!everything.contains(pw), "{pw} shown:\n{everything}");
+    }
+}
+
+#[test]
+fn outbound_rediss_is_verified_with_the_tls_ca_file() {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path(), "ca");
+    let p = |f: &str| certs.path().join(f).display().to_string();
+    let port = free_port();
+    let port_s = port.to_string();
+    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+    let redis = Redis::start_on(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port_s,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{port}");
+    let text = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"tls\"\n[application.trigger.redis]\naddress = \"{url}\"\n[[trigger.redis]]\nchannel = \"names\"\ncomponent = \"reverse\"\n[component.reverse]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{url}\"]\n[component.reverse.variables]\nredis_address = \"{url}\"\nresults_channel = \"results\"\nwebhook = \"\"\n",
+        example("spin-sdk5-rust").display()
+    );
+    let (_d, path) = manifest(&text);
+    let mut s = up(&redis, &path, &["--tls-ca-file", &ca], &["names"]);
+    redis.publish("names", b"sealed");
+    s.wait_log("reverse_stdout.txt", "message 1, published to results\n");
+    assert_eq!(
+        redis
+            .cli(&["GET", "reverse:messages"])
+            .map(|v| v.trim().to_string()),
+        Some("1".to_string())
+    );
+    assert!(s.stop().success());
+}

@@ -288,13 +288,21 @@ impl SpinRedis {
     }
 
     pub fn is_running(&self) -> bool {
-        // `try_wait` needs `&mut`; a zero-signal kill tells the same.
+        // `try_wait` needs `&mut`. A process that exited stays a zombie
+        // until it is waited for, and a zero-signal kill still reaches a
+        // zombie: ask /proc for its state instead.
         let pid = self.child.as_ref().map(|c| c.id()).unwrap_or(0);
-        pid != 0
-            && Command::new("kill")
-                .args(["-0", &pid.to_string()])
-                .status()
-                .is_ok_and(|s| s.success())
+        if pid == 0 {
+            return false;
+        }
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // The state follows the parenthesised command name.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.trim_start().chars().next())
+                .is_some_and(|state| state != 'Z' && state != 'X'),
+            Err(_) => false,
+        }
     }
 
     pub fn stderr(&self) -> String {
@@ -669,4 +677,35 @@ impl Cluster {
         }
         wait_until("every node to see the new owner", || self.owner(slot) == to);
     }
+}
+
+/// Makes a CA and a server certificate for 127.0.0.1 in `dir`.
+pub fn certificates(dir: &Path, ca_name: &str) {
+    let sh = |args: &str| {
+        let ok = Command::new("sh")
+            .arg("-c")
+            .arg(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            ok.status.success(),
+            "{args}: {}",
+            String::from_utf8_lossy(&ok.stderr)
+        );
+    };
+    sh(&format!(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout {ca_name}.key -out {ca_name}.crt -days 2 -subj /CN={ca_name}"
+    ));
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=localhost",
+    );
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    sh(&format!(
+        "openssl x509 -req -in server.csr -CA {ca_name}.crt -CAkey {ca_name}.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf"
+    ));
 }
