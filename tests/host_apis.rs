@@ -829,3 +829,33 @@ fn outbound_rediss_is_verified_with_the_tls_ca_file() {
     );
     assert!(s.stop().success());
 }
+
+#[test]
+fn the_pooled_connection_recovers_when_the_server_restarts() {
+    let mut redis = Redis::start();
+    let allowed = vec![format!("redis://127.0.0.1:{}", redis.port)];
+    let m = app(
+        &redis,
+        "spin-sdk5-rust",
+        "reverse",
+        "names",
+        &grants("reverse", &allowed, &["default"], &variables(&redis, "")),
+    );
+    let (_d, path) = manifest(&m);
+    let mut s = up(&redis, &path, &[], &["names"]);
+    redis.publish("names", b"before");
+    s.wait_log("reverse_stdout.txt", "message 1, published to results\n");
+    redis.restart(&[]);
+    // The new server starts empty; the trigger resubscribes by itself.
+    wait_until("spin-redis to subscribe again", || {
+        redis.subscribers("names") >= 1
+    });
+    // A command may meet the dead connection once; the pool reconnects, and
+    // later messages INCR on the new server.
+    wait_until("an INCR on the restarted server", || {
+        redis.publish("names", b"after");
+        std::thread::sleep(Duration::from_millis(100));
+        get(&redis, "reverse:messages").is_some()
+    });
+    assert!(s.stop().success());
+}
