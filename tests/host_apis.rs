@@ -859,3 +859,49 @@ fn the_pooled_connection_recovers_when_the_server_restarts() {
     });
     assert!(s.stop().success());
 }
+
+#[test]
+fn wasi_config_store_reads_the_components_variables() {
+    let guest = repo().join("tests/guests/rust-wasi-config/rust-wasi-config.wasm");
+    assert!(
+        guest.is_file(),
+        "{} is missing: build the test guests with `bash tests/guests/build.sh`",
+        guest.display()
+    );
+    let (_d, path) = manifest(&format!(
+        "spin_manifest_version = 2\n[application]\nname = \"config\"\n[application.trigger.redis]\naddress = \"redis://127.0.0.1:1\"\n[variables]\nhost = {{ default = \"api.example.com\" }}\nsecret = {{ required = true, secret = true }}\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"x\"\n[component.x]\nsource = \"{}\"\n[component.x.variables]\napi_url = \"https://{{{{ host }}}}/v1\"\ntoken = \"{{{{ secret }}}}\"\n",
+        guest.display()
+    ));
+    let invoke = |payload: &str| {
+        run_with_env(
+            &[
+                "invoke",
+                "-f",
+                path.to_str().unwrap(),
+                "x",
+                "--payload",
+                payload,
+            ],
+            &[("SPIN_VARIABLE_SECRET", "t0ken")],
+        )
+    };
+    let (code, out, err) = invoke("get:api_url");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "api_url = https://api.example.com/v1\n"),
+        "{err}"
+    );
+    // Undefined and invalid names are `none`, as wasi:config says.
+    let (code, out, err) = invoke("get:nope");
+    assert_eq!((code, out.as_str()), (0, "nope is none\n"), "{err}");
+    let (code, out, err) = invoke("get:Not-A-Name");
+    assert_eq!((code, out.as_str()), (0, "Not-A-Name is none\n"), "{err}");
+    let (code, out, err) = invoke("all");
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "api_url = https://api.example.com/v1\ntoken = t0ken\n"),
+        "{err}"
+    );
+    // The secret reached the handler, and nothing else.
+    assert!(!err.contains("t0ken"), "{err}");
+}
