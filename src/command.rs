@@ -23,7 +23,7 @@ pub enum PrepareError {
     #[error("does not compile: {0}")]
     Compile(String),
     #[error(
-        "is a component that does not export `wasi:cli/run` (it exports: {0}): under the wagi executor a component must be a WASI command; a Redis handler component runs under executor = {{ type = \"spin\" }}"
+        "is a WebAssembly component that does not export `wasi:cli/run` (it exports: {0}): under the wagi executor a component must be a WASI command; a Redis handler component runs under executor = {{ type = \"spin\" }}"
     )]
     NotCommand(String),
     #[error("cannot be linked: {0}")]
