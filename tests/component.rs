@@ -72,9 +72,24 @@ fn a_mixed_app_routes_each_channel_to_its_handlers_with_every_interface() {
     s.wait_log("rust-greet_stdout.txt", "Hello, world!\n");
     s.wait_log("tinygo-kv_stdout.txt", "a: 1\nb: 2\n");
     // Error results are failures, reported with component and channel.
-    s.wait_stderr("component=orders channel=orders reason=returned an error: error");
-    s.wait_stderr("component=words channel=events reason=returned an error: empty payload");
-    s.wait_stderr("component=summary channel=events reason=returned an error: error");
+    wait_until("failure line", || {
+        s.stderr().lines().any(|l| {
+            l.contains("component=orders channel=orders")
+                && l.contains("reason=returned an error: error")
+        })
+    });
+    wait_until("failure line", || {
+        s.stderr().lines().any(|l| {
+            l.contains("component=words channel=events")
+                && l.contains("reason=returned an error: empty payload")
+        })
+    });
+    wait_until("failure line", || {
+        s.stderr().lines().any(|l| {
+            l.contains("component=summary channel=events")
+                && l.contains("reason=returned an error: error")
+        })
+    });
     // Spin's host APIs: key-value, and outbound Redis publishing results.
     s.wait_log("reverse_stdout.txt", "visits seen 1 times\n");
     s.wait_log("reverse_stdout.txt", "message 2, published to results\n");
