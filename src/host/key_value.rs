@@ -25,7 +25,7 @@ use super::{HasHost, HostData, HostView};
 use crate::address::RedisAddress;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use wasmtime::component::{Accessor, FutureReader, Linker, Resource, StreamReader};
 
 mod bindings {
@@ -83,7 +83,8 @@ pub enum Backend {
 /// shared by every label that names it.
 pub struct SqliteDb {
     path: Option<PathBuf>,
-    conn: OnceLock<Result<Arc<Mutex<rusqlite::Connection>>, String>>,
+    /// Opened on first use; a failed open is tried again by the next call.
+    conn: Mutex<Option<Arc<Mutex<rusqlite::Connection>>>>,
 }
 
 impl SqliteDb {
@@ -91,7 +92,7 @@ impl SqliteDb {
     pub fn new(path: Option<PathBuf>) -> SqliteDb {
         SqliteDb {
             path,
-            conn: OnceLock::new(),
+            conn: Mutex::new(None),
         }
     }
 
@@ -104,9 +105,16 @@ impl SqliteDb {
 
     /// Runs on a blocking thread.
     fn connection(&self) -> Result<Arc<Mutex<rusqlite::Connection>>, String> {
-        self.conn
-            .get_or_init(|| self.open().map(|c| Arc::new(Mutex::new(c))))
-            .clone()
+        let mut slot = self
+            .conn
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(c) = &*slot {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(Mutex::new(self.open()?));
+        *slot = Some(c.clone());
+        Ok(c)
     }
 
     fn open(&self) -> Result<rusqlite::Connection, String> {
@@ -607,5 +615,40 @@ impl v1::Host for HostView<'_> {
             close(self, Resource::new_own(store))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_uses_spins_table_and_a_failed_open_is_tried_again() {
+        let dir = tempfile::tempdir().unwrap();
+        // The folder the file goes in is a plain file at first.
+        let blocker = dir.path().join("state");
+        std::fs::write(&blocker, b"not a folder").unwrap();
+        let db = SqliteDb::new(Some(blocker.join("sqlite_key_value.db")));
+        let e = db
+            .connection()
+            .err()
+            .expect("cannot create a file under a file");
+        assert!(e.contains("state"), "{e}");
+        std::fs::remove_file(&blocker).unwrap();
+        let conn = db.connection().expect("the folder can be made now");
+        let conn = conn.lock().unwrap();
+        conn.execute(
+            "INSERT INTO spin_key_value (store, key, value) VALUES ('default', 'k', x'01')",
+            [],
+        )
+        .unwrap();
+        let n: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM spin_key_value WHERE store = 'default'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
     }
 }
