@@ -197,6 +197,22 @@ impl Drop for Redis {
 }
 
 /// Polls `cond` until it holds, panicking with `what` after [`PATIENCE`].
+/// How long start-up may take before the first subscription: a cold
+/// compile of a large component (the 18 MB Python one) takes tens of seconds
+/// on a loaded 2-core machine. A wait for readiness, not a timing assertion.
+pub const START_UP_PATIENCE: Duration = Duration::from_secs(300);
+
+/// Like [`wait_until`] with a patience of its own.
+pub fn wait_until_within(what: &str, patience: Duration, mut cond: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > patience {
+            panic!("gave up waiting for: {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let start = Instant::now();
     while !cond() {
@@ -240,12 +256,16 @@ impl SpinRedis {
         let s = Self::spawn_with_env(manifest, extra, env);
         for ch in ready {
             let mut s_ref = Some(&s);
-            wait_until(&format!("spin-redis subscribed to {ch:?}"), || {
-                if let Some(sr) = s_ref.as_mut() {
-                    assert!(sr.is_running(), "spin-redis exited early:\n{}", sr.stderr());
-                }
-                redis.subscribers(ch) >= 1
-            });
+            wait_until_within(
+                &format!("spin-redis subscribed to {ch:?}"),
+                START_UP_PATIENCE,
+                || {
+                    if let Some(sr) = s_ref.as_mut() {
+                        assert!(sr.is_running(), "spin-redis exited early:\n{}", sr.stderr());
+                    }
+                    redis.subscribers(ch) >= 1
+                },
+            );
         }
         s
     }
