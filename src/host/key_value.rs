@@ -629,10 +629,9 @@ mod tests {
         let blocker = dir.path().join("state");
         std::fs::write(&blocker, b"not a folder").unwrap();
         let db = SqliteDb::new(Some(blocker.join("sqlite_key_value.db")));
-        let e = db
-            .connection()
-            .err()
-            .expect("cannot create a file under a file");
+        let Err(e) = db.connection() else {
+            panic!("a file cannot be created under a file");
+        };
         assert!(e.contains("state"), "{e}");
         std::fs::remove_file(&blocker).unwrap();
         let conn = db.connection().expect("the folder can be made now");
