@@ -133,6 +133,13 @@ fn subjects() -> Vec<Subject> {
             mount: None,
         },
         Subject {
+            name: "C compat module (examples/c)",
+            wasm: ex("c"),
+            executor: "wagi",
+            payload: |i| format!("m{i:07}").into_bytes(),
+            mount: None,
+        },
+        Subject {
             name: "Rust wasip1 compat module (examples/rust-wasip1)",
             wasm: ex("rust-wasip1"),
             executor: "wagi",
@@ -144,6 +151,13 @@ fn subjects() -> Vec<Subject> {
             wasm: ex("rust-component"),
             executor: "spin",
             payload: |i| format!("m{i:07}:1").into_bytes(),
+            mount: None,
+        },
+        Subject {
+            name: "Spin SDK 5 Rust component (examples/spin-sdk5-rust, echo)",
+            wasm: ex("spin-sdk5-rust"),
+            executor: "spin",
+            payload: |i| format!("echo:m{i:07}").into_bytes(),
             mount: None,
         },
     ]
@@ -264,10 +278,18 @@ struct Up {
 }
 
 impl Up {
+    /// `spin-redis up` with default settings, quiet (no echo of handler
+    /// output to the terminal), plus `extra` flags.
     fn start(manifest: &Path, extra: &[&str], cache: &Path) -> Up {
+        Up::start_echo(manifest, &[&["-q"], extra].concat(), cache)
+    }
+    /// Like `start`, echoing handler output to stdout (the default; stdout
+    /// goes to /dev/null, so this measures spin-redis's echo path, not a
+    /// terminal).
+    fn start_echo(manifest: &Path, extra: &[&str], cache: &Path) -> Up {
         let dir = tempfile::tempdir().unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_spin-redis"))
-            .args(["up", "-q", "-f"])
+            .args(["up", "-f"])
             .arg(manifest)
             .arg("-L")
             .arg(dir.path().join("logs"))
@@ -315,8 +337,9 @@ fn wait_for(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> bool
     true
 }
 
-/// Returns (messages/s, summary line, peak RSS KiB).
-fn end_to_end(s: &Subject, n: usize, queue: Option<usize>, cache: &Path) -> (f64, String, u64) {
+/// Floods `n` messages to `spin-redis up` with default settings (quiet
+/// unless `echo`); returns (messages/s, summary line, peak RSS KiB).
+fn end_to_end(s: &Subject, n: usize, echo: bool, cache: &Path) -> (f64, String, u64) {
     let redis = start_redis();
     let dir = tempfile::tempdir().unwrap();
     let m = manifest(dir.path(), s, &redis.url());
@@ -331,12 +354,11 @@ fn end_to_end(s: &Subject, n: usize, queue: Option<usize>, cache: &Path) -> (f64
         .output()
         .unwrap();
     let per_message = out.stdout.len() as u64;
-    let queue_s = queue.map(|q| q.to_string());
-    let mut extra = vec![];
-    if let Some(q) = &queue_s {
-        extra.extend(["--queue-capacity", q.as_str()]);
-    }
-    let up = Up::start(&m, &extra, cache);
+    let up = if echo {
+        Up::start_echo(&m, &[], cache)
+    } else {
+        Up::start(&m, &[], cache)
+    };
     wait_for("subscription", Duration::from_secs(60), || {
         redis.subscribers("bench") > 0
     });
@@ -550,8 +572,7 @@ fn host_api_end_to_end(n: usize, cache: &Path) -> (f64, usize, usize, u64) {
     );
     let m = dir.path().join("spin.toml");
     std::fs::write(&m, text).unwrap();
-    let n_s = n.to_string();
-    let up = Up::start(&m, &["--queue-capacity", &n_s], cache);
+    let up = Up::start(&m, &[], cache);
     wait_for("subscription", Duration::from_secs(60), || {
         redis.subscribers("bench") > 0
     });
@@ -625,10 +646,10 @@ fn main() {
         "spin-redis benchmark: {messages} messages end to end, {calls} executor calls, {cores} cores"
     );
 
-    // `BENCH_PARTS=alone,e2e` runs only some parts (raw, alone, e2e, streams, flood, hostapi,
+    // `BENCH_PARTS=alone,e2e` runs only some parts (raw, alone, e2e, streams, burst, hostapi,
     // latency, startup); the ratios need raw and alone.
     let parts = std::env::var("BENCH_PARTS")
-        .unwrap_or_else(|_| "raw,alone,e2e,streams,flood,hostapi,latency,startup".into());
+        .unwrap_or_else(|_| "raw,alone,e2e,streams,burst,hostapi,latency,startup".into());
     let part = |p: &str| parts.split(',').any(|x| x == p);
     let raw = if part("raw") {
         raw_subscriber_rate(messages)
@@ -665,22 +686,31 @@ fn main() {
         row(
             &mut rows,
             format!("executor alone, {}, {cores} workers", s.name),
-            format!("{all:.0} calls/s = {:.1} µs/call", 1e6 / all),
+            format!(
+                "{all:.0} calls/s = {:.1} µs/call ({:.2}x one worker)",
+                1e6 / all,
+                all / one
+            ),
         );
         alone.push(all);
     }
-    for (s, alone) in subjects().iter().zip(&alone).filter(|_| part("e2e")) {
-        let (rate, summary, rss) = end_to_end(s, messages, Some(messages), cache.path());
+    // End to end with default settings (quiet): every subject on the same
+    // pipelined flood.
+    let all_subjects = subjects();
+    for (i, s) in all_subjects.iter().enumerate().filter(|_| part("e2e")) {
+        let (rate, summary, rss) = end_to_end(s, messages, false, cache.path());
         row(
             &mut rows,
             format!("end to end, {}", s.name),
             format!("{rate:.0} msg/s ({summary})"),
         );
-        row(
-            &mut rows,
-            format!("  ratio end-to-end / executor alone ({cores} workers)"),
-            format!("{:.0}%", 100.0 * rate / alone),
-        );
+        if let Some(alone) = alone.get(i) {
+            row(
+                &mut rows,
+                format!("  ratio end-to-end / executor alone ({cores} workers)"),
+                format!("{:.0}%", 100.0 * rate / alone),
+            );
+        }
         row(
             &mut rows,
             "  ratio end-to-end / raw subscriber",
@@ -691,10 +721,20 @@ fn main() {
             "  peak RSS",
             format!("{:.1} MiB", rss as f64 / 1024.0),
         );
+        // The echo of handler output to the terminal is on by default: the
+        // same flood to the C handler without `-q`.
+        if i == 1 {
+            let (echo, summary, _) = end_to_end(s, messages, true, cache.path());
+            row(
+                &mut rows,
+                format!("end to end, {}, echo on (no -q)", s.name),
+                format!(
+                    "{echo:.0} msg/s ({summary}); {:.0}% of -q",
+                    100.0 * echo / rate
+                ),
+            );
+        }
     }
-    // A flood far faster than the handler, with the default queue: memory
-    // stays bounded and the overflow is dropped and counted.
-    let slow = &subjects()[1];
     // Streams next to pub/sub: the same trivial handler, entries shared by
     // one and by two processes through a consumer group.
     for procs in [1, 2].into_iter().filter(|_| part("streams")) {
@@ -703,19 +743,26 @@ fn main() {
             &mut rows,
             format!(
                 "streams end to end, {}, {procs} process{}",
-                subjects()[0].name,
+                all_subjects[0].name,
                 if procs == 1 { "" } else { "es" }
             ),
             format!("{rate:.0} entries/s ({group})"),
         );
     }
-    if part("flood") {
-        let (rate, summary, rss) = end_to_end(slow, messages, None, cache.path());
+    // A burst of a million small messages with default settings: absorbed
+    // by the memory-bounded queue, none dropped.
+    if part("burst") {
+        let burst = env_usize("BENCH_BURST", 1_000_000);
+        let c = Subject {
+            payload: |i| format!("m{i:015}").into_bytes(),
+            ..subjects().swap_remove(1)
+        };
+        let (rate, summary, rss) = end_to_end(&c, burst, false, cache.path());
         row(
             &mut rows,
-            format!("flood with the default queue, {}", slow.name),
+            format!("burst of {burst} 16-byte messages, defaults, {}", c.name),
             format!(
-                "{rate:.0} msg/s handled ({summary}), peak RSS {:.1} MiB",
+                "{rate:.0} msg/s ({summary}), peak RSS {:.1} MiB",
                 rss as f64 / 1024.0
             ),
         );

@@ -128,12 +128,13 @@ pub struct UpArgs {
     pub max_concurrency: Option<u64>,
 
     /// Messages queued per trigger before new ones are dropped (and counted)
-    /// [default: 10000].
+    /// [default: no count limit; the queues are bounded by --max-queued-bytes].
     #[arg(long, value_name = "N", value_parser = parse_queue_capacity)]
     pub queue_capacity: Option<u64>,
 
-    /// Payload bytes queued across all triggers before new messages are
-    /// dropped (and counted) [default: 256MiB].
+    /// Memory of the messages queued across all triggers (payload plus a
+    /// fixed overhead per queued message) before new ones are dropped (and
+    /// counted) [default: 128MiB].
     #[arg(long, value_name = "SIZE", value_parser = parse_max_queued_bytes)]
     pub max_queued_bytes: Option<u64>,
 

@@ -8,8 +8,8 @@
 //! | stdout / stderr kept per message | 4 MiB each | `max_output = "4MiB"` | `--max-output` |
 //! | largest payload run | 16 MiB | `max_payload = "16MiB"` | `--max-payload` |
 //! | handlers running at once | 64 | `max_concurrency = 64` | `--max-concurrency` |
-//! | queued messages per trigger | 10000 | | `--queue-capacity` |
-//! | queued payload bytes, all triggers | 256 MiB | | `--max-queued-bytes` |
+//! | queued messages per trigger | no count limit | | `--queue-capacity` |
+//! | memory of queued messages, all triggers | 128 MiB | | `--max-queued-bytes` |
 //! | shutdown drain deadline | 10 s | | `--drain-timeout` |
 
 use crate::manifest::Settings;
@@ -22,8 +22,10 @@ pub const DEFAULT_MAX_MEMORY: u64 = 256 << 20;
 pub const DEFAULT_MAX_OUTPUT: u64 = 4 << 20;
 pub const DEFAULT_MAX_PAYLOAD: u64 = 16 << 20;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
-pub const DEFAULT_QUEUE_CAPACITY: usize = 10_000;
-pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 256 << 20;
+/// The queues are bounded by memory, not by a message count: 128 MiB holds
+/// a burst of 900 000 small messages (see `dispatch::QUEUED_OVERHEAD`) and
+/// keeps the process well under 200 MB while it does.
+pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 128 << 20;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Values given on the command line; `None` = not given.
@@ -46,7 +48,8 @@ pub struct RunConfig {
     pub limits: Limits,
     pub max_payload: u64,
     pub max_concurrency: usize,
-    pub queue_capacity: usize,
+    /// Messages per trigger queue; `None` = bounded by memory only.
+    pub queue_capacity: Option<usize>,
     pub max_queued_bytes: u64,
     pub drain_timeout: Duration,
     pub tls_ca_file: Option<PathBuf>,
@@ -87,10 +90,7 @@ impl RunConfig {
                 .or(manifest.max_concurrency)
                 .unwrap_or(DEFAULT_MAX_CONCURRENCY)
                 .max(1),
-            queue_capacity: flags
-                .queue_capacity
-                .unwrap_or(DEFAULT_QUEUE_CAPACITY)
-                .max(1),
+            queue_capacity: flags.queue_capacity.map(|n| n.max(1)),
             max_queued_bytes: flags.max_queued_bytes.unwrap_or(DEFAULT_MAX_QUEUED_BYTES),
             drain_timeout: flags.drain_timeout.unwrap_or(DEFAULT_DRAIN_TIMEOUT),
             tls_ca_file: flags

@@ -65,21 +65,6 @@ fn componentize_cache(stderr: &str) -> String {
         .to_string()
 }
 
-/// Waits until spin-redis logged a failure of `component` on `channel` for
-/// `reason`.
-fn wait_failure(s: &SpinRedis, component: &str, channel: &str, reason: &str) {
-    let at = format!("component={component} channel={channel} ");
-    let why = format!(" reason={reason}");
-    wait_until(
-        &format!("a failure of {component} on {channel}: {reason}"),
-        || {
-            s.stderr()
-                .lines()
-                .any(|l| l.contains("handler failed") && l.contains(&at) && l.contains(&why))
-        },
-    );
-}
-
 #[test]
 fn a_spin_sdk2_module_runs_under_a_v2_manifest_and_its_host_api_call_fails_naming_it() {
     let redis = Redis::start();
@@ -99,9 +84,7 @@ fn a_spin_sdk2_module_runs_under_a_v2_manifest_and_its_host_api_call_fails_namin
     redis.publish("titles", b"sql:select 1");
     s.wait_log("titles_stdout.txt", "title on titles: Hello World\n");
     s.wait_log("titles_stderr.txt", "nothing to title-case");
-    wait_failure(
-        &s,
-        "titles",
+    s.wait_failure("titles",
         "titles",
         "failed: the handler called `fermyon:spin/sqlite@2.0.0#[static]connection.open`, a host API spin-redis does not provide",
     );
@@ -183,7 +166,7 @@ fn a_seed_era_module_runs_under_up_through_the_pre_component_abi() {
         "failed: the handler called `spin-config::get-config`, a host API spin-redis does not provide",
         "failed: `handle-redis-message` broke the canonical ABI: its result case is 7, not 0 (ok) or 1 (err)",
     ] {
-        wait_failure(&s, "seed", "messages", reason);
+        s.wait_failure("seed", "messages", reason);
     }
     assert!(s.stop().success());
     let err = s.stderr();

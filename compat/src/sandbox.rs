@@ -148,8 +148,10 @@ impl Sandbox {
 pub struct PreparedSandbox {
     sandbox: Sandbox,
     /// The preopened mounts, cloned (cheap: reference-counted handles) into
-    /// every message's context.
-    mounts: WasiFilesystemCtx,
+    /// every message's context: for preview1 modules, file calls go through
+    /// tokio's blocking pool; for components, in place (see `new`).
+    mounts_p1: WasiFilesystemCtx,
+    mounts_p2: WasiFilesystemCtx,
 }
 
 impl std::fmt::Debug for PreparedSandbox {
@@ -165,25 +167,36 @@ impl PreparedSandbox {
     /// mount that cannot be opened.
     pub fn new(sandbox: Sandbox) -> anyhow::Result<Self> {
         let sandbox = sandbox.settle();
-        let mut b = WasiCtxBuilder::new();
-        // Never block a runtime thread in a WASI call: with this on,
-        // wasmtime-wasi serves a preview1 relative sleep with
-        // `std::thread::sleep` and file reads in place, and a guest could
-        // hold a worker thread past its deadline, out of reach of the timer
-        // (see `limits::with_deadline`).
-        b.allow_blocking_current_thread(false);
-        for m in &sandbox.mounts {
-            b.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)
-                .map_err(|e| {
-                    anyhow::anyhow!(
-                        "cannot open {:?} to mount at {:?}: {e:#}",
-                        m.host.display().to_string(),
-                        m.guest
-                    )
-                })?;
-        }
-        let mounts = b.build().filesystem().clone();
-        Ok(PreparedSandbox { sandbox, mounts })
+        // Whether a WASI file call may run in place on the handler thread
+        // (wasmtime-wasi's `allow_blocking_current_thread`) or goes through
+        // tokio's blocking pool (a thread hand-off per call: a Rust wasip1
+        // handler reading one file pays ~0.5 ms). In place is safe for
+        // components: their reads are of read-only files and never wait
+        // unbounded, and their sleeps (`wasi:io/poll`) are asynchronous
+        // either way. Not for preview1: with the flag on, wasmtime-wasi serves
+        // a relative `poll_oneoff` sleep with `std::thread::sleep`, and a
+        // guest could hold a handler thread past its deadline, out of reach
+        // of the timer (see `limits::with_deadline`).
+        let open = |in_place: bool| -> anyhow::Result<WasiFilesystemCtx> {
+            let mut b = WasiCtxBuilder::new();
+            b.allow_blocking_current_thread(in_place);
+            for m in &sandbox.mounts {
+                b.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)
+                    .map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot open {:?} to mount at {:?}: {e:#}",
+                            m.host.display().to_string(),
+                            m.guest
+                        )
+                    })?;
+            }
+            Ok(b.build().filesystem().clone())
+        };
+        Ok(PreparedSandbox {
+            mounts_p1: open(false)?,
+            mounts_p2: open(true)?,
+            sandbox,
+        })
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -193,21 +206,22 @@ impl PreparedSandbox {
     /// A WASI preview2 context for one message.
     pub fn p2_ctx(&self, msg: &Message<'_>, capture: &Capture) -> WasiCtx {
         let mut ctx = self.builder(msg, capture).build();
-        *ctx.filesystem() = self.mounts.clone();
+        *ctx.filesystem() = self.mounts_p2.clone();
         ctx
     }
 
     /// A WASI preview1 context for one message.
     pub fn p1_ctx(&self, msg: &Message<'_>, capture: &Capture) -> WasiP1Ctx {
         let mut ctx = self.builder(msg, capture).build_p1();
-        *ctx.ctx().ctx.filesystem() = self.mounts.clone();
+        *ctx.ctx().ctx.filesystem() = self.mounts_p1.clone();
         ctx
     }
 
     fn builder(&self, msg: &Message<'_>, capture: &Capture) -> WasiCtxBuilder {
         let sandbox = &self.sandbox;
         let mut b = WasiCtxBuilder::new();
-        b.allow_blocking_current_thread(false);
+        // The filesystem, with its own setting for blocking, is replaced by
+        // the prepared mounts (see `new`).
         // No network, said explicitly (these are also wasmtime-wasi's
         // defaults, and preview1 has no sockets at all).
         b.allow_tcp(false)

@@ -356,6 +356,25 @@ impl SpinRedis {
         );
     }
 
+    /// Waits until spin-redis logged a failure of `component` on `channel`
+    /// whose reason starts with `reason`, whatever other fields (outcome,
+    /// duration) stand between them.
+    pub fn wait_failure(&self, component: &str, channel: &str, reason: &str) {
+        let at = format!("component={component} channel={channel} ");
+        let why = format!(" reason={reason}");
+        wait_until(
+            &format!(
+                "a failure of {component} on {channel}: {reason}; stderr is:\n{}",
+                self.stderr()
+            ),
+            || {
+                self.stderr()
+                    .lines()
+                    .any(|l| l.contains("handler failed") && l.contains(&at) && l.contains(&why))
+            },
+        );
+    }
+
     pub fn signal(&self, sig: &str) {
         let pid = self.child.as_ref().expect("running").id();
         let ok = Command::new("kill")

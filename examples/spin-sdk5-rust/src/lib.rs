@@ -15,7 +15,8 @@
 //! A payload `count:<key>` instead counts visits of `<key>` in the default
 //! key-value store (`fermyon:spin/key-value@2.0.0`), and `incr:<key>` only
 //! increments `<key>` in Redis (one `INCR`, nothing else: the benchmark's
-//! handler).
+//! host-API handler), and `echo:<text>` only prints `<text>` (Spin's
+//! hello-world handler: the benchmark's trivial SDK 5 handler).
 //!
 //! A payload that is not UTF-8, or that is exactly `fail`, fails the message:
 //! the SDK prints the error to stderr and returns `error::error` to the host.
@@ -61,6 +62,10 @@ fn post(url: &str, text: &str) -> Result<u16> {
 
 #[redis_component]
 fn on_message(message: Bytes) -> Result<()> {
+    if let Some(text) = message.strip_prefix(b"echo:") {
+        println!("{}", String::from_utf8_lossy(text));
+        return Ok(());
+    }
     if let Some(key) = message.strip_prefix(b"count:") {
         let key = String::from_utf8_lossy(key);
         let n = count(&key)?;
