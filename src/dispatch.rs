@@ -111,7 +111,9 @@ struct RouteTx {
 
 /// Routes messages to trigger queues; see the module docs.
 pub struct Dispatcher {
-    routes: HashMap<(String, String), Vec<RouteTx>>,
+    /// address key → channel → routes: looked up by `&str` for every
+    /// message, without allocating.
+    routes: HashMap<String, HashMap<String, Vec<RouteTx>>>,
     shared: Arc<Shared>,
 }
 
@@ -126,7 +128,7 @@ impl Dispatcher {
         shared: Arc<Shared>,
     ) -> (Dispatcher, TaskTracker) {
         let workers = TaskTracker::new();
-        let mut routes: HashMap<(String, String), Vec<RouteTx>> = HashMap::new();
+        let mut routes: HashMap<String, HashMap<String, Vec<RouteTx>>> = HashMap::new();
         // Without a count bound the channel's own bound is the largest tokio
         // allows; memory (`max_queued_bytes`) is reached long before it.
         let capacity = queue_capacity.unwrap_or(Semaphore::MAX_PERMITS);
@@ -134,7 +136,9 @@ impl Dispatcher {
             let (tx, rx) = mpsc::channel(capacity);
             let metrics = Arc::new(shared.metrics.route(&spec.handler.component, &spec.channel));
             routes
-                .entry((spec.address_key.clone(), spec.channel.clone()))
+                .entry(spec.address_key.clone())
+                .or_default()
+                .entry(spec.channel.clone())
                 .or_default()
                 .push(RouteTx {
                     component: spec.handler.component.clone(),
@@ -157,7 +161,8 @@ impl Dispatcher {
     pub fn deliver(&self, address_key: &str, channel: &str, payload: Bytes) {
         let Some(routes) = self
             .routes
-            .get(&(address_key.to_string(), channel.to_string()))
+            .get(address_key)
+            .and_then(|by_channel| by_channel.get(channel))
         else {
             tracing::warn!(channel = %channel, "message on a channel nothing is bound to; ignored");
             return;

@@ -29,7 +29,7 @@
 use super::connect::{Endpoint, describe};
 use crate::ops::health::RedisLink;
 use bytes::Bytes;
-use futures_util::StreamExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 use redis::{PushKind, Value};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -37,6 +37,9 @@ use tokio_util::sync::CancellationToken;
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
 /// How long a pong may take before the connection counts as dead.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
+/// Messages already received that are delivered in one go before the
+/// subscriber looks at shutdown and pings again.
+const READY_BATCH: usize = 256;
 /// How long connecting, authenticating and subscribing may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a connection must stay up before the backoff starts over.
@@ -158,6 +161,18 @@ async fn session(
             msg = stream.next() => match msg {
                 Some(msg) => {
                     deliver(msg.get_channel_name(), Bytes::copy_from_slice(msg.get_payload_bytes()));
+                    // Take what else has already arrived without going
+                    // round the select (a flood comes in thousands per
+                    // read); bounded, so shutdown and pings are still seen.
+                    for _ in 0..READY_BATCH {
+                        match stream.next().now_or_never() {
+                            Some(Some(msg)) => deliver(
+                                msg.get_channel_name(),
+                                Bytes::copy_from_slice(msg.get_payload_bytes()),
+                            ),
+                            Some(None) | None => break,
+                        }
+                    }
                 }
                 None => break lost("the server closed the connection".into()),
             },
