@@ -98,7 +98,10 @@ fn redact_text(text: &str) -> String {
 
 /// `text` with the credentials of every URL-like word removed (see
 /// `redact_text`): for messages that quote user input which may hold an
-/// address, such as a TOML type error.
+/// address, such as a TOML type error. A double-quoted string is one unit
+/// whatever it holds (a template such as `{{ host }}` has spaces, and a
+/// password may be followed by one); outside quotes, words end at
+/// whitespace and punctuation.
 pub fn redact_credentials(text: &str) -> String {
     if !text.contains('@') {
         return text.to_string();
@@ -113,8 +116,16 @@ pub fn redact_credentials(text: &str) -> String {
         }
         word.clear();
     };
+    let mut quoted = false;
     for c in text.chars() {
-        if c.is_whitespace() || matches!(c, '"' | '\'' | '`' | ',' | '(' | ')' | '[' | ']') {
+        if c == '"' {
+            // An opening or a closing quote ends the unit before it.
+            flush(&mut word, &mut out);
+            out.push(c);
+            quoted = !quoted;
+        } else if !quoted
+            && (c.is_whitespace() || matches!(c, '\'' | '`' | ',' | '(' | ')' | '[' | ']'))
+        {
             flush(&mut word, &mut out);
             out.push(c);
         } else {
@@ -140,6 +151,19 @@ impl fmt::Debug for RedisAddress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_quoted_address_is_redacted_whole_even_with_spaces() {
+        // Found by cargo fuzz: a template with spaces split the address into
+        // words, and the first one (with the password) had no `@`.
+        let e = redact_credentials(
+            r#"invalid type: string "rediss://u:pwP{{ host }}:{{ port }}x://u:pw@{", expected struct"#,
+        );
+        assert!(!e.contains("pw"), "{e}");
+        assert_eq!(e, r#"invalid type: string "rediss://{", expected struct"#);
+        let w = redact_credentials("at redis://alice:s3cret@localhost, then");
+        assert_eq!(w, "at redis://localhost, then");
+    }
 
     #[test]
     fn never_shows_the_password() {
