@@ -38,7 +38,7 @@ use spin_redis_compat::limits::{Limits, MemoryCap, limited_store, with_deadline}
 use spin_redis_compat::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
 use spin_redis_compat::{HandlerError, Outcome};
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ModuleExport, ValType};
-use wasmtime_wasi::p1::{self, WasiP1Ctx};
+use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// The WASI preview1 module name; every other import module is stubbed.
 const WASI_P1: &str = "wasi_snapshot_preview1";
@@ -128,7 +128,7 @@ impl SeedModule {
         let (handler, realloc, memory) =
             (index(SEED_HANDLER), index(SEED_REALLOC), index(SEED_MEMORY));
         let mut linker: Linker<SeedState> = Linker::new(engine);
-        p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
+        spin_redis_compat::preview1::add_to_linker(&mut linker, |s| &mut s.wasi)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         for import in module.imports() {
             let (ExternType::Func(ty), false) = (import.ty(), import.module() == WASI_P1) else {

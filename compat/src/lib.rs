@@ -11,6 +11,8 @@
 //! - [`sandbox`]: the per-message WASI capabilities (stdin, env, argv, files)
 //!   shared with the component executor in the `spin-redis` crate.
 //! - [`output`]: capped stdout/stderr capture.
+//! - [`preview1`]: WASI preview1 in a linker, with sleeps that never hold
+//!   a thread.
 //! - [`limits`]: time and memory limits per message.
 //! - [`outcome`]: what a run produced, and [`HandlerError`].
 //!
@@ -22,6 +24,7 @@ pub mod limits;
 pub mod module;
 pub mod outcome;
 pub mod output;
+pub mod preview1;
 pub mod sandbox;
 
 pub use binary::WasmKind;

@@ -14,7 +14,7 @@ use crate::limits::{Limits, MemoryCap, limited_store, with_deadline};
 use crate::outcome::{HandlerError, Outcome};
 use crate::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
 use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport};
-use wasmtime_wasi::p1::{self, WasiP1Ctx};
+use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// Why a module was refused at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +121,7 @@ impl CompatModule {
         let sandbox =
             PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
         let mut linker: Linker<CompatState> = Linker::new(engine);
-        p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
+        crate::preview1::add_to_linker(&mut linker, |s| &mut s.wasi)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&module)

@@ -148,10 +148,8 @@ impl Sandbox {
 pub struct PreparedSandbox {
     sandbox: Sandbox,
     /// The preopened mounts, cloned (cheap: reference-counted handles) into
-    /// every message's context: for preview1 modules, file calls go through
-    /// tokio's blocking pool; for components, in place (see `new`).
-    mounts_p1: WasiFilesystemCtx,
-    mounts_p2: WasiFilesystemCtx,
+    /// every message's context.
+    mounts: WasiFilesystemCtx,
 }
 
 impl std::fmt::Debug for PreparedSandbox {
@@ -167,36 +165,27 @@ impl PreparedSandbox {
     /// mount that cannot be opened.
     pub fn new(sandbox: Sandbox) -> anyhow::Result<Self> {
         let sandbox = sandbox.settle();
-        // Whether a WASI file call may run in place on the handler thread
-        // (wasmtime-wasi's `allow_blocking_current_thread`) or goes through
-        // tokio's blocking pool (a thread hand-off per call: a Rust wasip1
-        // handler reading one file pays ~0.5 ms). In place is safe for
-        // components: their reads are of read-only files and never wait
-        // unbounded, and their sleeps (`wasi:io/poll`) are asynchronous
-        // either way. Not for preview1: with the flag on, wasmtime-wasi serves
-        // a relative `poll_oneoff` sleep with `std::thread::sleep`, and a
-        // guest could hold a handler thread past its deadline, out of reach
-        // of the timer (see `limits::with_deadline`).
-        let open = |in_place: bool| -> anyhow::Result<WasiFilesystemCtx> {
-            let mut b = WasiCtxBuilder::new();
-            b.allow_blocking_current_thread(in_place);
-            for m in &sandbox.mounts {
-                b.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)
-                    .map_err(|e| {
-                        anyhow::anyhow!(
-                            "cannot open {:?} to mount at {:?}: {e:#}",
-                            m.host.display().to_string(),
-                            m.guest
-                        )
-                    })?;
-            }
-            Ok(b.build().filesystem().clone())
-        };
-        Ok(PreparedSandbox {
-            mounts_p1: open(false)?,
-            mounts_p2: open(true)?,
-            sandbox,
-        })
+        let mut b = WasiCtxBuilder::new();
+        // WASI file calls run in place on the handler thread instead of
+        // through tokio's blocking pool (a thread hand-off per call: a
+        // handler reading one file paid ~0.5 ms): the mounts are read-only
+        // files, and sleeps never block a thread either way, since preview1
+        // linkers come from `preview1::add_to_linker` (which makes the sleep
+        // wasmtime-wasi would serve with `std::thread::sleep` asynchronous)
+        // and preview2 sleeps are asynchronous in wasmtime-wasi itself.
+        b.allow_blocking_current_thread(true);
+        for m in &sandbox.mounts {
+            b.preopened_dir(&m.host, &m.guest, FsPerms::ReadOnly)
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open {:?} to mount at {:?}: {e:#}",
+                        m.host.display().to_string(),
+                        m.guest
+                    )
+                })?;
+        }
+        let mounts = b.build().filesystem().clone();
+        Ok(PreparedSandbox { sandbox, mounts })
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -206,14 +195,14 @@ impl PreparedSandbox {
     /// A WASI preview2 context for one message.
     pub fn p2_ctx(&self, msg: &Message<'_>, capture: &Capture) -> WasiCtx {
         let mut ctx = self.builder(msg, capture).build();
-        *ctx.filesystem() = self.mounts_p2.clone();
+        *ctx.filesystem() = self.mounts.clone();
         ctx
     }
 
     /// A WASI preview1 context for one message.
     pub fn p1_ctx(&self, msg: &Message<'_>, capture: &Capture) -> WasiP1Ctx {
         let mut ctx = self.builder(msg, capture).build_p1();
-        *ctx.ctx().ctx.filesystem() = self.mounts_p1.clone();
+        *ctx.ctx().ctx.filesystem() = self.mounts.clone();
         ctx
     }
 
