@@ -53,7 +53,14 @@ pub fn add_to_linker<T: Send + 'static>(
                 if let Some(sleep) =
                     one_relative_sleep(memory.data(&caller), subs, events, nsubs, nevents)
                 {
-                    tokio::time::sleep(sleep.timeout).await;
+                    // tokio's timer counts whole milliseconds: a zero
+                    // sleep (a guest's `sched_yield` by another name) would
+                    // wait for the next one, so it only yields.
+                    if sleep.timeout.is_zero() {
+                        tokio::task::yield_now().await;
+                    } else {
+                        tokio::time::sleep(sleep.timeout).await;
+                    }
                     let mem = memory.data_mut(&mut caller);
                     sleep.write_event(mem);
                     return Ok(0);
