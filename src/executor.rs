@@ -312,9 +312,27 @@ fn stage_files(
                 destination,
             } => {
                 let mut found = Vec::new();
-                walk(source, &mut found)?;
+                let mut special = Vec::new();
+                walk(source, &mut found, &mut special)?;
+                // A folder is mounted as it is, so what a guest can open in
+                // it must be a plain file: file calls run on a handler thread
+                // (see `spin_redis_compat::sandbox`), and reading a named pipe
+                // or a device could wait there without end, out of reach of
+                // the message's timeout.
+                if let Some(path) = special
+                    .iter()
+                    .find(|p| !p.strip_prefix(dir).is_ok_and(&excluded))
+                {
+                    anyhow::bail!(
+                        "{:?} in the mounted folder {:?} is not a plain file or folder (a named pipe, socket or device): a handler reading it could wait without end, past its timeout; remove it, or list it in exclude_files",
+                        path.display().to_string(),
+                        source.display().to_string()
+                    );
+                }
+                // An excluded pipe counts too: the copy leaves it out.
                 let any_excluded = found
                     .iter()
+                    .chain(&special)
                     .any(|p| p.strip_prefix(dir).is_ok_and(&excluded));
                 if !any_excluded {
                     mounts.push(Mount {
@@ -355,7 +373,8 @@ fn stage_files(
                 let is_glob = pattern.contains(['*', '?', '[']);
                 let mut matched = Vec::new();
                 if !is_glob && full.is_dir() {
-                    walk(&full, &mut matched)?;
+                    // Only plain files are copied; anything else is left out.
+                    walk(&full, &mut matched, &mut Vec::new())?;
                 } else {
                     let text = full
                         .to_str()
@@ -407,15 +426,20 @@ fn stage_files(
 }
 
 /// Every file under `dir`, recursively.
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// Collects the plain files under `dir` into `out`, and what exists but is
+/// neither a file nor a folder (named pipes, sockets, devices) into
+/// `special`. Symbolic links are followed; a dangling one is neither.
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, special: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     for entry in std::fs::read_dir(dir)
         .with_context(|| format!("cannot read {:?}", dir.display().to_string()))?
     {
         let path = entry?.path();
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, special)?;
         } else if path.is_file() {
             out.push(path);
+        } else if path.exists() {
+            special.push(path);
         }
     }
     Ok(())

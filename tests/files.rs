@@ -104,3 +104,37 @@ exclude_files = ["data/*.key"]"#);
     let err = read(&m, "secret.key").unwrap_err();
     assert!(err.contains("exited with code 44"), "{err}");
 }
+
+/// File calls run on a handler thread, so a mounted folder must not hold
+/// anything a read could wait on without end: a named pipe in it is refused
+/// at start-up, naming it, unless `exclude_files` leaves it out.
+#[test]
+fn a_named_pipe_in_a_mounted_folder_is_refused_unless_excluded() {
+    let mkfifo = |dir: &std::path::Path| {
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.join("data/pipe"))
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success());
+    };
+    let (d, m) = app(r#"files = [{ source = "data", destination = "/data" }]"#);
+    mkfifo(d.path());
+    let err = read(&m, "d.txt").unwrap_err();
+    assert!(
+        err.contains("data/pipe")
+            && err.contains("not a plain file")
+            && err.contains("exclude_files"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("exited with code"),
+        "refused before running: {err}"
+    );
+
+    let (d, m) = app(r#"files = [{ source = "data", destination = "/data" }]
+exclude_files = ["data/pipe"]"#);
+    mkfifo(d.path());
+    assert_eq!(read(&m, "d.txt").unwrap(), "mapped\n");
+    let err = read(&m, "pipe").unwrap_err();
+    assert!(err.contains("exited with code 44"), "{err}");
+}
