@@ -159,19 +159,13 @@ async fn session(
         tokio::select! {
             _ = shutdown.cancelled() => break Ended::Shutdown,
             msg = stream.next() => match msg {
-                Some(msg) => {
-                    deliver(msg.get_channel_name(), Bytes::copy_from_slice(msg.get_payload_bytes()));
+                Some(first) => {
                     // Take what else has already arrived without going
                     // round the select (a flood comes in thousands per
                     // read); bounded, so shutdown and pings are still seen.
-                    for _ in 0..READY_BATCH {
-                        match stream.next().now_or_never() {
-                            Some(Some(msg)) => deliver(
-                                msg.get_channel_name(),
-                                Bytes::copy_from_slice(msg.get_payload_bytes()),
-                            ),
-                            Some(None) | None => break,
-                        }
+                    let ready = std::iter::from_fn(|| stream.next().now_or_never().flatten());
+                    for msg in std::iter::once(first).chain(ready.take(READY_BATCH)) {
+                        deliver(msg.get_channel_name(), Bytes::copy_from_slice(msg.get_payload_bytes()));
                     }
                 }
                 None => break lost("the server closed the connection".into()),
