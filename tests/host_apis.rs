@@ -322,7 +322,10 @@ fn key_value_state_in_sqlite_survives_a_restart_in_spins_own_file_and_table() {
     );
     let (dir, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
+    // One at a time: handlers run concurrently, and a get-then-set from two
+    // at once would both see 0 (Spin's key-value has no atomic increment).
     redis.publish("names", b"count:visits");
+    s.wait_log("reverse_stdout.txt", "visits seen 1 times\n");
     redis.publish("names", b"count:visits");
     s.wait_log("reverse_stdout.txt", "visits seen 2 times\n");
     assert!(s.stop().success());
