@@ -425,7 +425,6 @@ fn stage_files(
     Ok((mounts, mapped_copies))
 }
 
-/// Every file under `dir`, recursively.
 /// Collects the plain files under `dir` into `out`, and what exists but is
 /// neither a file nor a folder (named pipes, sockets, devices) into
 /// `special`. Symbolic links are followed; a dangling one is neither.

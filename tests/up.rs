@@ -307,13 +307,6 @@ fn sigterm_drains_in_flight_handlers_before_exiting() {
     let data = dir.path().join("data");
     std::fs::create_dir(&data).unwrap();
     std::fs::write(data.join("after.txt"), "").unwrap();
-    for fifo in ["enter", "leave"] {
-        let made = std::process::Command::new("mkfifo")
-            .arg(data.join(fifo))
-            .status()
-            .unwrap();
-        assert!(made.success(), "mkfifo {fifo}");
-    }
     let open_for_writing = |fifo: &str| {
         std::fs::OpenOptions::new()
             .write(true)
@@ -338,6 +331,16 @@ fn sigterm_drains_in_flight_handlers_before_exiting() {
         &[("SPIN_REDIS_LOG", "info,spin_redis::dispatch=trace")],
         &["drain"],
     );
+    // The FIFOs are made only now: start-up refuses a mounted folder that
+    // holds one (`a_named_pipe_in_a_mounted_folder_is_refused…` in
+    // tests/files.rs), and checks the folder only then.
+    for fifo in ["enter", "leave"] {
+        let made = std::process::Command::new("mkfifo")
+            .arg(data.join(fifo))
+            .status()
+            .unwrap();
+        assert!(made.success(), "mkfifo {fifo}");
+    }
     // The gated message first, then five queued behind it (one at a time).
     let mut payloads = vec!["enter leave".to_string()];
     payloads.extend((0..5).map(|_| "after.txt".to_string()));
