@@ -3,7 +3,7 @@
 //! whose slot is on a node other than the one in `address`, a slot moved
 //! while it is read (`MOVED` followed), and nodes restarted.
 
-mod support;
+use crate::support;
 use support::*;
 
 fn echo() -> String {
