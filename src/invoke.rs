@@ -10,7 +10,7 @@ use crate::failure::Failure;
 use crate::prepare::prepare;
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
-use spin_redis_compat::sandbox::{Message, StreamEntry};
+use spin_redis_sandbox::wasi::{Message, StreamEntry};
 use std::io::{Read as _, Write as _};
 
 /// Returns the exit code.
