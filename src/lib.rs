@@ -16,10 +16,12 @@
 //! - [`logs`] appends each handler's output to its files and the terminal;
 //!   [`stats`] counts what became of every message.
 //!
-//! The commands are [`up`], [`invoke`] and [`check`]; [`cli`] defines their flags,
+//! The commands are [`up`], [`invoke`] and [`check`], and for the developer's
+//! loop [`templates`] (`new`, `templates list`) and [`build`]; [`cli`] defines their flags,
 //! [`config`] the settings and their defaults, [`failure`] the exit codes.
 
 pub mod address;
+pub mod build;
 pub mod check;
 pub mod cli;
 pub mod command;
@@ -41,4 +43,5 @@ pub mod prepare;
 pub mod seed;
 pub mod source;
 pub mod stats;
+pub mod templates;
 pub mod up;
