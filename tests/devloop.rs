@@ -353,7 +353,7 @@ fn a_misspelt_build_field_is_a_manifest_error() {
         let (code, _, err) = run(&[cmd, "-f", &m.display().to_string()]);
         assert_eq!(code, 2, "{cmd}: {err}");
         assert!(
-            err.contains("spin.toml:13: component.x.build: unknown field `comand`"),
+            err.contains("spin.toml:13: component.x.build.comand: unknown field `comand`"),
             "{cmd}: {err}"
         );
     }

@@ -169,7 +169,7 @@ mod tests {
             (
                 "command = \"make\"\ncomand = \"x\"\n",
                 ManifestErrorKind::UnknownField,
-                "component.x.build",
+                "component.x.build.comand",
                 13,
             ),
             (
