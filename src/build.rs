@@ -134,14 +134,8 @@ fn run(id: &str, command: &str, dir: &Path, echo: Echo) -> anyhow::Result<()> {
             format!("cannot start build command `{command}` of component {id:?} with sh")
         })?;
     let prefix = format!("[{id}] ");
-    let out = child
-        .stdout
-        .take()
-        .expect("invariant: stdout was piped");
-    let err = child
-        .stderr
-        .take()
-        .expect("invariant: stderr was piped");
+    let out = child.stdout.take().expect("invariant: stdout was piped");
+    let err = child.stderr.take().expect("invariant: stderr was piped");
     // One thread per pipe, so that a command filling one pipe while we wait
     // on the other can never stall.
     let out_thread = {

@@ -62,7 +62,10 @@ fn toolchain_env(template: &str) -> Vec<(String, String)> {
                 ("GOPROXY".into(), "off".into()),
                 ("GOTELEMETRY".into(), "off".into()),
                 ("GOPATH".into(), cache.join("go-path").display().to_string()),
-                ("GOCACHE".into(), cache.join("go-build").display().to_string()),
+                (
+                    "GOCACHE".into(),
+                    cache.join("go-build").display().to_string(),
+                ),
                 (
                     "GOMODCACHE".into(),
                     cache.join("go-path/pkg/mod").display().to_string(),
@@ -133,7 +136,10 @@ fn new_app(template: &str, name: &str, values: &[String]) -> (tempfile::TempDir,
 fn build(template: &str, app: &Path, component: &str) {
     let env = toolchain_env(template);
     let (code, out, err) = run_with_env(&["build", "-f", &app.display().to_string()], &refs(&env));
-    assert_eq!(code, 0, "build of {template}:\nstdout:\n{out}\nstderr:\n{err}");
+    assert_eq!(
+        code, 0,
+        "build of {template}:\nstdout:\n{out}\nstderr:\n{err}"
+    );
     assert!(
         out.contains(&format!("Building component {component:?} with `")),
         "{out}"
@@ -157,7 +163,13 @@ fn channel_template_runs(template: &str, name: &str, expect: &dyn Fn(&str, &str)
     );
     build(template, &app, name);
     let env = toolchain_env(template);
-    let s = SpinRedis::up_with_env(&redis, &app.join("spin.toml"), &[], &refs(&env), &[&channel]);
+    let s = SpinRedis::up_with_env(
+        &redis,
+        &app.join("spin.toml"),
+        &[],
+        &refs(&env),
+        &[&channel],
+    );
     let payload = format!("hello from {template}");
     redis.publish(&channel, payload.as_bytes());
     s.wait_log(&format!("{name}_stdout.txt"), &expect(&channel, &payload));
@@ -297,7 +309,10 @@ command = "touch after"
         err.contains("build command `echo second >&2; exit 3` of component \"b-fails\" failed with exit status 3"),
         "{err}"
     );
-    assert!(out.contains("a-plain: no build command in the manifest, skipped"), "{out}");
+    assert!(
+        out.contains("a-plain: no build command in the manifest, skipped"),
+        "{out}"
+    );
     assert!(out.contains("[b-fails] first\n"), "{out}");
     assert!(err.contains("[b-fails] second\n"), "{err}");
     assert!(!dir.path().join("never").exists());
@@ -319,7 +334,7 @@ command = "touch after"
 /// Version 1's `[component.build]`: a list run in order in `workdir`.
 #[test]
 fn v1_builds_run_in_their_workdir() {
-    let (dir, m) = manifest(
+    let (dir, _m) = manifest(
         r#"spin_manifest_version = "1"
 name = "v1"
 trigger = { type = "redis", address = "redis://127.0.0.1:1" }
@@ -337,9 +352,15 @@ channel = "c"
     std::fs::create_dir(&sub).unwrap();
     let (code, out, err) = run(&["build", "-f", &dir.path().display().to_string()]);
     assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(std::fs::read_to_string(sub.join("made.txt")).unwrap(), "made\n");
+    assert_eq!(
+        std::fs::read_to_string(sub.join("made.txt")).unwrap(),
+        "made\n"
+    );
     let sub = sub.canonicalize().unwrap();
-    assert!(out.contains(&format!("[in-sub] {}\n", sub.display())), "{out}");
+    assert!(
+        out.contains(&format!("[in-sub] {}\n", sub.display())),
+        "{out}"
+    );
 }
 
 /// A build table is read like the rest of the manifest: an unknown field is
@@ -376,15 +397,40 @@ fn new_refuses_a_non_empty_folder_an_unknown_template_and_bad_values() {
     let (code, _, err) = run(&["new", "-t", "redis-cobol", "app", "-o", &o]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unknown template \"redis-cobol\""), "{err}");
-    for t in ["redis-rust", "redis-python", "redis-go", "redis-c", "redis-assemblyscript", "redis-stream-c"] {
+    for t in [
+        "redis-rust",
+        "redis-python",
+        "redis-go",
+        "redis-c",
+        "redis-assemblyscript",
+        "redis-stream-c",
+    ] {
         assert!(err.contains(t), "{err}");
     }
 
     let fresh = tmp.path().join("fresh").display().to_string();
-    let (code, _, err) = run(&["new", "-t", "redis-c", "app", "-o", &fresh, "-v", "redis-chanel=x"]);
+    let (code, _, err) = run(&[
+        "new",
+        "-t",
+        "redis-c",
+        "app",
+        "-o",
+        &fresh,
+        "-v",
+        "redis-chanel=x",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("-v \"redis-chanel\""), "{err}");
-    let (code, _, err) = run(&["new", "-t", "redis-c", "app", "-o", &fresh, "-v", "redis-address=http://x"]);
+    let (code, _, err) = run(&[
+        "new",
+        "-t",
+        "redis-c",
+        "app",
+        "-o",
+        &fresh,
+        "-v",
+        "redis-address=http://x",
+    ]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("-v redis-address=\"http://x\""), "{err}");
     assert!(!tmp.path().join("fresh").exists());
@@ -396,7 +442,14 @@ fn new_without_a_terminal_takes_the_defaults() {
     let tmp = tempfile::tempdir().unwrap();
     let app = tmp.path().join("My App");
     // No --accept-defaults: stdin is not a terminal here.
-    let (code, out, err) = run(&["new", "-t", "redis-go", "My App", "-o", &app.display().to_string()]);
+    let (code, out, err) = run(&[
+        "new",
+        "-t",
+        "redis-go",
+        "My App",
+        "-o",
+        &app.display().to_string(),
+    ]);
     assert_eq!(code, 0, "{out}\n{err}");
     let m = std::fs::read_to_string(app.join("spin.toml")).unwrap();
     assert!(m.contains("address = \"redis://localhost:6379\""), "{m}");
@@ -411,7 +464,14 @@ fn new_without_a_terminal_takes_the_defaults() {
 fn templates_list_names_every_template() {
     let (code, out, err) = run(&["templates", "list"]);
     assert_eq!(code, 0, "{err}");
-    for t in ["redis-rust", "redis-python", "redis-go", "redis-c", "redis-assemblyscript", "redis-stream-c"] {
+    for t in [
+        "redis-rust",
+        "redis-python",
+        "redis-go",
+        "redis-c",
+        "redis-assemblyscript",
+        "redis-stream-c",
+    ] {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("{t} "))),
             "{t} in:\n{out}"

@@ -87,7 +87,9 @@ impl Ctx<'_> {
                     Some(&field("workdir")),
                     "the workdir is empty",
                 )
-                .hint("remove it to build in the manifest's folder, or name a folder relative to it"));
+                .hint(
+                    "remove it to build in the manifest's folder, or name a folder relative to it",
+                ));
         }
         for w in &spec.watch {
             if let Err(e) = glob::Pattern::new(w) {
@@ -218,8 +220,13 @@ mod tests {
 
     #[test]
     fn a_missing_source_is_an_error_except_for_build() {
-        let e = parse_with(Path::new("/app/spin.toml"), V2, &|_| None, Sources::MustExist)
-            .unwrap_err();
+        let e = parse_with(
+            Path::new("/app/spin.toml"),
+            V2,
+            &|_| None,
+            Sources::MustExist,
+        )
+        .unwrap_err();
         assert_eq!(e.kind, ManifestErrorKind::MissingSource);
         assert!(parse(V2).is_ok());
     }

@@ -210,7 +210,11 @@ pub fn parse(
             .as_ref()
             .map(|b| {
                 cx.build(
-                    &|key| build_header.and_then(|s| at.key_after(s, key)).or(build_header),
+                    &|key| {
+                        build_header
+                            .and_then(|s| at.key_after(s, key))
+                            .or(build_header)
+                    },
                     &|key| field(&format!("build.{key}")),
                     b,
                 )

@@ -136,7 +136,11 @@ pub fn find(id: &str) -> Option<&'static Template> {
 
 /// The known template ids, for error messages.
 pub fn known() -> String {
-    TEMPLATES.iter().map(|t| t.id).collect::<Vec<_>>().join(", ")
+    TEMPLATES
+        .iter()
+        .map(|t| t.id)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `spin-redis templates`' flags.
@@ -245,7 +249,10 @@ mod tests {
             assert_eq!(app.components.len(), 1, "template {}", t.id);
             let c = &app.components[0];
             assert_eq!(c.id, "my-app", "template {}", t.id);
-            let build = c.build.as_ref().unwrap_or_else(|| panic!("template {} has no build", t.id));
+            let build = c
+                .build
+                .as_ref()
+                .unwrap_or_else(|| panic!("template {} has no build", t.id));
             assert!(!build.watch.is_empty(), "template {}", t.id);
             assert_eq!(app.triggers[0].channel, "messages", "template {}", t.id);
         }

@@ -205,7 +205,10 @@ fn write_files(dir: &Path, files: &[(&str, String)]) -> anyhow::Result<()> {
         let to = dir.join(path);
         if let Some(parent) = to.parent() {
             std::fs::create_dir_all(parent).with_context(|| {
-                format!("cannot create the folder {:?}", parent.display().to_string())
+                format!(
+                    "cannot create the folder {:?}",
+                    parent.display().to_string()
+                )
             })?;
         }
         std::fs::write(&to, text)
@@ -240,15 +243,25 @@ mod tests {
         assert!(String::from_utf8_lossy(&out).contains("try again"));
 
         let mut out = Vec::new();
-        assert_eq!(ask(p, &mut &b""[..], &mut out).unwrap(), "redis://localhost:6379");
+        assert_eq!(
+            ask(p, &mut &b""[..], &mut out).unwrap(),
+            "redis://localhost:6379"
+        );
     }
 
     #[test]
     fn bad_values_are_named() {
         let t = template();
-        let e = given_values(t, &["redis-chanel=x".into()]).unwrap_err().to_string();
-        assert!(e.contains("\"redis-chanel\"") && e.contains("redis-channel"), "{e}");
-        let e = given_values(t, &["novalue".into()]).unwrap_err().to_string();
+        let e = given_values(t, &["redis-chanel=x".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("\"redis-chanel\"") && e.contains("redis-channel"),
+            "{e}"
+        );
+        let e = given_values(t, &["novalue".into()])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("\"novalue\" is not KEY=VALUE"), "{e}");
         let e = given_values(t, &["redis-address=http://x".into()])
             .unwrap_err()

@@ -87,8 +87,7 @@ fn words(s: &str) -> Vec<String> {
         if c.is_uppercase() && !word.is_empty() {
             let prev = chars[i - 1];
             let next_lower = chars.get(i + 1).is_some_and(|n| n.is_lowercase());
-            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower)
-            {
+            if prev.is_lowercase() || prev.is_ascii_digit() || (prev.is_uppercase() && next_lower) {
                 words.push(std::mem::take(&mut word));
             }
         }
@@ -120,8 +119,18 @@ mod tests {
     fn snake_case_is_kebab_case_with_underscores() {
         // A Rust template names the wasm file after the crate: Cargo turns
         // the package name's (kebab_case) dashes into underscores.
-        for name in ["hello-rust", "Hello Rust 2", "xMLParser", "a_b-c d", "v2App"] {
-            assert_eq!(kebab_case(name).replace('-', "_"), snake_case(name), "{name}");
+        for name in [
+            "hello-rust",
+            "Hello Rust 2",
+            "xMLParser",
+            "a_b-c d",
+            "v2App",
+        ] {
+            assert_eq!(
+                kebab_case(name).replace('-', "_"),
+                snake_case(name),
+                "{name}"
+            );
         }
     }
 
@@ -137,13 +146,20 @@ mod tests {
             .unwrap(),
             "a My App b my-app my_app"
         );
-        assert!(render("f", "{{nope}}", &values).unwrap_err().contains("\"nope\""));
+        assert!(
+            render("f", "{{nope}}", &values)
+                .unwrap_err()
+                .contains("\"nope\"")
+        );
         assert!(
             render("f", "{{project-name | upcase}}", &values)
                 .unwrap_err()
                 .contains("\"upcase\"")
         );
         assert!(render("f", "{{project-name", &values).is_err());
-        assert_eq!(render("f", "no placeholders }}", &values).unwrap(), "no placeholders }}");
+        assert_eq!(
+            render("f", "no placeholders }}", &values).unwrap(),
+            "no placeholders }}"
+        );
     }
 }
