@@ -58,7 +58,7 @@ pub fn build_manifest(from: &Path, only: &[String], echo: Echo) -> Result<(), Fa
 }
 
 /// Builds `app`'s components (only those in `only`, when not empty), in
-/// manifest order.
+/// the App's order (v1: file order; v2: by id).
 pub fn build_app(app: &App, only: &[String], echo: Echo) -> Result<(), Failure> {
     for id in only {
         if !app.components.iter().any(|c| &c.id == id) {
