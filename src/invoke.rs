@@ -15,6 +15,10 @@ use std::io::{Read as _, Write as _};
 
 /// Returns the exit code.
 pub fn invoke(args: InvokeArgs) -> Result<u8, Failure> {
+    if args.build {
+        let only = [args.component.clone()];
+        crate::build::build_manifest(&args.common.from, &only, crate::build::Echo::Stderr)?;
+    }
     let payload: Bytes = match (&args.payload, &args.payload_file) {
         (Some(text), _) => Bytes::from(text.clone().into_bytes()),
         (None, Some(path)) if path.as_os_str() == "-" => {

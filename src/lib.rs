@@ -5,9 +5,10 @@
 //! manifest and settings -> the sandbox):
 //!
 //! 1. **Commands.** [`cli`] defines the flags; [`up`] runs an app, [`invoke`]
-//!    runs one component once, [`check`] validates without connecting.
-//!    [`prepare`] is the start-up they share; [`failure`] maps errors to exit
-//!    codes.
+//!    runs one component once, [`check`] validates without connecting;
+//!    [`templates`] (`new`, `templates list`) and [`build`] are the
+//!    developer's loop. [`prepare`] is the start-up they share; [`failure`]
+//!    maps errors to exit codes.
 //! 2. **Configuration.** [`manifest`] reads `spin.toml` (Spin's v1 or v2) into
 //!    a [`manifest::App`]; [`config`] holds the run settings and their
 //!    defaults; [`address`] parses and redacts Redis addresses.
@@ -30,6 +31,7 @@
 //!    [`ops`] serves metrics, health and traces.
 
 pub mod address;
+pub mod build;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -44,4 +46,5 @@ pub mod ops;
 pub mod prepare;
 pub mod source;
 pub mod stats;
+pub mod templates;
 pub mod up;
