@@ -9,6 +9,10 @@ use crate::support;
 use std::collections::HashMap;
 use support::*;
 
+// The fault tests: a module of this binary, in a file of its own.
+#[path = "streams/faults.rs"]
+mod faults;
+
 const GROUP: &str = "app.h";
 
 /// A v2 manifest with one stream trigger on `stream` (component `h`,
