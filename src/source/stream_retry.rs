@@ -73,10 +73,6 @@ impl Room {
         self.waiting.load(Ordering::Acquire)
     }
 
-    pub fn max(&self) -> usize {
-        self.max
-    }
-
     /// Whether new entries must wait.
     pub fn is_full(&self) -> bool {
         self.waiting() >= self.max

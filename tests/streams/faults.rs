@@ -327,7 +327,7 @@ source = "{wat}"
     let ids = add_all(
         &redis,
         "fine",
-        &(0..3).map(|i| format!("fine{i}")).collect::<Vec<_>>(),
+        &(0..3).map(|i| format!("good{i}")).collect::<Vec<_>>(),
     );
     wait_until("g's entries handled and acknowledged", || {
         pending_in(&redis, "fine", "app.g") == 0 && lag_of(&redis, "fine", "app.g") == Some(0)
@@ -336,7 +336,9 @@ source = "{wat}"
     assert_eq!(
         g.iter().map(|(id, ..)| id.clone()).collect::<Vec<_>>(),
         ids,
-        "g's output reached its log before the acknowledgement"
+        "g's output reached its log before the acknowledgement:\n{}\n{}",
+        s.log_text("g_stdout.txt"),
+        s.stderr()
     );
     assert!(
         pending_in(&redis, "stuck", "app.h") >= 1,
