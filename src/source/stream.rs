@@ -318,12 +318,7 @@ impl StreamSource {
         let readers = TaskTracker::new();
         readers.spawn(read_loop(inner.clone(), chans.clone(), shutdown.clone()));
         readers.spawn(claim_loop(inner.clone(), chans.clone(), shutdown.clone()));
-        readers.spawn(retry::retry_loop(
-            inner.clone(),
-            chans,
-            retry_rx,
-            shutdown,
-        ));
+        readers.spawn(retry::retry_loop(inner.clone(), chans, retry_rx, shutdown));
         readers.close();
         Running {
             inner,
@@ -1092,8 +1087,7 @@ async fn ack_loop(
         // runtime, which does every trigger's Redis I/O.
         let logs = inner.shared.logs.clone();
         let component = inner.handler.component.clone();
-        if let Err(e) =
-            tokio::task::spawn_blocking(move || logs.flush_component(&component)).await
+        if let Err(e) = tokio::task::spawn_blocking(move || logs.flush_component(&component)).await
         {
             tracing::error!(stream = %spec.stream, reason = %e, "flushing the log files before acknowledging failed");
         }

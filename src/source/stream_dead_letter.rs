@@ -159,7 +159,11 @@ impl Inner {
         out
     }
 
-    async fn move_atomically(&self, entry: &Entry, fields: &[Vec<u8>]) -> redis::RedisResult<Moved> {
+    async fn move_atomically(
+        &self,
+        entry: &Entry,
+        fields: &[Vec<u8>],
+    ) -> redis::RedisResult<Moved> {
         let spec = &self.spec;
         let mut cmd = redis::cmd("EVAL");
         cmd.arg(MOVE)

@@ -103,7 +103,8 @@ fn a_failing_handler_leaves_the_backlog_in_redis_and_holds_few_entries() {
         "the backlog stays in the stream: {never_read} of {N} never read, {dead} dead-lettered"
     );
     assert!(
-        s.stderr().contains("reading paused while failed entries wait"),
+        s.stderr()
+            .contains("reading paused while failed entries wait"),
         "{}",
         s.stderr()
     );
@@ -151,7 +152,8 @@ fn a_group_lost_while_running_with_start_dollar_is_made_again_without_skipping()
         .collect();
     assert_eq!(handled, [first, a, b], "each once: {handled:?}");
     assert!(
-        s.stderr().contains("the consumer group was lost; made it again"),
+        s.stderr()
+            .contains("the consumer group was lost; made it again"),
         "{}",
         s.stderr()
     );
@@ -198,7 +200,8 @@ fn a_refused_acknowledgement_never_leaves_a_dead_letter_twice() {
     assert_eq!(copies.len(), 1, "one dead letter: {copies:?}");
     assert_eq!(copies[0].1["payload"], "poison");
     assert!(
-        s.stderr().contains("gave up dead-lettering the entry for now"),
+        s.stderr()
+            .contains("gave up dead-lettering the entry for now"),
         "the bounded tries end with an error: {}",
         s.stderr()
     );
@@ -319,7 +322,9 @@ source = "{wat}"
         s.stderr().matches("reading the stream").count() == 2
     });
     // 60 KiB lines: two fill the pipe and the file's buffer.
-    let big: Vec<String> = (0..4).map(|i| format!("{i}{}", "x".repeat(60 << 10))).collect();
+    let big: Vec<String> = (0..4)
+        .map(|i| format!("{i}{}", "x".repeat(60 << 10)))
+        .collect();
     add_all(&redis, "stuck", &big);
     wait_until("h stuck on its log", || {
         lag_of(&redis, "stuck", "app.h").is_some_and(|l| l <= 2)
