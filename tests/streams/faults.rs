@@ -369,3 +369,85 @@ fn lag_of(redis: &Redis, stream: &str, group: &str) -> Option<i64> {
         _ => None,
     }
 }
+
+#[test]
+fn in_a_cluster_a_refused_acknowledgement_leaves_one_dead_letter_on_one_slot_or_two() {
+    let cluster = Cluster::start();
+    // "orders" and "orders:dead" hash to different slots (two steps, made
+    // idempotent); a hash-tagged key shares its dead-letter stream's slot
+    // (one script).
+    let split = "orders".to_string();
+    assert_ne!(cluster.slot(&split), cluster.slot(&format!("{split}:dead")));
+    let tagged = cluster.key_on(1, "tagged");
+    assert_eq!(cluster.slot(&tagged), cluster.slot(&format!("{tagged}:dead")));
+    let trigger = |stream: &str| {
+        format!(
+            "[[trigger.redis]]\nstream = \"{stream}\"\ncluster = true\nmax_deliveries = 1\nclaim_idle = \"2s\"\ncomponent = \"h\"\nexecutor = {{ type = \"wagi\" }}\n"
+        )
+    };
+    let text = format!(
+        "spin_manifest_version = 2\n[application]\nname = \"app\"\n[application.trigger.redis]\naddress = \"{}\"\ntimeout = \"1s\"\n{}{}[component.h]\nsource = \"{}\"\n",
+        cluster.nodes[0].url(),
+        trigger(&split),
+        trigger(&tagged),
+        fixture("stream.wat").display()
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::spawn(&m, &["-q"]);
+    wait_until("both streams read", || {
+        assert!(s.is_running(), "spin-redis exited early:\n{}", s.stderr());
+        s.stderr().matches("reading the stream").count() == 2
+    });
+    let acl = |rule: &str| {
+        for n in &cluster.nodes {
+            assert!(
+                n.cli(&["ACL", "SETUSER", "default", rule])
+                    .is_some_and(|o| o.trim() == "OK")
+            );
+        }
+    };
+    acl("-xack");
+    let mut con = cluster.connection();
+    let mut ids = Vec::new();
+    for key in [&split, &tagged] {
+        let id: String = redis::cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg("payload")
+            .arg("poison")
+            .query(&mut con)
+            .unwrap();
+        ids.push(id);
+    }
+    let mut deliveries = |key: &str| -> i64 {
+        let v: Vec<(String, String, i64, i64)> = redis::cmd("XPENDING")
+            .arg(key)
+            .arg(GROUP)
+            .arg("-")
+            .arg("+")
+            .arg(1)
+            .query(&mut con)
+            .unwrap();
+        v.first().map_or(0, |r| r.3)
+    };
+    wait_until("dead-lettering tried at the failure and two take-overs", || {
+        deliveries(&split) >= 3 && deliveries(&tagged) >= 3
+    });
+    acl("+xack");
+    wait_until("both dead-lettered and acknowledged", || {
+        deliveries(&split) == 0 && deliveries(&tagged) == 0
+    });
+    assert!(s.stop().success());
+    let mut con = cluster.connection();
+    for (key, id) in [&split, &tagged].into_iter().zip(&ids) {
+        let dead: Vec<(String, HashMap<String, String>)> = redis::cmd("XRANGE")
+            .arg(format!("{key}:dead"))
+            .arg("-")
+            .arg("+")
+            .query(&mut con)
+            .unwrap();
+        assert_eq!(dead.len(), 1, "{key}: one dead letter: {dead:?}");
+        assert_eq!(dead[0].1["dead_letter_id"], *id);
+        assert_eq!(dead[0].1["dead_letter_stream"], *key);
+    }
+}
