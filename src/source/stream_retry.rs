@@ -152,7 +152,7 @@ impl Inner {
     /// good. Runs in a destructor, maybe while unwinding: nothing here may
     /// panic or wait.
     pub(super) fn abandoned(&self, id: String, delivery: u32, chans: &Chans) {
-        tracing::error!(component = %self.handler.component, stream = %self.spec.stream, id = %id, delivery, "the attempt ended without an outcome (its task panicked); the entry will be retried");
+        tracing::error!(component = %self.handler.component, stream = %self.spec.stream, id = %id, delivery, "the attempt ended without an outcome (its task panicked or was stopped); the entry will be retried");
         self.schedule_retry(id, delivery, chans);
     }
 }

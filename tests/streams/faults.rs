@@ -379,7 +379,10 @@ fn in_a_cluster_a_refused_acknowledgement_leaves_one_dead_letter_on_one_slot_or_
     let split = "orders".to_string();
     assert_ne!(cluster.slot(&split), cluster.slot(&format!("{split}:dead")));
     let tagged = cluster.key_on(1, "tagged");
-    assert_eq!(cluster.slot(&tagged), cluster.slot(&format!("{tagged}:dead")));
+    assert_eq!(
+        cluster.slot(&tagged),
+        cluster.slot(&format!("{tagged}:dead"))
+    );
     let trigger = |stream: &str| {
         format!(
             "[[trigger.redis]]\nstream = \"{stream}\"\ncluster = true\nmax_deliveries = 1\nclaim_idle = \"2s\"\ncomponent = \"h\"\nexecutor = {{ type = \"wagi\" }}\n"
@@ -430,9 +433,10 @@ fn in_a_cluster_a_refused_acknowledgement_leaves_one_dead_letter_on_one_slot_or_
             .unwrap();
         v.first().map_or(0, |r| r.3)
     };
-    wait_until("dead-lettering tried at the failure and two take-overs", || {
-        deliveries(&split) >= 3 && deliveries(&tagged) >= 3
-    });
+    wait_until(
+        "dead-lettering tried at the failure and two take-overs",
+        || deliveries(&split) >= 3 && deliveries(&tagged) >= 3,
+    );
     acl("+xack");
     wait_until("both dead-lettered and acknowledged", || {
         deliveries(&split) == 0 && deliveries(&tagged) == 0
