@@ -7,8 +7,9 @@
 //!   acknowledges the entry, and takes the dead letter back if the
 //!   acknowledgement is refused. A lost reply is harmless: the next try
 //!   finds the entry no longer pending and writes nothing.
-//! - **Idempotent otherwise** (the two keys on different cluster slots, or
-//!   scripts refused by the server's ACL): each try checks that the entry
+//! - **Idempotent otherwise** (the two keys on different cluster slots,
+//!   scripts refused by the server's ACL, or an entry with more fields than
+//!   a script takes): each try checks that the entry
 //!   is still pending, appends the dead letter unless this round already did
 //!   or (when scripts run) one for the same entry, stream and component is
 //!   among the last [`LOOKBACK`] dead letters, then acknowledges.
@@ -37,6 +38,10 @@ const PAUSE: Duration = Duration::from_millis(200);
 /// Dead letters searched for an earlier copy when the append and the
 /// acknowledgement cannot be one step.
 pub const LOOKBACK: usize = 100;
+/// The most dead-letter fields and values handed to a script: Redis's Lua
+/// unpacks at most about 8 000 values at once. An entry with more is
+/// appended by the runtime itself (the stepwise way, without the lookback).
+const SCRIPT_VALUES: usize = 7000;
 
 /// KEYS: stream, dead-letter stream. ARGV: group, id, consumer, then the
 /// dead letter's fields and values. Returns 1 (moved) or 0 (no longer
@@ -100,8 +105,9 @@ impl Inner {
         // acknowledgement is left.
         let mut appended = false;
         let mut last_error = String::new();
+        let fits = fields.len() <= SCRIPT_VALUES;
         for attempt in 1..=TRIES {
-            let scripts = !self.scripts_refused.load(Ordering::Relaxed);
+            let scripts = fits && !self.scripts_refused.load(Ordering::Relaxed);
             let tried = if scripts && one_slot {
                 self.move_atomically(entry, &fields).await
             } else {
