@@ -300,6 +300,8 @@ source = "{wat}"
     let (_d, m) = manifest(&text);
     // h's stdout log is a pipe nobody reads: once its buffer (64 KiB) is
     // full, every write or flush of that file blocks, as on a hung disk.
+    // (h's own handler then blocks one handler thread, which is why h runs
+    // one at a time: g's handlers run on the other; there is one per core.)
     let logs = tempfile::tempdir().unwrap();
     let fifo = logs.path().join("h_stdout.txt");
     assert!(
