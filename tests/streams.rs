@@ -9,8 +9,7 @@ use crate::support;
 use std::collections::HashMap;
 use support::*;
 
-// The fault tests: a module of this binary, in a file of its own.
-#[path = "streams/faults.rs"]
+// The fault tests, in a file of their own (tests/streams/faults.rs).
 mod faults;
 
 const GROUP: &str = "app.h";

@@ -1,8 +1,8 @@
 //! Stream triggers under faults, against a real redis-server: a dependency
 //! down (every attempt fails), a group lost while running, acknowledgements
-//! refused by an ACL, consumers left behind by dead processes, and a
-//! component whose log file is stuck. Part of the `streams` test binary
-//! (helpers from `streams.rs`).
+//! refused by an ACL (on one server and in a cluster), consumers left
+//! behind by dead processes, and a component whose log file is stuck. A
+//! module of `streams` (its helpers are `streams.rs`'s).
 
 use super::*;
 
