@@ -144,6 +144,15 @@ impl Logs {
         flush_all(&self.files);
     }
 
+    /// Writes out what is buffered for component `id` only (before its
+    /// stream entries are acknowledged): another component's slow or stuck
+    /// log file never holds it up. It may block: call it off the runtimes.
+    pub fn flush_component(&self, id: &str) {
+        if let Some(log) = self.files.get(id) {
+            flush_one(id, log);
+        }
+    }
+
     /// At shutdown: flushes the files, stops the flusher, and gives the echo
     /// a moment to reach the terminal. Returns the echo bytes dropped because
     /// the terminal did not keep up.
@@ -217,11 +226,15 @@ impl Logs {
 
 fn flush_all(files: &HashMap<String, ComponentLog>) {
     for (id, log) in files {
-        for file in [&log.stdout, &log.stderr] {
-            let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = f.flush() {
-                tracing::error!(component = %id, error = %e, "cannot write the component's log file");
-            }
+        flush_one(id, log);
+    }
+}
+
+fn flush_one(id: &str, log: &ComponentLog) {
+    for file in [&log.stdout, &log.stderr] {
+        let mut f = file.lock().unwrap_or_else(|p| p.into_inner());
+        if let Err(e) = f.flush() {
+            tracing::error!(component = %id, error = %e, "cannot write the component's log file");
         }
     }
 }

@@ -163,6 +163,7 @@ async fn serve(
                 spec,
                 handler,
                 capacity: Capacity::new(t.max_concurrency, pool.clone()),
+                max_waiting: stream::max_waiting(t.max_concurrency, p.config.max_concurrency),
             });
             continue;
         }

@@ -9,6 +9,9 @@ use crate::support;
 use std::collections::HashMap;
 use support::*;
 
+// The fault tests, in a file of their own (tests/streams/faults.rs).
+mod faults;
+
 const GROUP: &str = "app.h";
 
 /// A v2 manifest with one stream trigger on `stream` (component `h`,

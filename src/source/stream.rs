@@ -6,28 +6,46 @@
 //!   ever dropped or queued in memory: the stream is the queue.
 //! - **Acknowledged after success**: a handler that succeeded has its entry
 //!   acknowledged (`XACK`, batched) once its output reached the log files.
-//! - **Retries**: a failure (error, trap, timeout) is handed to a handler
-//!   again after a backoff ([`backoff`]: 1 s doubling, capped at 60 s), up to
-//!   `max_deliveries` attempts; the attempt number is Redis's own delivery
-//!   counter, kept right by re-claiming the entry (`XCLAIM`) for each retry,
-//!   so it survives restarts. A retry whose entry was taken over meanwhile
-//!   (it idled past `claim_idle`) is left to its new owner.
-//! - **Dead letters**: after the last attempt, or at once for an entry
-//!   without the field or too large, the entry is appended to the
-//!   dead-letter stream (its fields plus `dead_letter_*`) and acknowledged.
+//! - **Retries** (`stream_retry.rs`): a failure (error, trap, timeout, a panic) is
+//!   handed to a handler again after a backoff ([`backoff`]: 1 s doubling,
+//!   capped at 60 s), up to `max_deliveries` attempts; the attempt number is
+//!   Redis's own delivery counter, kept right by re-claiming the entry
+//!   (`XCLAIM`) for each retry, so it survives restarts. A waiting retry
+//!   keeps only the entry's id, and reading pauses while as many retries
+//!   wait as the trigger may run at once: a failing dependency leaves the
+//!   backlog in Redis. A retry whose entry was taken over meanwhile (it
+//!   idled past `claim_idle`) is left to its new owner.
+//! - **Dead letters** (`stream_dead_letter.rs`): after the last attempt, or at once
+//!   for an entry without the field or too large, the entry is appended to
+//!   the dead-letter stream (its fields plus `dead_letter_*`) and
+//!   acknowledged, atomically where Redis allows, in a bounded number of
+//!   tries.
 //! - **Crashes**: entries pending on any consumer for `claim_idle` are taken
 //!   over (`XAUTOCLAIM`); a consumer first reads its own pending entries
-//!   (`XREADGROUP ... 0`) when it starts.
+//!   (`XREADGROUP ... 0`) when it starts. Consumers idle that long with
+//!   nothing pending are deleted (`stream_consumers.rs`).
+//! - **A lost group** (a Redis restart without persistence, `XGROUP
+//!   DESTROY`) is made again where this process last saw it (the last entry
+//!   it read, or the group's last delivered id), or at `0`: never at `$`,
+//!   which would skip what was added meanwhile.
 //! - **Shutdown**: reading, claiming and retrying stop; what is in flight
 //!   finishes (within the drain deadline) and is acknowledged; entries
 //!   waiting for a retry, and anything cut short, stay pending.
 //!
 //! Three tasks per trigger on the I/O runtime (reader, claimer, retrier)
-//! plus the acknowledger; each attempt is a task on the handler runtime,
-//! tracked by the dispatcher's [`Shared::tracker`].
+//! plus the acknowledger, which flushes the component's log files on a
+//! blocking thread, never on the I/O runtime; each attempt is a task on the
+//! handler runtime, tracked by the dispatcher's [`Shared::tracker`].
 //!
 //! Not owned here: running a handler ([`dispatch::run_delivery`]) and
 //! making connections ([`super::connect`]).
+
+#[path = "stream_consumers.rs"]
+mod consumers;
+#[path = "stream_dead_letter.rs"]
+mod dead_letter;
+#[path = "stream_retry.rs"]
+mod retry;
 
 use super::connect::{Conn, Endpoint, RESPONSE_TIMEOUT, describe};
 use crate::dispatch::{self, Capacity, Permits, Ran, Shared};
@@ -38,10 +56,10 @@ use crate::ops::health::RedisLink;
 use crate::ops::metrics::{RouteMetrics, StreamMetrics};
 use bytes::Bytes;
 use redis::Value;
+use retry::{OnAbandon, Retry, Room};
 use spin_redis_sandbox::wasi::{Message, StreamEntry};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -73,6 +91,21 @@ const STABLE_AFTER: Duration = Duration::from_secs(30);
 pub fn backoff(attempt: u32) -> Duration {
     let doublings = attempt.saturating_sub(1).min(16);
     (BACKOFF_FIRST * (1u32 << doublings)).min(BACKOFF_MAX)
+}
+
+/// The fewest entries a trigger lets wait for a retry before it stops
+/// reading: so that one failing entry does not stop a trigger that runs one
+/// at a time.
+pub const MIN_WAITING: usize = 16;
+
+/// How many entries may wait for a retry (or a dead-lettering) before
+/// reading pauses: as many as the trigger may run at once (its own
+/// `max_concurrency`, or the global one), at least [`MIN_WAITING`]. A
+/// waiting retry holds only its id, about a hundred bytes.
+pub fn max_waiting(trigger_concurrency: Option<usize>, global_concurrency: usize) -> usize {
+    trigger_concurrency
+        .unwrap_or(global_concurrency)
+        .max(MIN_WAITING)
 }
 
 /// The default consumer name: `<hostname>-<pid>`.
@@ -194,6 +227,9 @@ pub struct StreamSource {
     pub link: RedisLink,
     pub route_metrics: RouteMetrics,
     pub stream_metrics: StreamMetrics,
+    /// How many entries may wait for a retry (or a dead-lettering) before
+    /// reading pauses: see [`max_waiting`].
+    pub max_waiting: usize,
 }
 
 /// A running stream trigger; see [`StreamSource::start`].
@@ -220,14 +256,6 @@ enum Held {
     Waiting,
 }
 
-/// A failed entry waiting for its next attempt.
-struct Retry {
-    entry: Entry,
-    /// The attempt that failed.
-    delivery: u32,
-    wait: Duration,
-}
-
 /// What every task of a trigger shares.
 struct Inner {
     spec: StreamSpec,
@@ -243,6 +271,16 @@ struct Inner {
     address: String,
     /// Entries this process is running or will retry, by id.
     held: Mutex<HashMap<String, Held>>,
+    /// Entries held without running (waiting retries, dead-lettering).
+    room: Arc<Room>,
+    /// Set once Redis refused `EVAL` (see `stream_dead_letter.rs`).
+    scripts_refused: AtomicBool,
+    /// The newest entry id this process knows the group delivered: where a
+    /// lost group is made again.
+    position: Mutex<Option<(u64, u64)>>,
+    /// Whether the group was found or made once: after that, a missing
+    /// group was lost, and is made again at [`Inner::position`].
+    group_known: AtomicBool,
 }
 
 /// The channels an attempt reports on. Their receivers end once every
@@ -268,6 +306,10 @@ impl StreamSource {
             stream_metrics: self.stream_metrics,
             counters: Counters::default(),
             held: Mutex::new(HashMap::new()),
+            room: Room::new(self.max_waiting),
+            scripts_refused: AtomicBool::new(false),
+            position: Mutex::new(None),
+            group_known: AtomicBool::new(false),
         });
         let (acks, ack_rx) = mpsc::unbounded_channel();
         let (retries, retry_rx) = mpsc::unbounded_channel();
@@ -276,7 +318,7 @@ impl StreamSource {
         let readers = TaskTracker::new();
         readers.spawn(read_loop(inner.clone(), chans.clone(), shutdown.clone()));
         readers.spawn(claim_loop(inner.clone(), chans.clone(), shutdown.clone()));
-        readers.spawn(retry_loop(inner.clone(), chans, retry_rx, shutdown));
+        readers.spawn(retry::retry_loop(inner.clone(), chans, retry_rx, shutdown));
         readers.close();
         Running {
             inner,
@@ -432,8 +474,15 @@ impl Inner {
     }
 
     /// Runs one attempt and settles the entry: acknowledge, retry, or dead
-    /// letter.
+    /// letter. Should the task end without settling it (a panic), the guard
+    /// hands the entry to the retrier: it is never held for good.
     async fn attempt(self: Arc<Self>, entry: Entry, delivery: u32, permits: Permits, chans: Chans) {
+        let guard = {
+            let inner = self.clone();
+            let chans = chans.clone();
+            let id = entry.id.clone();
+            OnAbandon::new(move || inner.abandoned(id, delivery, &chans))
+        };
         let spec = &self.spec;
         let fields = entry.fields.as_deref().unwrap_or_default();
         let payload = fields
@@ -453,9 +502,12 @@ impl Inner {
             Some(_) => None,
         };
         if let Some(reason) = refuse {
+            // Counted as waiting before its slot is given back (see below).
+            let _settling = self.room.take();
             drop(permits);
             self.dead_letter(&entry, delivery, &reason).await;
             self.release(&entry.id);
+            guard.settled();
             return;
         }
         let payload = payload.expect("invariant: refused above when missing");
@@ -476,9 +528,11 @@ impl Inner {
             &self.shared,
         )
         .await;
-        drop(permits);
+        // A failed entry is counted as waiting before its slot is given
+        // back, so that reading never finds it in neither count.
         match ran {
             Ran::Ok => {
+                drop(permits);
                 // Acknowledged (and released) by the acknowledger once the
                 // output is in the log files; held until then, so that it is
                 // not read again meanwhile.
@@ -487,78 +541,25 @@ impl Inner {
                 }
             }
             Ran::Failed(reason) if delivery >= spec.max_deliveries => {
+                let _settling = self.room.take();
+                drop(permits);
                 self.dead_letter(&entry, delivery, &reason).await;
                 self.release(&entry.id);
             }
             Ran::Failed(_) => {
-                let wait = backoff(delivery);
-                self.hold(&entry.id, Held::Waiting);
-                self.counters.retried.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(component = %self.handler.component, stream = %spec.stream, id = %entry.id, delivery, retry_in = ?wait, "will retry the entry");
-                if chans
-                    .retries
-                    .send(Retry {
-                        entry: entry.clone(),
-                        delivery,
-                        wait,
-                    })
-                    .is_err()
-                {
-                    // Shutting down: the entry stays pending.
-                    self.release(&entry.id);
-                }
+                // Only the id waits: the fields are dropped here, and the
+                // claim of the next attempt returns them again.
+                self.schedule_retry(entry.id, delivery, &chans);
+                drop(permits);
             }
             Ran::CutShort => {
+                drop(permits);
                 // Stays pending: handled again by this consumer when it
                 // restarts, or by another after claim_idle.
                 self.release(&entry.id);
             }
         }
-    }
-
-    /// Appends the entry to the dead-letter stream, then acknowledges it.
-    /// If either fails the entry stays pending, and is dead-lettered again
-    /// once it is claimed (its delivery count already past the maximum).
-    async fn dead_letter(&self, entry: &Entry, delivery: u32, reason: &str) {
-        let spec = &self.spec;
-        let mut add = redis::cmd("XADD");
-        add.arg(&spec.dead_letter).arg("*");
-        for (k, v) in entry.fields.as_deref().unwrap_or_default() {
-            if !k.starts_with(b"dead_letter_") {
-                add.arg(k.as_ref()).arg(v.as_ref());
-            }
-        }
-        add.arg("dead_letter_id")
-            .arg(&entry.id)
-            .arg("dead_letter_stream")
-            .arg(&spec.stream)
-            .arg("dead_letter_component")
-            .arg(&self.handler.component)
-            .arg("dead_letter_deliveries")
-            .arg(delivery)
-            .arg("dead_letter_error")
-            .arg(cap(reason, ERROR_CAP));
-        let done = async {
-            self.commands.query::<Value>(&add).await?;
-            self.commands
-                .query::<Value>(
-                    redis::cmd("XACK")
-                        .arg(&spec.stream)
-                        .arg(&spec.group)
-                        .arg(&entry.id),
-                )
-                .await
-        };
-        match done.await {
-            Ok(_) => {
-                self.counters.dead_lettered.fetch_add(1, Ordering::Relaxed);
-                self.route_metrics.dead_lettered.inc();
-                tracing::warn!(component = %self.handler.component, stream = %spec.stream, id = %entry.id, deliveries = delivery, dead_letter = %spec.dead_letter, reason = %reason, "entry moved to the dead-letter stream");
-            }
-            Err(e) => {
-                tracing::warn!(component = %self.handler.component, stream = %spec.stream, id = %entry.id, reason = %describe(&e), "cannot dead-letter the entry now; it stays pending and is taken up again after claim_idle");
-            }
-        }
+        guard.settled();
     }
 
     /// The delivery count of each of `ids` pending on this consumer;
@@ -642,24 +643,64 @@ async fn read_loop(inner: Arc<Inner>, chans: Chans, shutdown: CancellationToken)
     }
 }
 
-/// Creates the group (and the stream) if missing.
-async fn ensure_group(conn: &mut Conn, spec: &StreamSpec) -> redis::RedisResult<()> {
+/// Creates the group (and the stream) if missing: at `start` the first
+/// time, and where this process last saw the group once it had found it
+/// (a group that vanished was lost, and `$` would skip what was added
+/// since).
+async fn ensure_group(conn: &mut Conn, inner: &Inner) -> redis::RedisResult<()> {
+    let spec = &inner.spec;
+    let lost = inner.group_known.load(Ordering::Acquire);
+    let start = if lost {
+        inner.recreate_at()
+    } else {
+        spec.start.clone()
+    };
     let r: redis::RedisResult<Value> = redis::cmd("XGROUP")
         .arg("CREATE")
         .arg(&spec.stream)
         .arg(&spec.group)
-        .arg(&spec.start)
+        .arg(&start)
         .arg("MKSTREAM")
         .query_async(conn)
         .await;
     match r {
-        Ok(_) => {
-            tracing::info!(stream = %spec.stream, group = %spec.group, start = %spec.start, "created the consumer group");
-            Ok(())
+        Ok(_) if lost => {
+            tracing::warn!(stream = %spec.stream, group = %spec.group, start = %start, "the consumer group was lost; made it again after the last entry this process saw delivered");
         }
-        Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
-        Err(e) => Err(e),
+        Ok(_) => {
+            tracing::info!(stream = %spec.stream, group = %spec.group, start = %start, "created the consumer group");
+        }
+        Err(e) if e.code() == Some("BUSYGROUP") => {}
+        Err(e) => return Err(e),
     }
+    inner.group_known.store(true, Ordering::Release);
+    Ok(())
+}
+
+impl Inner {
+    /// Notes that the group delivered entry `id` (an `ms-seq` stream id).
+    fn saw(&self, id: &str) {
+        let Some(id) = parse_id(id) else { return };
+        let mut at = self.position.lock().unwrap_or_else(|p| p.into_inner());
+        if at.is_none_or(|a| a < id) {
+            *at = Some(id);
+        }
+    }
+
+    /// Where a lost group is made again: after the newest entry this
+    /// process knows was delivered, or the stream's start.
+    fn recreate_at(&self) -> String {
+        match *self.position.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some((ms, seq)) => format!("{ms}-{seq}"),
+            None => "0".into(),
+        }
+    }
+}
+
+/// `ms-seq` (or `ms`) as numbers; `None` for anything else (`0-0` is kept).
+fn parse_id(id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = id.split_once('-').unwrap_or((id, "0"));
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 async fn read_session(
@@ -672,7 +713,10 @@ async fn read_session(
     let spec = &inner.spec;
     let connect = async {
         let mut conn = spec.endpoint.connect(RESPONSE_TIMEOUT + BLOCK).await?;
-        ensure_group(&mut conn, spec).await?;
+        ensure_group(&mut conn, inner).await?;
+        // Where the group stands, should it be lost before this process
+        // reads anything. (Only a hint: not worth failing the session.)
+        let _ = group_info(inner).await;
         Ok::<_, redis::RedisError>(conn)
     };
     let mut conn = tokio::select! {
@@ -700,8 +744,28 @@ async fn read_session(
     let mut want = 1;
     // Reads refused in a row.
     let mut refused = 0u32;
+    // Whether reading waits for failed entries to move on, and when that
+    // was last said (at most once a minute: in an outage it pauses at every
+    // round of retries).
+    let mut paused = false;
+    let mut said_paused: Option<Instant> = None;
     loop {
-        // Capacity first: one slot (waiting for it), more if free.
+        // Room first: no new entry while the most failed ones wait for
+        // their retry; the backlog stays in the stream.
+        if inner.room.is_full() {
+            if !paused {
+                paused = true;
+                if said_paused.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    said_paused = Some(Instant::now());
+                    tracing::info!(stream = %spec.stream, group = %spec.group, waiting = inner.room.waiting(), "reading paused while failed entries wait for their retry; the rest stays in the stream");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ended::Shutdown,
+                _ = inner.room.until_free() => {}
+            }
+        }
+        // Then capacity: one slot (waiting for it), more if free.
         let first = tokio::select! {
             _ = shutdown.cancelled() => return Ended::Shutdown,
             p = inner.capacity.acquire() => p,
@@ -712,6 +776,14 @@ async fn read_session(
                 Some(p) => permits.push(p),
                 None => break,
             }
+        }
+        // Attempts that failed while the slots were awaited count too.
+        if inner.room.is_full() {
+            continue;
+        }
+        if paused {
+            paused = false;
+            tracing::debug!(stream = %spec.stream, group = %spec.group, "reading the stream again");
         }
         let n = permits.len();
         let mut cmd = redis::cmd("XREADGROUP");
@@ -748,7 +820,7 @@ async fn read_session(
             Err(e) if e.code() == Some("NOGROUP") => {
                 // The stream or group was deleted (or Redis restarted empty).
                 tracing::warn!(stream = %spec.stream, group = %spec.group, "the consumer group is gone; creating it again");
-                if let Err(e) = ensure_group(&mut conn, spec).await {
+                if let Err(e) = ensure_group(&mut conn, inner).await {
                     return lost(describe(&e));
                 }
                 if stopping {
@@ -808,6 +880,9 @@ async fn read_session(
                 Err(e) => return lost(describe(&e)),
             }
         } else {
+            if let Some(last) = entries.last() {
+                inner.saw(&last.id);
+            }
             entries.iter().map(|e| (e.id.clone(), 1)).collect()
         };
         let mut permits = permits.into_iter();
@@ -854,10 +929,18 @@ async fn claim_loop(inner: Arc<Inner>, chans: Chans, shutdown: CancellationToken
     // Not at once: the reader first takes up this consumer's own pending
     // entries, which are not "claimed from others".
     tick.reset();
+    let mut last_sweep: Option<Instant> = None;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        // Stale consumers: at the first tick, then every claim_idle. Before
+        // claiming, so that a consumer whose entries are about to be taken
+        // over is seen with them (and kept).
+        if last_sweep.is_none_or(|at| at.elapsed() >= inner.spec.claim_idle) {
+            last_sweep = Some(Instant::now());
+            inner.remove_stale_consumers().await;
         }
         if let Err(e) = claim_round(&inner, &chans, &shutdown).await {
             // The reader reports a lost connection; this only says it here.
@@ -886,6 +969,11 @@ async fn claim_round(
     let spec = &inner.spec;
     let mut cursor = "0-0".to_string();
     loop {
+        // Like reading, claiming waits while failed entries wait: a later
+        // round takes up what is left.
+        if inner.room.is_full() {
+            return Ok(());
+        }
         let first = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
             p = inner.capacity.acquire() => p,
@@ -962,89 +1050,12 @@ async fn group_info(inner: &Inner) -> redis::RedisResult<(u64, Option<u64>)> {
             Some(Value::Int(n)) => u64::try_from(*n).ok(),
             _ => None,
         };
+        if let Some(id) = get("last-delivered-id").and_then(text) {
+            inner.saw(&id);
+        }
         return Ok((int("pending").unwrap_or(0), int("lag")));
     }
     Ok((0, None))
-}
-
-/// Hands failed entries to a handler again once their backoff has passed.
-async fn retry_loop(
-    inner: Arc<Inner>,
-    chans: Chans,
-    mut rx: mpsc::UnboundedReceiver<Retry>,
-    shutdown: CancellationToken,
-) {
-    let spec = &inner.spec;
-    let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut waiting: HashMap<u64, Retry> = HashMap::new();
-    let mut seq = 0u64;
-    loop {
-        let next = due.peek().map(|Reverse((at, _))| *at);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = rx.recv() => match r {
-                Some(r) => {
-                    seq += 1;
-                    due.push(Reverse((Instant::now() + r.wait, seq)));
-                    waiting.insert(seq, r);
-                }
-                None => break,
-            },
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now).into()), if next.is_some() => {
-                let Some(Reverse((_, key))) = due.pop() else { continue };
-                let r = waiting.remove(&key).expect("invariant: every key in the heap is waiting");
-                if inner.held(&r.entry.id) != Some(Held::Waiting) {
-                    // Taken over (by this process or another) meanwhile.
-                    continue;
-                }
-                let permit = tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        waiting.insert(key, r);
-                        break;
-                    }
-                    p = inner.capacity.acquire() => p,
-                };
-                if inner.held(&r.entry.id) != Some(Held::Waiting) {
-                    continue;
-                }
-                // Claiming it again counts the delivery in Redis and resets
-                // its idle time; an entry touched since it failed (idle less
-                // than the backoff) was taken over, and is left alone.
-                let min_idle = r.wait.saturating_sub(Duration::from_millis(50));
-                let claimed: redis::RedisResult<Value> = inner
-                    .commands
-                    .query(
-                        redis::cmd("XCLAIM")
-                            .arg(&spec.stream)
-                            .arg(&spec.group)
-                            .arg(&spec.consumer)
-                            .arg(min_idle.as_millis() as u64)
-                            .arg(&r.entry.id),
-                    )
-                    .await;
-                match claimed.map(entries_of) {
-                    Ok(mut entries) if !entries.is_empty() => {
-                        let entry = entries.swap_remove(0);
-                        inner.spawn_attempt(entry, r.delivery + 1, permit, &chans);
-                    }
-                    Ok(_) => {
-                        tracing::debug!(stream = %spec.stream, id = %r.entry.id, "the entry to retry was taken over or deleted meanwhile");
-                        inner.release_waiting(&r.entry.id);
-                    }
-                    Err(e) => {
-                        tracing::warn!(stream = %spec.stream, id = %r.entry.id, reason = %describe(&e), "cannot retry the entry now; it stays pending and is taken up again after claim_idle");
-                        inner.release_waiting(&r.entry.id);
-                    }
-                }
-            }
-        }
-    }
-    for r in waiting.values() {
-        inner.release_waiting(&r.entry.id);
-    }
-    if !waiting.is_empty() {
-        tracing::info!(stream = %spec.stream, entries = waiting.len(), "entries waiting for a retry were left pending");
-    }
 }
 
 /// Acknowledges handled entries in batches, after flushing the log files:
@@ -1071,7 +1082,15 @@ async fn ack_loop(
                 Err(_) => break,
             }
         }
-        inner.shared.logs.flush();
+        // The component's output reaches its files first; on a blocking
+        // thread, since a slow disk (or a stuck pipe) must not stop this
+        // runtime, which does every trigger's Redis I/O.
+        let logs = inner.shared.logs.clone();
+        let component = inner.handler.component.clone();
+        if let Err(e) = tokio::task::spawn_blocking(move || logs.flush_component(&component)).await
+        {
+            tracing::error!(stream = %spec.stream, reason = %e, "flushing the log files before acknowledging failed");
+        }
         let mut cmd = redis::cmd("XACK");
         cmd.arg(&spec.stream).arg(&spec.group).arg(&batch);
         match inner.commands.query::<Value>(&cmd).await {

@@ -748,3 +748,33 @@ pub fn certificates(dir: &Path, ca_name: &str) {
         "openssl x509 -req -in server.csr -CA {ca_name}.crt -CAkey {ca_name}.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf"
     ));
 }
+
+impl SpinRedis {
+    /// Like [`SpinRedis::spawn`], with the log files in `log_dir`, which the
+    /// test may have prepared (a log file that is a pipe, say).
+    pub fn spawn_logging_to(manifest: &Path, extra: &[&str], log_dir: &Path) -> SpinRedis {
+        let dir = tempfile::tempdir().unwrap();
+        let stderr_path = dir.path().join("stderr.txt");
+        let stdout_path = dir.path().join("stdout.txt");
+        let child = bin()
+            .arg("up")
+            .arg("-f")
+            .arg(manifest)
+            .arg("-L")
+            .arg(log_dir)
+            .args(extra)
+            .env("SPIN_REDIS_CACHE_DIR", dir.path().join("cache"))
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("spawn spin-redis");
+        SpinRedis {
+            child: Some(child),
+            log_dir: log_dir.to_path_buf(),
+            stderr_path,
+            stdout_path,
+            _dir: dir,
+        }
+    }
+}
