@@ -8,7 +8,8 @@
 //!   under the component executor a core module is made a component by
 //!   [`componentize`] or, seed-era, run by [`seed`]);
 //! - [`source`] is where deliveries come from: `source::pubsub` holds one
-//!   Redis subscription per address and hands every message to the
+//!   Redis subscription per address (its channels and patterns) and hands
+//!   every message to the
 //!   [`dispatch`]er, which queues it per trigger and runs handlers with
 //!   bounded concurrency; `source::stream` reads a consumer group as fast as
 //!   handler slots free up, and acknowledges, retries or dead-letters each

@@ -171,6 +171,7 @@ async fn serve(
         specs.push(RouteSpec {
             address_key: key.clone(),
             channel: t.channel.clone(),
+            pattern: t.pattern,
             handler,
             address_shown: shown.clone(),
             max_concurrency: t.max_concurrency,
@@ -178,14 +179,20 @@ async fn serve(
         let sub = by_address.entry(key).or_insert_with(|| Subscription {
             endpoint,
             channels: Vec::new(),
+            patterns: Vec::new(),
             sharded: t.sharded,
             link: RedisLink {
                 metrics: metrics.address(&shown),
                 ready: health.condition(format!("subscription to {shown}")),
             },
         });
-        if !sub.channels.contains(&t.channel) {
-            sub.channels.push(t.channel.clone());
+        // Patterns go in the same subscription as the channels.
+        let names = match t.pattern {
+            true => &mut sub.patterns,
+            false => &mut sub.channels,
+        };
+        if !names.contains(&t.channel) {
+            names.push(t.channel.clone());
         }
     }
     let (dispatcher, workers) = Dispatcher::start(specs, p.config.queue_capacity, shared.clone());
@@ -196,7 +203,10 @@ async fn serve(
         let d = dispatcher.clone();
         let stop = stop.clone();
         subscribers.spawn(async move {
-            let deliver = move |channel: &str, payload| d.deliver(&key, channel, payload);
+            let deliver = move |pattern: Option<&str>, channel: &str, payload| match pattern {
+                Some(pattern) => d.deliver_pattern(&key, pattern, channel, payload),
+                None => d.deliver(&key, channel, payload),
+            };
             pubsub::run(sub, &deliver, stop).await;
         });
     }

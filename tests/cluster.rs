@@ -229,3 +229,61 @@ results_channel = "results"
         s.stderr()
     );
 }
+
+/// `PUBSUB NUMPAT` of one node.
+fn numpat(node: &ClusterNode) -> i64 {
+    node.cli(&["PUBSUB", "NUMPAT"])
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_pattern_is_subscribed_cluster_wide_and_again_after_its_node_restarts() {
+    let mut cluster = Cluster::start();
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "{}"
+cluster = true
+[[trigger.redis]]
+pattern = "news.*"
+component = "h"
+executor = {{ type = "wagi" }}
+[component.h]
+source = "{}"
+"#,
+        cluster.nodes[0].url(),
+        echo()
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::spawn(&m, &[]);
+    let subscribed_on = |cluster: &Cluster| cluster.nodes.iter().position(|n| numpat(n) >= 1);
+    wait_until("the pattern subscribed somewhere in the cluster", || {
+        assert!(s.is_running(), "{}", s.stderr());
+        subscribed_on(&cluster).is_some()
+    });
+    // Published on every node, whichever one holds the subscription.
+    for n in &cluster.nodes {
+        n.cli(&["PUBLISH", &format!("news.{}", n.port), "hello"])
+            .unwrap();
+    }
+    let log = || s.log_text("h_stdout.txt");
+    wait_until("one message from each node", || log().lines().count() >= 3);
+
+    // The node holding the subscription restarts: subscribed again.
+    let node = subscribed_on(&cluster).expect("subscribed");
+    cluster.nodes[node].restart();
+    cluster.wait_ok();
+    s.wait_stderr("reconnected to the redis cluster and resubscribed");
+    wait_until("the pattern subscribed again", || {
+        subscribed_on(&cluster).is_some()
+    });
+    cluster.nodes[(node + 1) % 3]
+        .cli(&["PUBLISH", "news.after", "again"])
+        .unwrap();
+    s.wait_log("h_stdout.txt", "again\n");
+    assert!(s.stop().success());
+    assert_eq!(s.log_text("h_stdout.txt"), "hello\nhello\nhello\nagain\n");
+}

@@ -32,4 +32,4 @@ pub use limits::Limits;
 pub use module::{CompatModule, PrepareError};
 pub use outcome::{HandlerError, Outcome};
 pub use output::CappedOutput;
-pub use sandbox::{Capture, Message, Mount, Sandbox, StreamEntry};
+pub use sandbox::{Capture, Message, Mount, Origin, Sandbox, StreamEntry};

@@ -65,15 +65,20 @@ pub enum FileMapping {
     },
 }
 
-/// One trigger: messages on `channel` (or entries of `stream`) at `address`
-/// go to `component`.
+/// One trigger: messages on `channel` (or on the channels matching a
+/// pattern, or entries of `stream`) at `address` go to `component`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     /// The server; with `cluster`, the first of its seed nodes.
     pub address: RedisAddress,
     /// Where the deliveries come from, as logs and metrics name it: the
-    /// channel, or the stream key of a stream trigger.
+    /// channel, the pattern of a pattern trigger, or the stream key of a
+    /// stream trigger.
     pub channel: String,
+    /// `channel` is a pattern (`pattern = "..."`): subscribed with
+    /// `PSUBSCRIBE`, its handlers see `REDIS_PATTERN` and the channel each
+    /// message was published to.
+    pub pattern: bool,
     pub component: String,
     pub executor: ExecutorConfig,
     /// How many messages of this trigger may run at once; `Some(1)` gives

@@ -1,8 +1,11 @@
-//! A trigger's source as the manifest gives it: a channel or a stream (with
-//! its consumer-group settings), and where it is served, a single server or
-//! a Redis Cluster (`cluster = true`, comma-separated seed nodes). Both
-//! manifest versions hand their fields here, so v1 and v2 report the same
-//! problems in the same words.
+//! A trigger's source as the manifest gives it: a channel, a channel
+//! pattern, or a stream (with its consumer-group settings), and where it is
+//! served, a single server or a Redis Cluster (`cluster = true`,
+//! comma-separated seed nodes). Both manifest versions hand their fields
+//! here, so v1 and v2 report the same problems in the same words.
+//!
+//! A `pattern` is Redis's glob syntax (`PSUBSCRIBE`); it is never sharded,
+//! since Redis has no sharded patterns.
 //!
 //! | stream field | default | valid |
 //! |---|---|---|
@@ -39,6 +42,7 @@ pub fn default_claim_idle(timeout: Duration) -> Duration {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SourceFields<'a> {
     pub channel: Option<&'a str>,
+    pub pattern: Option<&'a str>,
     pub stream: Option<&'a str>,
     pub group: Option<&'a str>,
     pub consumer: Option<&'a str>,
@@ -78,11 +82,16 @@ pub struct Place<'a> {
 /// What the manifest says about one trigger's source.
 #[derive(Debug)]
 pub struct Source {
-    /// The channel or the stream key.
+    /// The channel, the pattern or the stream key.
     pub name: String,
+    /// `name` is a channel pattern (`PSUBSCRIBE`).
+    pub pattern: bool,
     pub stream: Option<StreamTrigger>,
     pub sharded: bool,
 }
+
+/// The keys that name a trigger's source, in the order they are reported.
+const SOURCE_KEYS: [&str; 3] = ["channel", "pattern", "stream"];
 
 /// What the trigger belongs to, for the defaults.
 pub struct Owner<'a> {
@@ -112,29 +121,45 @@ impl Ctx<'_> {
         let expand =
             |key: &str, raw: &str| self.vars.expand(raw).map_err(|m| err(K::Variable, key, m));
         let sharded = f.sharded.unwrap_or(false);
-        let (channel, stream) = match (f.channel, f.stream) {
-            (Some(_), Some(_)) => {
-                return Err(err(
-                    K::BadValue,
-                    "stream",
-                    "a trigger takes a channel or a stream, not both".into(),
+        let given = [f.channel, f.pattern, f.stream];
+        let set: Vec<&str> = SOURCE_KEYS
+            .iter()
+            .zip(given)
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if set.len() > 1 {
+            return Err(err(
+                K::BadValue,
+                set[1],
+                match set[..] {
+                    [a, b] => format!("a trigger takes a {a} or a {b}, not both"),
+                    _ => format!("a trigger takes one source, and this one sets {}", set.join(", ")),
+                },
+            )
+            .hint("channel = \"...\" subscribes (pub/sub, at-most-once); pattern = \"...\" subscribes to every matching channel; stream = \"...\" reads through a consumer group (at-least-once)"));
+        }
+        if set.is_empty() {
+            return Err(self
+                .at
+                .error(
+                    K::EmptyChannel,
+                    at.start,
+                    Some(&(at.field)("channel")),
+                    "the trigger has no channel and no stream (nor a pattern)",
                 )
-                .hint("channel = \"...\" subscribes (pub/sub, at-most-once); stream = \"...\" reads through a consumer group (at-least-once)"));
-            }
-            (None, None) => {
-                return Err(self
-                    .at
-                    .error(
-                        K::EmptyChannel,
-                        at.start,
-                        Some(&(at.field)("channel")),
-                        "the trigger has no channel and no stream",
-                    )
-                    .hint("set channel = \"name\" to subscribe to a channel, or stream = \"key\" to read a stream"));
-            }
-            (Some(c), None) => (Some(c), None),
-            (None, Some(s)) => (None, Some(s)),
-        };
+                .hint("set channel = \"name\" to subscribe to a channel, pattern = \"orders.*\" to every matching channel, or stream = \"key\" to read a stream"));
+        }
+        if let (Some(_), true) = (f.pattern, sharded) {
+            return Err(err(
+                K::BadValue,
+                "sharded",
+                "sharded applies to channels only: Redis has no sharded pattern subscriptions".into(),
+            )
+            .hint("remove sharded = true: a pattern is subscribed with PSUBSCRIBE, which sees the channels of the whole cluster"));
+        }
+        let channel = f.channel;
+        let stream = f.stream;
         if sharded && !owner.cluster {
             return Err(err(
                 K::BadValue,
@@ -143,20 +168,33 @@ impl Ctx<'_> {
             )
             .hint("add cluster = true beside the address, or remove sharded"));
         }
-        if let Some(raw) = channel {
-            if let Some(key) = f.stream_only().first() {
+        if let Some((key, raw)) = channel
+            .map(|c| ("channel", c))
+            .or(f.pattern.map(|p| ("pattern", p)))
+        {
+            if let Some(only) = f.stream_only().first() {
                 return Err(err(
                     K::BadValue,
-                    key,
-                    format!("{key:?} applies to stream triggers only"),
+                    only,
+                    format!("{only:?} applies to stream triggers only"),
                 )
                 .hint(format!(
-                    "use stream = \"...\" instead of channel, or remove {key}"
+                    "use stream = \"...\" instead of {key}, or remove {only}"
                 )));
             }
-            let name = self.channel((at.line)("channel"), &(at.field)("channel"), raw)?;
+            let name = if key == "channel" {
+                self.channel((at.line)(key), &(at.field)(key), raw)?
+            } else {
+                let pattern = expand(key, raw)?;
+                if pattern.trim().is_empty() {
+                    return Err(err(K::EmptyChannel, key, "the pattern is empty".into())
+                        .hint("set pattern = \"orders.*\" to a glob over channel names, as PSUBSCRIBE takes it"));
+                }
+                pattern
+            };
             return Ok(Source {
                 name,
+                pattern: key == "pattern",
                 stream: None,
                 sharded,
             });
@@ -243,6 +281,7 @@ impl Ctx<'_> {
             .transpose()?;
         Ok(Source {
             name,
+            pattern: false,
             stream: Some(StreamTrigger {
                 group,
                 consumer,

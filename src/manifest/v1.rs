@@ -57,6 +57,7 @@ struct ComponentV1 {
 #[serde(deny_unknown_fields)]
 struct ComponentTriggerV1 {
     channel: Option<String>,
+    pattern: Option<String>,
     executor: Option<ExecutorSpec>,
     max_concurrency: Option<u64>,
     stream: Option<String>,
@@ -150,6 +151,7 @@ pub fn parse(
             },
             &SourceFields {
                 channel: t.channel.as_deref(),
+                pattern: t.pattern.as_deref(),
                 stream: t.stream.as_deref(),
                 group: t.group.as_deref(),
                 consumer: t.consumer.as_deref(),
@@ -169,6 +171,8 @@ pub fn parse(
         )?;
         let source_key = if from.stream.is_some() {
             "stream"
+        } else if from.pattern {
+            "pattern"
         } else {
             "channel"
         };
@@ -208,6 +212,7 @@ pub fn parse(
             value: Trigger {
                 address: address.clone(),
                 channel: from.name,
+                pattern: from.pattern,
                 component: c.id.clone(),
                 executor: executor(c.trigger.executor.as_ref()),
                 max_concurrency,

@@ -64,6 +64,7 @@ struct Triggers {
 struct RedisTrigger {
     id: Option<String>,
     channel: Option<String>,
+    pattern: Option<String>,
     component: toml::Value,
     address: Option<String>,
     executor: Option<ExecutorSpec>,
@@ -247,6 +248,7 @@ pub fn parse(
             },
             &SourceFields {
                 channel: t.channel.as_deref(),
+                pattern: t.pattern.as_deref(),
                 stream: t.stream.as_deref(),
                 group: t.group.as_deref(),
                 consumer: t.consumer.as_deref(),
@@ -273,6 +275,7 @@ pub fn parse(
             value: Trigger {
                 address,
                 channel: from.name,
+                pattern: from.pattern,
                 component,
                 executor: executor(t.executor.as_ref()),
                 max_concurrency,

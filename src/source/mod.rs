@@ -1,5 +1,5 @@
-//! Where deliveries come from: Redis pub/sub channels ([`pubsub`],
-//! at-most-once) and Redis Streams consumer groups ([`stream`],
+//! Where deliveries come from: Redis pub/sub channels and patterns
+//! ([`pubsub`], at-most-once) and Redis Streams consumer groups ([`stream`],
 //! at-least-once), on a single server or a Redis Cluster ([`connect`]).
 //!
 //! Both hand their deliveries to the dispatcher (`crate::dispatch`): pub/sub

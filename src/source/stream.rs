@@ -470,6 +470,7 @@ impl Inner {
                     id: &entry.id,
                     delivery,
                 }),
+                origin: None,
             },
             account,
             &self.route_metrics,

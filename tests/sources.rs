@@ -1,0 +1,366 @@
+//! The other sources against a real redis-server: pattern triggers
+//! (`PSUBSCRIBE`: matching, `REDIS_PATTERN` and `REDIS_CHANNEL` in both
+//! executors, keyspace notifications, resubscribing after a restart, refused
+//! with `sharded`) and list triggers (a reliable queue: shared by several
+//! processes, one of them killed; retries and dead letters; a restart that
+//! resumes its own processing list). Handlers are WAT fixtures, and the Rust
+//! component that prints its environment.
+
+mod support;
+use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
+use support::*;
+
+/// The environment blocks `env.wat` printed, one map per run. Each run
+/// starts with the component's own `BLOCK=start` (user variables come
+/// first).
+fn wagi_blocks(log: &str) -> Vec<BTreeMap<String, String>> {
+    log.split("BLOCK=start\n")
+        .skip(1)
+        .map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The environment blocks the Rust component printed: sorted `KEY=VALUE`
+/// lines, each run ended by `payload bytes: N`.
+fn component_blocks(log: &str) -> Vec<BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    let mut block = BTreeMap::new();
+    for line in log.lines() {
+        if line.starts_with("payload bytes: ") {
+            out.push(std::mem::take(&mut block));
+        } else if let Some((k, v)) = line.split_once('=') {
+            block.insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+fn env_component() -> std::path::PathBuf {
+    let c = repo().join("tests/guests/rust-env-component/rust-env-component.wasm");
+    assert!(
+        c.is_file(),
+        "{} is missing: run bash tests/guests/build.sh (tests/all.sh does)",
+        c.display()
+    );
+    c
+}
+
+/// `PUBSUB NUMPAT`: patterns subscribed on the server.
+fn numpat(redis: &Redis) -> i64 {
+    redis
+        .cli(&["PUBSUB", "NUMPAT"])
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// A plain HTTP/1.1 GET of `/metrics` on loopback: the body.
+fn metrics(port: u16) -> String {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to /metrics");
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    text
+}
+
+/// Starts `spin-redis up` and waits until `patterns` patterns are
+/// subscribed on the server.
+fn up_with_patterns(
+    redis: &Redis,
+    m: &std::path::Path,
+    extra: &[&str],
+    patterns: i64,
+) -> SpinRedis {
+    let s = SpinRedis::spawn(m, extra);
+    wait_until_within("the patterns subscribed", START_UP_PATIENCE, || {
+        assert!(s.is_running(), "spin-redis exited early:\n{}", s.stderr());
+        numpat(redis) >= patterns
+    });
+    s
+}
+
+#[test]
+fn patterns_match_as_redis_globs_and_handlers_see_the_channel_and_the_pattern() {
+    let redis = Redis::start();
+    let port = free_port().to_string();
+    // `h` (wagi) is bound to the pattern and to one of its channels; `c` (a
+    // component) to the pattern only; `q` to a second pattern with `?` and
+    // a class.
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "{url}"
+[[trigger.redis]]
+pattern = "orders.*"
+component = "h"
+executor = {{ type = "wagi" }}
+[[trigger.redis]]
+channel = "orders.eu"
+component = "h"
+executor = {{ type = "wagi" }}
+[[trigger.redis]]
+pattern = "orders.*"
+component = "c"
+[[trigger.redis]]
+pattern = "r?gion.[ab]"
+component = "q"
+executor = {{ type = "wagi" }}
+[component.h]
+source = "{env}"
+environment = {{ BLOCK = "start", REDIS_PATTERN = "spoofed" }}
+[component.c]
+source = "{component}"
+[component.q]
+source = "{echo}"
+"#,
+        url = redis.url(),
+        env = fixture("env.wat").display(),
+        echo = fixture("echo.wat").display(),
+        component = env_component().display(),
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = up_with_patterns(&redis, &m, &["--metrics", &format!("127.0.0.1:{port}")], 2);
+    wait_until("the channel subscribed too", || {
+        redis.subscribers("orders.eu") >= 1
+    });
+    // Not matching: another prefix, no dot, a dot too many for `?`.
+    for ch in ["other", "orders", "xorders.eu", "rxxgion.a", "region.c"] {
+        redis.publish(ch, ch.as_bytes());
+    }
+    redis.publish("orders.eu", b"one");
+    redis.publish("orders.us.east", b"two");
+    redis.publish("region.a", b"r-a");
+    redis.publish("ragion.b", b"r-b");
+    wait_until("h ran three times", || {
+        wagi_blocks(&s.log_text("h_stdout.txt")).len() >= 3
+    });
+    wait_until("c ran twice", || {
+        component_blocks(&s.log_text("c_stdout.txt")).len() >= 2
+    });
+    s.wait_log("q_stdout.txt", "r-a\n");
+    s.wait_log("q_stdout.txt", "r-b\n");
+    // A last message, handled after all the others were received: nothing
+    // else arrives for the ones that did not match.
+    redis.publish("orders.end", b"end");
+    wait_until("c saw the last one", || {
+        component_blocks(&s.log_text("c_stdout.txt")).len() >= 3
+    });
+    wait_until("h saw the last one", || {
+        wagi_blocks(&s.log_text("h_stdout.txt")).len() >= 4
+    });
+    let scraped = metrics(port.parse().unwrap());
+    assert!(s.stop().success());
+
+    let h = wagi_blocks(&s.log_text("h_stdout.txt"));
+    let seen = |blocks: &[BTreeMap<String, String>], channel: &str, pattern: Option<&str>| {
+        blocks
+            .iter()
+            .filter(|b| {
+                b.get("REDIS_CHANNEL").map(String::as_str) == Some(channel)
+                    && b.get("REDIS_PATTERN").map(String::as_str) == pattern
+            })
+            .count()
+    };
+    assert_eq!(h.len(), 4, "{h:#?}");
+    // orders.eu matched the pattern and the channel: one run each.
+    assert_eq!(seen(&h, "orders.eu", Some("orders.*")), 1, "{h:#?}");
+    assert_eq!(seen(&h, "orders.eu", None), 1, "{h:#?}");
+    assert_eq!(seen(&h, "orders.us.east", Some("orders.*")), 1, "{h:#?}");
+    assert_eq!(seen(&h, "orders.end", Some("orders.*")), 1, "{h:#?}");
+    for b in &h {
+        assert_eq!(b["REDIS_ADDRESS"], redis.plain_url());
+        assert!(!b.contains_key("REDIS_STREAM"), "{b:?}");
+    }
+    let c = component_blocks(&s.log_text("c_stdout.txt"));
+    assert_eq!(c.len(), 3, "{c:#?}");
+    for ch in ["orders.eu", "orders.us.east", "orders.end"] {
+        assert_eq!(seen(&c, ch, Some("orders.*")), 1, "{c:#?}");
+    }
+    let q = s.log_text("q_stdout.txt");
+    assert_eq!(q.lines().count(), 2, "{q}");
+    // The pattern is the source label.
+    for series in [
+        r#"spin_redis_deliveries_total{component="c",source="orders.*",outcome="ok"} 3"#,
+        r#"spin_redis_deliveries_total{component="h",source="orders.*",outcome="ok"} 3"#,
+        r#"spin_redis_deliveries_total{component="h",source="orders.eu",outcome="ok"} 1"#,
+        r#"spin_redis_deliveries_total{component="q",source="r?gion.[ab]",outcome="ok"} 2"#,
+    ] {
+        assert!(
+            scraped.contains(series),
+            "{series} missing from:\n{scraped}"
+        );
+    }
+    // Nothing was received on a channel nothing is bound to.
+    assert!(
+        !s.stderr().contains("nothing is bound to"),
+        "{}",
+        s.stderr()
+    );
+}
+
+#[test]
+fn keyspace_notifications_run_a_pattern_trigger() {
+    let redis = Redis::start();
+    redis
+        .cli(&["CONFIG", "SET", "notify-keyspace-events", "KA"])
+        .unwrap();
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "keyspace"
+[application.trigger.redis]
+address = "{url}"
+[[trigger.redis]]
+pattern = "__keyspace@0__:user:*"
+component = "events"
+executor = {{ type = "wagi" }}
+[[trigger.redis]]
+pattern = "__keyspace@0__:user:*"
+component = "env"
+executor = {{ type = "wagi" }}
+[component.events]
+source = "{echo}"
+[component.env]
+source = "{env}"
+environment = {{ BLOCK = "start" }}
+"#,
+        url = redis.url(),
+        echo = fixture("echo.wat").display(),
+        env = fixture("env.wat").display(),
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = up_with_patterns(&redis, &m, &[], 1);
+    redis.cli(&["SET", "user:1", "ada"]).unwrap();
+    redis.cli(&["SET", "session:1", "x"]).unwrap();
+    redis.cli(&["DEL", "user:1"]).unwrap();
+    s.wait_log("events_stdout.txt", "del\n");
+    wait_until("env ran twice", || {
+        wagi_blocks(&s.log_text("env_stdout.txt")).len() >= 2
+    });
+    assert!(s.stop().success());
+    let events = s.log_text("events_stdout.txt");
+    let mut lines: Vec<&str> = events.lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["del", "set"], "{events}");
+    let env = wagi_blocks(&s.log_text("env_stdout.txt"));
+    assert_eq!(env.len(), 2, "{env:#?}");
+    for b in &env {
+        assert_eq!(b["REDIS_CHANNEL"], "__keyspace@0__:user:1");
+        assert_eq!(b["REDIS_PATTERN"], "__keyspace@0__:user:*");
+    }
+}
+
+#[test]
+fn patterns_are_subscribed_with_the_channels_and_again_after_a_redis_restart() {
+    let mut redis = Redis::start();
+    let text = format!(
+        r#"spin_manifest_version = "1"
+trigger = {{ type = "redis", address = "{url}" }}
+[[component]]
+id = "a"
+source = "{echo}"
+[component.trigger]
+pattern = "news.*"
+executor = {{ type = "wagi" }}
+[[component]]
+id = "b"
+source = "{echo}"
+[component.trigger]
+pattern = "alerts.*"
+executor = {{ type = "wagi" }}
+[[component]]
+id = "c"
+source = "{echo}"
+[component.trigger]
+channel = "plain"
+executor = {{ type = "wagi" }}
+"#,
+        url = redis.url(),
+        echo = fixture("echo.wat").display(),
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = up_with_patterns(&redis, &m, &[], 2);
+    wait_until("the channel subscribed", || redis.subscribers("plain") >= 1);
+    // One connection, one PSUBSCRIBE for both patterns.
+    let clients = redis.cli(&["CLIENT", "LIST", "TYPE", "pubsub"]).unwrap();
+    assert_eq!(clients.lines().count(), 1, "{clients}");
+    assert!(clients.contains(" sub=1 psub=2 "), "{clients}");
+    let stats = redis.cli(&["INFO", "commandstats"]).unwrap();
+    let psubscribes = stats
+        .lines()
+        .find(|l| l.starts_with("cmdstat_psubscribe:"))
+        .unwrap_or_else(|| panic!("no psubscribe stats in {stats}"));
+    assert!(psubscribes.contains("calls=1,"), "{psubscribes}");
+    redis.publish("news.1", b"before");
+    s.wait_log("a_stdout.txt", "before\n");
+
+    redis.restart(&[]);
+    s.wait_stderr("lost the connection to redis; reconnecting");
+    wait_until("both patterns subscribed again", || numpat(&redis) >= 2);
+    s.wait_stderr("reconnected to redis and resubscribed");
+    redis.publish("news.2", b"after");
+    redis.publish("alerts.fire", b"alarm");
+    redis.publish("plain", b"still");
+    s.wait_log("a_stdout.txt", "before\nafter\n");
+    s.wait_log("b_stdout.txt", "alarm\n");
+    s.wait_log("c_stdout.txt", "still\n");
+    assert!(s.stop().success());
+}
+
+#[test]
+fn a_sharded_pattern_is_refused_at_start_up_naming_the_file_line_and_field() {
+    let v2 = r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "redis://127.0.0.1:1"
+cluster = true
+[[trigger.redis]]
+pattern = "orders.*"
+sharded = true
+component = "h"
+[component.h]
+source = "h.wasm"
+"#;
+    let v1 = r#"spin_manifest_version = "1"
+trigger = { type = "redis", address = "redis://127.0.0.1:1", cluster = true }
+[[component]]
+id = "h"
+source = "h.wasm"
+[component.trigger]
+pattern = "orders.*"
+sharded = true
+"#;
+    for (text, field) in [
+        (v2, "trigger.redis[0].sharded"),
+        (v1, "component[0].trigger.sharded"),
+    ] {
+        let (dir, m) = manifest(text);
+        std::fs::write(dir.path().join("h.wasm"), b"").unwrap();
+        let line = text
+            .lines()
+            .position(|l| l.starts_with("sharded"))
+            .expect("a sharded line")
+            + 1;
+        let (code, _, err) = run(&["up", "-f", m.to_str().unwrap()]);
+        assert_eq!(code, 2, "{err}");
+        let at = format!("{}:{line}: {field}: ", m.display());
+        assert!(err.contains(&at), "{at:?} missing from:\n{err}");
+        assert!(
+            err.contains("Redis has no sharded pattern subscriptions"),
+            "{err}"
+        );
+    }
+}
