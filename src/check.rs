@@ -50,6 +50,7 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
         let source = match &t.stream {
             Some(_) => format!("stream {:?}", t.channel),
             None if t.pattern => format!("pattern {:?}", t.channel),
+            None if t.list.is_some() => format!("list {:?}", t.channel),
             None => format!("channel {:?}", t.channel),
         };
         let what = match prepared

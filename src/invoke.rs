@@ -73,8 +73,12 @@ pub fn invoke(args: InvokeArgs) -> Result<u8, Failure> {
         delivery: 1,
     });
     // A pattern trigger's handler sees the pattern, and the channel given
-    // (the pattern itself when none is).
-    let origin = trigger.pattern.then_some(Origin::Pattern(&trigger.channel));
+    // (the pattern itself when none is); a list trigger's a first delivery.
+    let origin = match (&trigger.list, args.channel.is_none()) {
+        _ if trigger.pattern => Some(Origin::Pattern(&trigger.channel)),
+        (Some(_), true) => Some(Origin::List { delivery: 1 }),
+        _ => None,
+    };
     let outcome = rt.block_on(handler.executor.run(Message {
         channel: &channel,
         address: trigger.address.redacted(),

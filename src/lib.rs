@@ -13,7 +13,8 @@
 //!   [`dispatch`]er, which queues it per trigger and runs handlers with
 //!   bounded concurrency; `source::stream` reads a consumer group as fast as
 //!   handler slots free up, and acknowledges, retries or dead-letters each
-//!   entry (on a single server or a Redis Cluster, `source::connect`);
+//!   entry, and `source::list` takes the items of a list the same way (on a
+//!   single server or a Redis Cluster, `source::connect`);
 //! - [`logs`] appends each handler's output to its files and the terminal;
 //!   [`stats`] counts what became of every message.
 //!

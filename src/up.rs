@@ -7,8 +7,9 @@
 //!
 //! Shutdown (SIGINT or SIGTERM): stop reading Redis, let queued and running
 //! messages finish within the drain deadline, acknowledge the stream entries
-//! handled, report what was cut short, print the counters (and one line per
-//! stream trigger), exit 0.
+//! and remove the list items handled (and hand the rest back to their
+//! lists), report what was cut short, print the counters (and one line per
+//! stream and list trigger), exit 0.
 
 use crate::cli::{LogFormat, UpArgs};
 use crate::config::Overrides;
@@ -21,6 +22,7 @@ use crate::ops::server::Server;
 use crate::ops::telemetry::Telemetry;
 use crate::prepare::{Prepared, prepare};
 use crate::source::connect::Endpoint;
+use crate::source::list::{self, ListSource};
 use crate::source::pubsub::{self, Subscription};
 use crate::source::stream::{self, StreamSource};
 use crate::stats::Stats;
@@ -142,6 +144,7 @@ async fn serve(
     let mut specs = Vec::new();
     let mut by_address: BTreeMap<String, Subscription> = BTreeMap::new();
     let mut streams = Vec::new();
+    let mut lists = Vec::new();
     for t in &p.app.triggers {
         let handler = p
             .handlers
@@ -157,6 +160,19 @@ async fn serve(
                 },
                 route_metrics: metrics.route(&t.component, &t.channel),
                 stream_metrics: metrics.stream(&spec.stream, &spec.group),
+                spec,
+                handler,
+                capacity: Capacity::new(t.max_concurrency, pool.clone()),
+            });
+            continue;
+        }
+        if let Some(spec) = list::spec(t, endpoint.clone()) {
+            lists.push(ListSource {
+                link: RedisLink {
+                    metrics: metrics.address(&shown),
+                    ready: health.condition(format!("list {:?} read from {shown}", spec.list)),
+                },
+                route_metrics: metrics.route(&t.component, &t.channel),
                 spec,
                 handler,
                 capacity: Capacity::new(t.max_concurrency, pool.clone()),
@@ -215,6 +231,10 @@ async fn serve(
         .into_iter()
         .map(|s| s.start(shared.clone(), stop.clone()))
         .collect();
+    let lists: Vec<list::Running> = lists
+        .into_iter()
+        .map(|s| s.start(shared.clone(), stop.clone()))
+        .collect();
 
     let signal = wait_for_signal().await.map_err(Failure::runtime)?;
     tracing::info!(
@@ -224,6 +244,9 @@ async fn serve(
     stop.cancel();
     subscribers.wait().await;
     for s in &streams {
+        s.stopped().await;
+    }
+    for s in &lists {
         s.stopped().await;
     }
     // The subscribers held the other references; dropping the last one closes
@@ -237,6 +260,11 @@ async fn serve(
     let mut stream_summaries = Vec::new();
     for s in streams {
         stream_summaries.push(s.finish(STREAM_ACK_PATIENCE).await);
+    }
+    // The last removals, then what is left back to the queue.
+    let mut list_summaries = Vec::new();
+    for s in lists {
+        list_summaries.push(s.finish(STREAM_ACK_PATIENCE).await);
     }
     let echo_dropped = shared.logs.shutdown();
     if echo_dropped > 0 {
@@ -275,9 +303,26 @@ async fn serve(
             "stream stopped"
         );
     }
+    for s in &list_summaries {
+        tracing::info!(
+            list = %s.list,
+            component = %s.component,
+            consumer = %s.consumer,
+            handled = s.handled,
+            retried = s.retried,
+            dead_lettered = s.dead_lettered,
+            recovered = s.recovered,
+            resumed = s.resumed,
+            handed_back = ?s.handed_back,
+            "list stopped"
+        );
+    }
     if log_format == LogFormat::Text {
         eprintln!("spin-redis: {s}");
         for s in &stream_summaries {
+            eprintln!("spin-redis: {s}");
+        }
+        for s in &list_summaries {
             eprintln!("spin-redis: {s}");
         }
     }

@@ -287,3 +287,71 @@ source = "{}"
     assert!(s.stop().success());
     assert_eq!(s.log_text("h_stdout.txt"), "hello\nhello\nhello\nagain\n");
 }
+
+#[test]
+fn a_list_on_another_nodes_slot_is_consumed_with_its_processing_list_beside_it() {
+    let cluster = Cluster::start();
+    // "jobs{tN}": its hash tag puts it, and every key kept beside it, on
+    // node 1, while the manifest names node 0 only.
+    let list = cluster.key_on(1, "jobs");
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "{}"
+cluster = true
+[[trigger.redis]]
+list = "{list}"
+consumer = "w1"
+max_deliveries = 2
+component = "h"
+executor = {{ type = "wagi" }}
+[component.h]
+source = "{}"
+"#,
+        cluster.nodes[0].url(),
+        fixture("stream.wat").display()
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::spawn(&m, &["-q"]);
+    s.wait_stderr("reading the list");
+    let mut con = cluster.connection();
+    let _: i64 = redis::cmd("LPUSH")
+        .arg(&list)
+        .arg(&["one", "flaky", "poison"])
+        .query(&mut con)
+        .unwrap();
+    let dead = format!("{list}:dead");
+    let processing = format!("{list}:processing:w1");
+    let llen = |con: &mut redis::cluster::ClusterConnection, key: &str| -> i64 {
+        redis::cmd("LLEN").arg(key).query(con).unwrap()
+    };
+    wait_until("handled, retried and dead-lettered", || {
+        llen(&mut con, &dead) == 1 && llen(&mut con, &list) == 0 && llen(&mut con, &processing) == 0
+    });
+    // Everything lives on the list's node.
+    let node1 = &cluster.nodes[1];
+    let keys = node1.cli(&["KEYS", "*"]).unwrap();
+    assert!(keys.contains(&format!("{list}:consumers")), "{keys}");
+    assert!(s.stop().success());
+    let log = s.log_text("h_stdout.txt");
+    let mut lines: Vec<&str> = log.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "- 1 flaky",
+            "- 1 one",
+            "- 1 poison",
+            "- 2 flaky",
+            "- 2 poison"
+        ],
+        "{log}"
+    );
+    assert!(
+        s.stderr().contains(&format!("spin-redis: list {list:?} (component h, consumer \"w1\"): handled 2, retried 2, dead-lettered 1")),
+        "{}",
+        s.stderr()
+    );
+}

@@ -25,7 +25,8 @@ mod v2;
 mod variables;
 
 pub use app::{
-    App, Component, ExecutorConfig, FileMapping, HostApis, Settings, StreamTrigger, Trigger,
+    App, Component, ExecutorConfig, FileMapping, HostApis, ListTrigger, Settings, StreamTrigger,
+    Trigger,
 };
 pub use error::{ManifestError, ManifestErrorKind};
 pub use shared::parse_size;

@@ -61,6 +61,7 @@ struct ComponentTriggerV1 {
     executor: Option<ExecutorSpec>,
     max_concurrency: Option<u64>,
     stream: Option<String>,
+    list: Option<String>,
     group: Option<String>,
     consumer: Option<String>,
     field: Option<String>,
@@ -153,6 +154,7 @@ pub fn parse(
                 channel: t.channel.as_deref(),
                 pattern: t.pattern.as_deref(),
                 stream: t.stream.as_deref(),
+                list: t.list.as_deref(),
                 group: t.group.as_deref(),
                 consumer: t.consumer.as_deref(),
                 field: t.field.as_deref(),
@@ -171,6 +173,8 @@ pub fn parse(
         )?;
         let source_key = if from.stream.is_some() {
             "stream"
+        } else if from.list.is_some() {
+            "list"
         } else if from.pattern {
             "pattern"
         } else {
@@ -217,6 +221,7 @@ pub fn parse(
                 executor: executor(c.trigger.executor.as_ref()),
                 max_concurrency,
                 stream: from.stream,
+                list: from.list,
                 cluster: cluster.then(|| nodes.clone()),
                 sharded: from.sharded,
             },
