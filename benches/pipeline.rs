@@ -219,6 +219,7 @@ fn executor_alone(
                     address: "redis://127.0.0.1:1",
                     payload: payload(i).into(),
                     stream: None,
+                    origin: None,
                 })
                 .await;
             assert!(
@@ -241,6 +242,7 @@ fn executor_alone(
                                 address: "redis://127.0.0.1:1",
                                 payload: Bytes::from(payload(w * per + i)),
                                 stream: None,
+                                origin: None,
                             })
                             .await;
                         debug_assert!(o.result.is_ok());

@@ -49,6 +49,8 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
     for t in &app.triggers {
         let source = match &t.stream {
             Some(_) => format!("stream {:?}", t.channel),
+            None if t.pattern => format!("pattern {:?}", t.channel),
+            None if t.list.is_some() => format!("list {:?}", t.channel),
             None => format!("channel {:?}", t.channel),
         };
         let what = match prepared

@@ -29,6 +29,10 @@
 //! [`Shared::cancel`] stops the handlers still running; they are counted cut
 //! short.
 //!
+//! A pattern trigger's route is found by its pattern, and each of its
+//! deliveries carries the channel the message was published to (charged
+//! against the memory budget with the payload).
+//!
 //! Stream triggers have no queue (the stream is the queue): their source
 //! holds a [`Capacity`] (the same own bound, reserved slot and shared pool),
 //! reads only as many entries as it holds slots for, and runs each through
@@ -43,7 +47,7 @@ use crate::ops::telemetry::Telemetry;
 use crate::stats::{Delivery, Settled, Stats};
 use bytes::Bytes;
 use spin_redis_sandbox::HandlerError;
-use spin_redis_sandbox::wasi::Message;
+use spin_redis_sandbox::wasi::{Message, Origin};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,7 +59,11 @@ use tokio_util::task::TaskTracker;
 /// One trigger's route: where its messages go.
 pub struct RouteSpec {
     pub address_key: String,
+    /// The channel, or the pattern of a pattern route.
     pub channel: String,
+    /// `channel` is a pattern: deliveries come through
+    /// [`Dispatcher::deliver_pattern`].
+    pub pattern: bool,
     pub handler: Arc<Handler>,
     /// The address as handlers see it (no credentials).
     pub address_shown: String,
@@ -102,6 +110,15 @@ pub fn queued_cost(len: usize) -> u64 {
 struct Queued {
     payload: Bytes,
     account: Delivery,
+    /// The channel published to, for a pattern route (shared by its routes).
+    published: Option<Arc<str>>,
+}
+
+impl Queued {
+    /// What it is charged against `max_queued_bytes`.
+    fn cost(&self) -> u64 {
+        queued_cost(self.payload.len() + self.published.as_ref().map_or(0, |c| c.len()))
+    }
 }
 
 struct RouteTx {
@@ -115,6 +132,9 @@ pub struct Dispatcher {
     /// address key → channel → routes: looked up by `&str` for every
     /// message, without allocating.
     routes: HashMap<String, HashMap<String, Vec<RouteTx>>>,
+    /// address key → pattern → routes, for messages to pattern
+    /// subscriptions.
+    patterns: HashMap<String, HashMap<String, Vec<RouteTx>>>,
     shared: Arc<Shared>,
 }
 
@@ -130,13 +150,19 @@ impl Dispatcher {
     ) -> (Dispatcher, TaskTracker) {
         let workers = TaskTracker::new();
         let mut routes: HashMap<String, HashMap<String, Vec<RouteTx>>> = HashMap::new();
+        let mut patterns: HashMap<String, HashMap<String, Vec<RouteTx>>> = HashMap::new();
         // Without a count bound the channel's own bound is the largest tokio
         // allows; memory (`max_queued_bytes`) is reached long before it.
         let capacity = queue_capacity.unwrap_or(Semaphore::MAX_PERMITS);
         for spec in specs {
             let (tx, rx) = mpsc::channel(capacity);
             let metrics = Arc::new(shared.metrics.route(&spec.handler.component, &spec.channel));
-            routes
+            let by_name = if spec.pattern {
+                &mut patterns
+            } else {
+                &mut routes
+            };
+            by_name
                 .entry(spec.address_key.clone())
                 .or_default()
                 .entry(spec.channel.clone())
@@ -154,7 +180,12 @@ impl Dispatcher {
             );
         }
         workers.close();
-        (Dispatcher { routes, shared }, workers)
+        let d = Dispatcher {
+            routes,
+            patterns,
+            shared,
+        };
+        (d, workers)
     }
 
     /// Queues one message for every component bound to its channel. Never
@@ -168,8 +199,34 @@ impl Dispatcher {
             tracing::warn!(channel = %channel, "message on a channel nothing is bound to; ignored");
             return;
         };
-        let stats = &self.shared.stats;
         tracing::trace!(channel = %channel, bytes = payload.len(), "received");
+        self.queue(routes, channel, None, payload);
+    }
+
+    /// Queues one message to a pattern subscription for every component
+    /// bound to `pattern`; `channel` is the channel it was published to.
+    /// Never blocks.
+    pub fn deliver_pattern(&self, address_key: &str, pattern: &str, channel: &str, payload: Bytes) {
+        let Some(routes) = self
+            .patterns
+            .get(address_key)
+            .and_then(|by_pattern| by_pattern.get(pattern))
+        else {
+            tracing::warn!(pattern = %pattern, channel = %channel, "message for a pattern nothing is bound to; ignored");
+            return;
+        };
+        tracing::trace!(channel = %channel, pattern = %pattern, bytes = payload.len(), "received");
+        self.queue(routes, channel, Some(channel.into()), payload);
+    }
+
+    fn queue(
+        &self,
+        routes: &[RouteTx],
+        channel: &str,
+        published: Option<Arc<str>>,
+        payload: Bytes,
+    ) {
+        let stats = &self.shared.stats;
         if payload.len() as u64 > self.shared.max_payload {
             let n = stats.skip(routes.len() as u64);
             for r in routes {
@@ -184,7 +241,7 @@ impl Dispatcher {
             );
             return;
         }
-        let cost = queued_cost(payload.len());
+        let cost = queued_cost(payload.len() + published.as_ref().map_or(0, |c| c.len()));
         let mut payload = Some(payload);
         for (i, r) in routes.iter().enumerate() {
             let shared = &self.shared;
@@ -205,7 +262,11 @@ impl Dispatcher {
                         .clone()
                         .expect("invariant: taken only by the last route")
                 };
-                let item = Queued { payload, account };
+                let item = Queued {
+                    payload,
+                    account,
+                    published: published.clone(),
+                };
                 match r.tx.try_send(item) {
                     Ok(()) => {
                         r.metrics.queue_depth.inc();
@@ -244,6 +305,7 @@ async fn worker(
         .max_concurrency
         .map(|n| Arc::new(Semaphore::new(n.max(1))));
     let channel: Arc<str> = spec.channel.as_str().into();
+    let pattern = spec.pattern;
     let address: Arc<str> = spec.address_shown.as_str().into();
     loop {
         let item = tokio::select! {
@@ -256,7 +318,7 @@ async fn worker(
         };
         shared
             .queued_bytes
-            .fetch_sub(queued_cost(item.payload.len()), Ordering::Relaxed);
+            .fetch_sub(item.cost(), Ordering::Relaxed);
         metrics.queue_depth.dec();
         let permits = tokio::select! {
             biased;
@@ -271,7 +333,10 @@ async fn worker(
         let metrics = metrics.clone();
         shared.tracker.spawn_on(
             async move {
-                run_one(&handler, &channel, &address, item, &metrics, &shared2).await;
+                run_one(
+                    &handler, &channel, pattern, &address, item, &metrics, &shared2,
+                )
+                .await;
                 drop(permits);
             },
             &shared.handlers,
@@ -352,21 +417,28 @@ async fn acquire(
     (own_permit, slot)
 }
 
-/// Runs one queued delivery; see [`run_delivery`].
+/// Runs one queued delivery; see [`run_delivery`]. `channel` is the
+/// route's channel, or its pattern when `pattern`.
 async fn run_one(
     handler: &Handler,
     channel: &str,
+    pattern: bool,
     address: &str,
     item: Queued,
     metrics: &RouteMetrics,
     shared: &Shared,
 ) {
-    let Queued { payload, account } = item;
+    let Queued {
+        payload,
+        account,
+        published,
+    } = item;
     let msg = Message {
-        channel,
+        channel: published.as_deref().unwrap_or(channel),
         address,
         payload,
         stream: None,
+        origin: pattern.then_some(Origin::Pattern(channel)),
     };
     run_delivery(handler, msg, account, metrics, shared).await;
 }

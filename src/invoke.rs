@@ -10,7 +10,7 @@ use crate::failure::Failure;
 use crate::prepare::prepare;
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
-use spin_redis_sandbox::wasi::{Message, StreamEntry};
+use spin_redis_sandbox::wasi::{Message, Origin, StreamEntry};
 use std::io::{Read as _, Write as _};
 
 /// Returns the exit code.
@@ -76,11 +76,19 @@ pub fn invoke(args: InvokeArgs) -> Result<u8, Failure> {
         id: "0-0",
         delivery: 1,
     });
+    // A pattern trigger's handler sees the pattern, and the channel given
+    // (the pattern itself when none is); a list trigger's a first delivery.
+    let origin = match (&trigger.list, args.channel.is_none()) {
+        _ if trigger.pattern => Some(Origin::Pattern(&trigger.channel)),
+        (Some(_), true) => Some(Origin::List { delivery: 1 }),
+        _ => None,
+    };
     let outcome = rt.block_on(handler.executor.run(Message {
         channel: &channel,
         address: trigger.address.redacted(),
         payload,
         stream,
+        origin,
     }));
     // A closed stdout/stderr is not the handler's failure.
     let _ = std::io::stdout().lock().write_all(&outcome.stdout);

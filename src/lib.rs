@@ -13,9 +13,10 @@
 //!    a [`manifest::App`]; [`config`] holds the run settings and their
 //!    defaults; [`address`] parses and redacts Redis addresses.
 //! 3. **Read.** [`source`] is where a message is read: `source::pubsub` (one
-//!    subscription per address, every channel of it), `source::stream`
-//!    (consumer groups: read, retry, ack, dead-letter), `source::connect`
-//!    (a single server or a Redis Cluster).
+//!    subscription per address, every channel and pattern of it),
+//!    `source::stream` (consumer groups: read, retry, ack, dead-letter),
+//!    `source::list` (a list as a reliable queue), `source::connect` (a
+//!    single server or a Redis Cluster).
 //! 4. **Dispatch.** [`dispatch`] routes each message to its triggers' queues
 //!    (bounded by memory) and runs handlers with bounded concurrency; the
 //!    shutdown drain ends there.
@@ -23,7 +24,7 @@
 //!    and commands, `spin` components and seed-era modules), the one wasmtime
 //!    engine, and the registry that prepares every handler once; the sandbox
 //!    each message runs in (fresh store, stdin/stdout/stderr, limits,
-//!    deadline) comes from the `spin-redis-compat` crate. Components get
+//!    deadline) comes from the `spin-redis-sandbox` crate. Components get
 //!    Spin's [`host`] APIs (outbound Redis and HTTP, variables, key-value),
 //!    every destination checked by `host::allowed_hosts`.
 //! 6. **Log and count.** [`logs`] appends each handler's output to its files

@@ -40,6 +40,7 @@ pub fn setup(
     if only.is_none() {
         crate::source::stream::check_timeouts(&app, config.limits.timeout)
             .map_err(Failure::usage)?;
+        crate::source::list::check(&app).map_err(Failure::usage)?;
     }
     let cache_dir = if common.no_cache {
         None

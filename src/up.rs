@@ -7,8 +7,9 @@
 //!
 //! Shutdown (SIGINT or SIGTERM): stop reading Redis, let queued and running
 //! messages finish within the drain deadline, acknowledge the stream entries
-//! handled, report what was cut short, print the counters (and one line per
-//! stream trigger), exit 0.
+//! and remove the list items handled (and hand the rest back to their
+//! lists), report what was cut short, print the counters (and one line per
+//! stream and list trigger), exit 0.
 
 use crate::cli::{LogFormat, UpArgs};
 use crate::config::Overrides;
@@ -21,6 +22,7 @@ use crate::ops::server::Server;
 use crate::ops::telemetry::Telemetry;
 use crate::prepare::{Prepared, prepare};
 use crate::source::connect::Endpoint;
+use crate::source::list::{self, ListSource};
 use crate::source::pubsub::{self, Subscription};
 use crate::source::stream::{self, StreamSource};
 use crate::stats::Stats;
@@ -145,6 +147,7 @@ async fn serve(
     let mut specs = Vec::new();
     let mut by_address: BTreeMap<String, Subscription> = BTreeMap::new();
     let mut streams = Vec::new();
+    let mut lists = Vec::new();
     for t in &p.app.triggers {
         let handler = p
             .handlers
@@ -167,6 +170,19 @@ async fn serve(
             });
             continue;
         }
+        if let Some(spec) = list::spec(t, endpoint.clone()) {
+            lists.push(ListSource {
+                link: RedisLink {
+                    metrics: metrics.address(&shown),
+                    ready: health.condition(format!("list {:?} read from {shown}", spec.list)),
+                },
+                route_metrics: metrics.route(&t.component, &t.channel),
+                spec,
+                handler,
+                capacity: Capacity::new(t.max_concurrency, pool.clone()),
+            });
+            continue;
+        }
         // Sharded and plain channels of a cluster are two subscriptions.
         let key = match t.sharded {
             true => format!("{}#sharded", endpoint.key()),
@@ -175,6 +191,7 @@ async fn serve(
         specs.push(RouteSpec {
             address_key: key.clone(),
             channel: t.channel.clone(),
+            pattern: t.pattern,
             handler,
             address_shown: shown.clone(),
             max_concurrency: t.max_concurrency,
@@ -182,14 +199,20 @@ async fn serve(
         let sub = by_address.entry(key).or_insert_with(|| Subscription {
             endpoint,
             channels: Vec::new(),
+            patterns: Vec::new(),
             sharded: t.sharded,
             link: RedisLink {
                 metrics: metrics.address(&shown),
                 ready: health.condition(format!("subscription to {shown}")),
             },
         });
-        if !sub.channels.contains(&t.channel) {
-            sub.channels.push(t.channel.clone());
+        // Patterns go in the same subscription as the channels.
+        let names = match t.pattern {
+            true => &mut sub.patterns,
+            false => &mut sub.channels,
+        };
+        if !names.contains(&t.channel) {
+            names.push(t.channel.clone());
         }
     }
     let (dispatcher, workers) = Dispatcher::start(specs, p.config.queue_capacity, shared.clone());
@@ -200,12 +223,19 @@ async fn serve(
         let d = dispatcher.clone();
         let stop = stop.clone();
         subscribers.spawn(async move {
-            let deliver = move |channel: &str, payload| d.deliver(&key, channel, payload);
+            let deliver = move |pattern: Option<&str>, channel: &str, payload| match pattern {
+                Some(pattern) => d.deliver_pattern(&key, pattern, channel, payload),
+                None => d.deliver(&key, channel, payload),
+            };
             pubsub::run(sub, &deliver, stop).await;
         });
     }
     subscribers.close();
     let streams: Vec<stream::Running> = streams
+        .into_iter()
+        .map(|s| s.start(shared.clone(), stop.clone()))
+        .collect();
+    let lists: Vec<list::Running> = lists
         .into_iter()
         .map(|s| s.start(shared.clone(), stop.clone()))
         .collect();
@@ -220,6 +250,9 @@ async fn serve(
     for s in &streams {
         s.stopped().await;
     }
+    for s in &lists {
+        s.stopped().await;
+    }
     // The subscribers held the other references; dropping the last one closes
     // the queues, so the workers end once they are empty.
     drop(dispatcher);
@@ -231,6 +264,11 @@ async fn serve(
     let mut stream_summaries = Vec::new();
     for s in streams {
         stream_summaries.push(s.finish(STREAM_ACK_PATIENCE).await);
+    }
+    // The last removals, then what is left back to the queue.
+    let mut list_summaries = Vec::new();
+    for s in lists {
+        list_summaries.push(s.finish(STREAM_ACK_PATIENCE).await);
     }
     let echo_dropped = shared.logs.shutdown();
     if echo_dropped > 0 {
@@ -269,9 +307,26 @@ async fn serve(
             "stream stopped"
         );
     }
+    for s in &list_summaries {
+        tracing::info!(
+            list = %s.list,
+            component = %s.component,
+            consumer = %s.consumer,
+            handled = s.handled,
+            retried = s.retried,
+            dead_lettered = s.dead_lettered,
+            recovered = s.recovered,
+            resumed = s.resumed,
+            handed_back = ?s.handed_back,
+            "list stopped"
+        );
+    }
     if log_format == LogFormat::Text {
         eprintln!("spin-redis: {s}");
         for s in &stream_summaries {
+            eprintln!("spin-redis: {s}");
+        }
+        for s in &list_summaries {
             eprintln!("spin-redis: {s}");
         }
     }

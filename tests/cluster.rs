@@ -229,3 +229,129 @@ results_channel = "results"
         s.stderr()
     );
 }
+
+/// `PUBSUB NUMPAT` of one node.
+fn numpat(node: &ClusterNode) -> i64 {
+    node.cli(&["PUBSUB", "NUMPAT"])
+        .and_then(|o| o.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_pattern_is_subscribed_cluster_wide_and_again_after_its_node_restarts() {
+    let mut cluster = Cluster::start();
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "{}"
+cluster = true
+[[trigger.redis]]
+pattern = "news.*"
+component = "h"
+executor = {{ type = "wagi" }}
+[component.h]
+source = "{}"
+"#,
+        cluster.nodes[0].url(),
+        echo()
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::spawn(&m, &[]);
+    let subscribed_on = |cluster: &Cluster| cluster.nodes.iter().position(|n| numpat(n) >= 1);
+    wait_until("the pattern subscribed somewhere in the cluster", || {
+        assert!(s.is_running(), "{}", s.stderr());
+        subscribed_on(&cluster).is_some()
+    });
+    // Published on every node, whichever one holds the subscription.
+    for n in &cluster.nodes {
+        n.cli(&["PUBLISH", &format!("news.{}", n.port), "hello"])
+            .unwrap();
+    }
+    let log = || s.log_text("h_stdout.txt");
+    wait_until("one message from each node", || log().lines().count() >= 3);
+
+    // The node holding the subscription restarts: subscribed again.
+    let node = subscribed_on(&cluster).expect("subscribed");
+    cluster.nodes[node].restart();
+    cluster.wait_ok();
+    s.wait_stderr("reconnected to the redis cluster and resubscribed");
+    wait_until("the pattern subscribed again", || {
+        subscribed_on(&cluster).is_some()
+    });
+    cluster.nodes[(node + 1) % 3]
+        .cli(&["PUBLISH", "news.after", "again"])
+        .unwrap();
+    s.wait_log("h_stdout.txt", "again\n");
+    assert!(s.stop().success());
+    assert_eq!(s.log_text("h_stdout.txt"), "hello\nhello\nhello\nagain\n");
+}
+
+#[test]
+fn a_list_on_another_nodes_slot_is_consumed_with_its_processing_list_beside_it() {
+    let cluster = Cluster::start();
+    // "jobs{tN}": its hash tag puts it, and every key kept beside it, on
+    // node 1, while the manifest names node 0 only.
+    let list = cluster.key_on(1, "jobs");
+    let text = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "app"
+[application.trigger.redis]
+address = "{}"
+cluster = true
+[[trigger.redis]]
+list = "{list}"
+consumer = "w1"
+max_deliveries = 2
+component = "h"
+executor = {{ type = "wagi" }}
+[component.h]
+source = "{}"
+"#,
+        cluster.nodes[0].url(),
+        fixture("stream.wat").display()
+    );
+    let (_d, m) = manifest(&text);
+    let mut s = SpinRedis::spawn(&m, &["-q"]);
+    s.wait_stderr("reading the list");
+    let mut con = cluster.connection();
+    let _: i64 = redis::cmd("LPUSH")
+        .arg(&list)
+        .arg(&["one", "flaky", "poison"])
+        .query(&mut con)
+        .unwrap();
+    let dead = format!("{list}:dead");
+    let processing = format!("{list}:processing:w1");
+    let llen = |con: &mut redis::cluster::ClusterConnection, key: &str| -> i64 {
+        redis::cmd("LLEN").arg(key).query(con).unwrap()
+    };
+    wait_until("handled, retried and dead-lettered", || {
+        llen(&mut con, &dead) == 1 && llen(&mut con, &list) == 0 && llen(&mut con, &processing) == 0
+    });
+    // Everything lives on the list's node.
+    let node1 = &cluster.nodes[1];
+    let keys = node1.cli(&["KEYS", "*"]).unwrap();
+    assert!(keys.contains(&format!("{list}:consumers")), "{keys}");
+    assert!(s.stop().success());
+    let log = s.log_text("h_stdout.txt");
+    let mut lines: Vec<&str> = log.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            "- 1 flaky",
+            "- 1 one",
+            "- 1 poison",
+            "- 2 flaky",
+            "- 2 poison"
+        ],
+        "{log}"
+    );
+    assert!(
+        s.stderr().contains(&format!("spin-redis: list {list:?} (component h, consumer \"w1\"): handled 2, retried 2, dead-lettered 1")),
+        "{}",
+        s.stderr()
+    );
+}

@@ -19,5 +19,6 @@ mod host_apis;
 mod invoke;
 mod manifest;
 mod ops;
+mod sources;
 mod streams;
 mod up;

@@ -55,6 +55,7 @@ fn run(m: &CompatModule, payload: &[u8]) -> Outcome {
         address: "redis://127.0.0.1:7777",
         payload: Bytes::copy_from_slice(payload),
         stream: None,
+        origin: None,
     }))
 }
 

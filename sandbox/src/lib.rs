@@ -30,4 +30,4 @@ pub use binary::WasmKind;
 pub use limits::Limits;
 pub use outcome::{HandlerError, Outcome};
 pub use output::CappedOutput;
-pub use wasi::{Capture, Message, Mount, Sandbox, StreamEntry};
+pub use wasi::{Capture, Message, Mount, Origin, Sandbox, StreamEntry};

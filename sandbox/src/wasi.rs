@@ -5,8 +5,10 @@
 //! and made a [`PreparedSandbox`] at start-up (mounts opened once); that
 //! turns into a fresh WASI context for each message, adding the payload as stdin and the per-message variables
 //! (`REDIS_CHANNEL`, `REDIS_ADDRESS`, `SPIN_COMPONENT_ID`, `CONTENT_LENGTH`;
-//! for a stream entry `REDIS_STREAM`, `REDIS_MESSAGE_ID` and `REDIS_DELIVERY`
-//! instead of `REDIS_CHANNEL`), which win over the user's. Nothing is inherited from the host: no host
+//! `REDIS_PATTERN` too for a message to a pattern subscription; for a stream
+//! entry `REDIS_STREAM`, `REDIS_MESSAGE_ID` and `REDIS_DELIVERY` instead of
+//! `REDIS_CHANNEL`, for a list item `REDIS_LIST` and `REDIS_DELIVERY`), which
+//! win over the user's. Nothing is inherited from the host: no host
 //! environment, no host stdio, no network, no files but the mounts.
 //!
 //! Not owned here: expanding the manifest's `files` globs into mount folders
@@ -21,8 +23,10 @@ use wasmtime_wasi::p2::pipe::MemoryInputPipe;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiView as _};
 
 /// The variables the runtime sets; they replace any user value (a channel
-/// message sets the first four, a stream entry all but `REDIS_CHANNEL`).
-const RUNTIME_VARS: [&str; 7] = [
+/// message sets the first four, a pattern message `REDIS_PATTERN` too, a
+/// stream entry the stream's three and a list item the list's two instead of
+/// `REDIS_CHANNEL`).
+const RUNTIME_VARS: [&str; 9] = [
     "REDIS_CHANNEL",
     "REDIS_ADDRESS",
     "SPIN_COMPONENT_ID",
@@ -30,6 +34,8 @@ const RUNTIME_VARS: [&str; 7] = [
     "REDIS_STREAM",
     "REDIS_MESSAGE_ID",
     "REDIS_DELIVERY",
+    "REDIS_PATTERN",
+    "REDIS_LIST",
 ];
 
 /// A host directory mounted read-only into the guest.
@@ -56,8 +62,9 @@ pub struct Sandbox {
 /// The per-message part of a sandbox.
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
-    /// Where the message came from: the channel, or the stream key of a
-    /// stream entry (`${CHANNEL}` in argv either way).
+    /// Where the message came from: the channel (the one it was published
+    /// to, for a pattern subscription), or the stream or list key
+    /// (`${CHANNEL}` in argv either way).
     pub channel: &'a str,
     /// The server address without credentials.
     pub address: &'a str,
@@ -66,6 +73,21 @@ pub struct Message<'a> {
     /// `REDIS_MESSAGE_ID` and `REDIS_DELIVERY` are set, and `REDIS_CHANNEL`
     /// is not.
     pub stream: Option<StreamEntry<'a>>,
+    /// `Some` for a source other than a channel or a stream: see [`Origin`].
+    pub origin: Option<Origin<'a>>,
+}
+
+/// The other sources a message may come from, with what their handlers
+/// see besides the common variables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin<'a> {
+    /// A message to a pattern subscription (`PSUBSCRIBE`): `REDIS_PATTERN`
+    /// is the pattern, `REDIS_CHANNEL` the channel it was published to.
+    Pattern(&'a str),
+    /// An item of a list trigger (a reliable queue): `REDIS_LIST` (the
+    /// `channel`) and `REDIS_DELIVERY` (the attempt, 1 the first time) are
+    /// set, and `REDIS_CHANNEL` is not.
+    List { delivery: u32 },
 }
 
 /// What a handler learns of the stream entry it runs on.
@@ -225,12 +247,18 @@ impl PreparedSandbox {
         for (k, v) in &sandbox.env {
             b.env(k, v);
         }
-        match &msg.stream {
-            None => b.env("REDIS_CHANNEL", msg.channel),
-            Some(entry) => b
+        match (&msg.stream, msg.origin) {
+            (Some(entry), _) => b
                 .env("REDIS_STREAM", msg.channel)
                 .env("REDIS_MESSAGE_ID", entry.id)
                 .env("REDIS_DELIVERY", entry.delivery.to_string()),
+            (None, Some(Origin::List { delivery })) => b
+                .env("REDIS_LIST", msg.channel)
+                .env("REDIS_DELIVERY", delivery.to_string()),
+            (None, Some(Origin::Pattern(pattern))) => b
+                .env("REDIS_CHANNEL", msg.channel)
+                .env("REDIS_PATTERN", pattern),
+            (None, None) => b.env("REDIS_CHANNEL", msg.channel),
         };
         b.env("REDIS_ADDRESS", msg.address)
             .env("SPIN_COMPONENT_ID", &sandbox.component_id)

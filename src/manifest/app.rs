@@ -67,15 +67,20 @@ pub enum FileMapping {
     },
 }
 
-/// One trigger: messages on `channel` (or entries of `stream`) at `address`
-/// go to `component`.
+/// One trigger: messages on `channel` (or on the channels matching a
+/// pattern, or entries of a stream, or items of a list) at `address` go to
+/// `component`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trigger {
     /// The server; with `cluster`, the first of its seed nodes.
     pub address: RedisAddress,
     /// Where the deliveries come from, as logs and metrics name it: the
-    /// channel, or the stream key of a stream trigger.
+    /// channel, the pattern of a pattern trigger, or the stream or list key.
     pub channel: String,
+    /// `channel` is a pattern (`pattern = "..."`): subscribed with
+    /// `PSUBSCRIBE`, its handlers see `REDIS_PATTERN` and the channel each
+    /// message was published to.
+    pub pattern: bool,
     pub component: String,
     pub executor: ExecutorConfig,
     /// How many messages of this trigger may run at once; `Some(1)` gives
@@ -84,6 +89,9 @@ pub struct Trigger {
     /// `Some` for a stream trigger (`stream = "..."`): entries are read
     /// through a consumer group instead of a subscription.
     pub stream: Option<StreamTrigger>,
+    /// `Some` for a list trigger (`list = "..."`): items are taken from the
+    /// list `channel` as from a reliable queue.
+    pub list: Option<ListTrigger>,
     /// `Some` with `cluster = true`: the Redis Cluster seed nodes, `address`
     /// first. `None`: a single server.
     pub cluster: Option<Vec<RedisAddress>>,
@@ -111,6 +119,21 @@ pub struct StreamTrigger {
     /// How long an entry may stay pending on a consumer before another takes
     /// it over; `None`: the default, settled against the timeout in force.
     pub claim_idle: Option<Duration>,
+}
+
+/// The settings of a list trigger (see `source::list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListTrigger {
+    /// This process's consumer name (its processing list and heartbeat);
+    /// `None`: `<hostname>-<pid>`, settled at start-up.
+    pub consumer: Option<String>,
+    /// Attempts before an item is dead-lettered; default 5.
+    pub max_deliveries: u32,
+    /// The dead-letter list; default `<list>:dead`.
+    pub dead_letter: String,
+    /// How long a consumer's heartbeat lives: a consumer silent this long is
+    /// taken for dead, and its processing list is handed back to the queue.
+    pub claim_idle: Duration,
 }
 
 /// Which executor runs a component: a closed set.

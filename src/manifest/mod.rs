@@ -27,7 +27,8 @@ mod v2;
 mod variables;
 
 pub use app::{
-    App, Component, ExecutorConfig, FileMapping, HostApis, Settings, StreamTrigger, Trigger,
+    App, Component, ExecutorConfig, FileMapping, HostApis, ListTrigger, Settings, StreamTrigger,
+    Trigger,
 };
 pub use build::BuildConfig;
 pub use error::{ManifestError, ManifestErrorKind};

@@ -1,8 +1,16 @@
-//! A trigger's source as the manifest gives it: a channel or a stream (with
-//! its consumer-group settings), and where it is served, a single server or
-//! a Redis Cluster (`cluster = true`, comma-separated seed nodes). Both
-//! manifest versions hand their fields here, so v1 and v2 report the same
-//! problems in the same words.
+//! A trigger's source as the manifest gives it: a channel, a channel
+//! pattern, or a stream (with its consumer-group settings), and where it is
+//! served, a single server or a Redis Cluster (`cluster = true`,
+//! comma-separated seed nodes). Both manifest versions hand their fields
+//! here, so v1 and v2 report the same problems in the same words.
+//!
+//! A `pattern` is Redis's glob syntax (`PSUBSCRIBE`); it is never sharded,
+//! since Redis has no sharded patterns. A `list` is a reliable queue (see
+//! `source::list`) and takes the stream fields that apply to it:
+//! `consumer`, `max_deliveries`, `dead_letter` (default `<list>:dead`) and
+//! `claim_idle` (default 60 s: how long a consumer's heartbeat lives; it
+//! need not exceed the timeout, since a live consumer keeps beating while
+//! its handlers run).
 //!
 //! | stream field | default | valid |
 //! |---|---|---|
@@ -17,7 +25,7 @@
 //! Not owned here: reading the fields from the file (`v1`, `v2`), and
 //! reading Redis (`crate::source`).
 
-use super::app::StreamTrigger;
+use super::app::{ListTrigger, StreamTrigger};
 use super::error::{ManifestError, ManifestErrorKind as K};
 use super::ranges;
 use super::shared::Ctx;
@@ -27,6 +35,9 @@ use std::time::Duration;
 pub const DEFAULT_FIELD: &str = "payload";
 pub const DEFAULT_START: &str = "0";
 pub const DEFAULT_MAX_DELIVERIES: u32 = 5;
+/// The `claim_idle` of a list trigger that sets none: the life of a
+/// consumer's heartbeat.
+pub const DEFAULT_LIST_CLAIM_IDLE: Duration = Duration::from_secs(60);
 
 /// The `claim_idle` of a stream trigger that sets none: 60 s, or twice the
 /// timeout when that is longer, so that it always exceeds the timeout.
@@ -39,7 +50,9 @@ pub fn default_claim_idle(timeout: Duration) -> Duration {
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SourceFields<'a> {
     pub channel: Option<&'a str>,
+    pub pattern: Option<&'a str>,
     pub stream: Option<&'a str>,
+    pub list: Option<&'a str>,
     pub group: Option<&'a str>,
     pub consumer: Option<&'a str>,
     pub field: Option<&'a str>,
@@ -78,11 +91,17 @@ pub struct Place<'a> {
 /// What the manifest says about one trigger's source.
 #[derive(Debug)]
 pub struct Source {
-    /// The channel or the stream key.
+    /// The channel, the pattern or the stream key.
     pub name: String,
+    /// `name` is a channel pattern (`PSUBSCRIBE`).
+    pub pattern: bool,
     pub stream: Option<StreamTrigger>,
+    pub list: Option<ListTrigger>,
     pub sharded: bool,
 }
+
+/// The keys that name a trigger's source, in the order they are reported.
+const SOURCE_KEYS: [&str; 4] = ["channel", "pattern", "stream", "list"];
 
 /// What the trigger belongs to, for the defaults.
 pub struct Owner<'a> {
@@ -112,29 +131,44 @@ impl Ctx<'_> {
         let expand =
             |key: &str, raw: &str| self.vars.expand(raw).map_err(|m| err(K::Variable, key, m));
         let sharded = f.sharded.unwrap_or(false);
-        let (channel, stream) = match (f.channel, f.stream) {
-            (Some(_), Some(_)) => {
-                return Err(err(
-                    K::BadValue,
-                    "stream",
-                    "a trigger takes a channel or a stream, not both".into(),
+        let given = [f.channel, f.pattern, f.stream, f.list];
+        let set: Vec<&str> = SOURCE_KEYS
+            .iter()
+            .zip(given)
+            .filter(|(_, v)| v.is_some())
+            .map(|(k, _)| *k)
+            .collect();
+        if set.len() > 1 {
+            return Err(err(
+                K::BadValue,
+                set[1],
+                match set[..] {
+                    [a, b] => format!("a trigger takes a {a} or a {b}, not both"),
+                    _ => format!("a trigger takes one source, and this one sets {}", set.join(", ")),
+                },
+            )
+            .hint("channel = \"...\" subscribes (pub/sub, at-most-once); pattern = \"...\" subscribes to every matching channel; stream = \"...\" reads through a consumer group and list = \"...\" pops a queue (both at-least-once)"));
+        }
+        if set.is_empty() {
+            return Err(self
+                .at
+                .error(
+                    K::EmptyChannel,
+                    at.start,
+                    Some(&(at.field)("channel")),
+                    "the trigger has no channel and no stream (nor a pattern or a list)",
                 )
-                .hint("channel = \"...\" subscribes (pub/sub, at-most-once); stream = \"...\" reads through a consumer group (at-least-once)"));
-            }
-            (None, None) => {
-                return Err(self
-                    .at
-                    .error(
-                        K::EmptyChannel,
-                        at.start,
-                        Some(&(at.field)("channel")),
-                        "the trigger has no channel and no stream",
-                    )
-                    .hint("set channel = \"name\" to subscribe to a channel, or stream = \"key\" to read a stream"));
-            }
-            (Some(c), None) => (Some(c), None),
-            (None, Some(s)) => (None, Some(s)),
-        };
+                .hint("set channel = \"name\" to subscribe to a channel, pattern = \"orders.*\" to every matching channel, stream = \"key\" to read a stream, or list = \"key\" to pop a queue"));
+        }
+        if let (Some(_), true) = (f.pattern, sharded) {
+            return Err(err(
+                K::BadValue,
+                "sharded",
+                "sharded applies to channels only: Redis has no sharded pattern subscriptions".into(),
+            )
+            .hint("remove sharded = true: a pattern is subscribed with PSUBSCRIBE, which sees the channels of the whole cluster"));
+        }
+        let channel = f.channel;
         if sharded && !owner.cluster {
             return Err(err(
                 K::BadValue,
@@ -143,37 +177,78 @@ impl Ctx<'_> {
             )
             .hint("add cluster = true beside the address, or remove sharded"));
         }
-        if let Some(raw) = channel {
-            if let Some(key) = f.stream_only().first() {
+        if let Some((key, raw)) = channel
+            .map(|c| ("channel", c))
+            .or(f.pattern.map(|p| ("pattern", p)))
+        {
+            if let Some(only) = f.stream_only().first() {
+                let (which, instead) = match *only {
+                    "group" | "field" | "start" => ("stream triggers", "stream = \"...\""),
+                    _ => (
+                        "stream and list triggers",
+                        "stream = \"...\" or list = \"...\"",
+                    ),
+                };
                 return Err(err(
                     K::BadValue,
-                    key,
-                    format!("{key:?} applies to stream triggers only"),
+                    only,
+                    format!("{only:?} applies to {which} only"),
                 )
-                .hint(format!(
-                    "use stream = \"...\" instead of channel, or remove {key}"
-                )));
+                .hint(format!("use {instead} instead of {key}, or remove {only}")));
             }
-            let name = self.channel((at.line)("channel"), &(at.field)("channel"), raw)?;
+            let name = if key == "channel" {
+                self.channel((at.line)(key), &(at.field)(key), raw)?
+            } else {
+                let pattern = expand(key, raw)?;
+                if pattern.trim().is_empty() {
+                    return Err(err(K::EmptyChannel, key, "the pattern is empty".into())
+                        .hint("set pattern = \"orders.*\" to a glob over channel names, as PSUBSCRIBE takes it"));
+                }
+                pattern
+            };
             return Ok(Source {
                 name,
+                pattern: key == "pattern",
                 stream: None,
+                list: None,
                 sharded,
             });
         }
-        let raw = stream.expect("invariant: channel or stream, checked above");
+        // A stream or a list: a key read at-least-once.
+        let (kind, raw) = match (f.stream, f.list) {
+            (Some(s), _) => ("stream", s),
+            (None, Some(l)) => ("list", l),
+            (None, None) => unreachable!("invariant: one source is set, checked above"),
+        };
         if sharded {
             return Err(err(
                 K::BadValue,
                 "sharded",
                 "sharded applies to channels only".into(),
             )
-            .hint("remove it: a stream is always read from the node that holds its key"));
+            .hint(format!(
+                "remove it: a {kind} is always read from the node that holds its key"
+            )));
         }
-        let name = expand("stream", raw)?;
+        let name = expand(kind, raw)?;
         if name.trim().is_empty() {
-            return Err(err(K::EmptyChannel, "stream", "the stream is empty".into())
-                .hint("set stream = \"key\" to the Redis stream to read"));
+            return Err(err(K::EmptyChannel, kind, format!("the {kind} is empty"))
+                .hint(format!("set {kind} = \"key\" to the Redis {kind} to read")));
+        }
+        if kind == "list" {
+            let group_only = [
+                ("group", f.group.is_some()),
+                ("field", f.field.is_some()),
+                ("start", f.start.is_some()),
+            ];
+            if let Some((only, _)) = group_only.iter().find(|(_, set)| *set) {
+                return Err(err(
+                    K::BadValue,
+                    only,
+                    format!("{only:?} applies to stream triggers only"),
+                )
+                .hint(format!("a list has no consumer group: remove {only}")));
+            }
         }
         let text = |key: &str, v: Option<&str>, default: String| -> Result<String, ManifestError> {
             let Some(raw) = v else { return Ok(default) };
@@ -211,9 +286,9 @@ impl Ctx<'_> {
                 .check("max_deliveries", n)
                 .map(|n| u32::try_from(n).expect("invariant: at most 1000"))
                 .map_err(|m| {
-                    err(K::BadValue, "max_deliveries", m).hint(
-                        "the attempts an entry gets before it is moved to the dead-letter stream",
-                    )
+                    err(K::BadValue, "max_deliveries", m).hint(format!(
+                        "the attempts an item gets before it is moved to the dead-letter {kind}"
+                    ))
                 })?,
         };
         let dead_letter = text("dead_letter", f.dead_letter, format!("{name}:dead"))?;
@@ -221,9 +296,11 @@ impl Ctx<'_> {
             return Err(err(
                 K::BadValue,
                 "dead_letter",
-                format!("the dead-letter stream {dead_letter:?} is the stream itself"),
+                format!("the dead-letter {kind} {dead_letter:?} is the {kind} itself"),
             )
-            .hint("use another key, such as \"<stream>:dead\" (the default)"));
+            .hint(format!(
+                "use another key, such as \"<{kind}>:dead\" (the default)"
+            )));
         }
         let claim_idle = f
             .claim_idle
@@ -233,6 +310,10 @@ impl Ctx<'_> {
                     .map_err(|e| format!("claim_idle {t:?} is not a duration ({e}); write it as \"60s\" or \"5m\""))
                     .and_then(|d| ranges::CLAIM_IDLE.check("claim_idle", d))
                     .map_err(|m| err(K::BadValue, "claim_idle", m))?;
+                if kind == "list" {
+                    // A heartbeat's life: unrelated to the timeout.
+                    return Ok(d);
+                }
                 check_claim_idle(d, owner.timeout)
                     .map_err(|m| {
                         err(K::BadValue, "claim_idle", m)
@@ -241,8 +322,24 @@ impl Ctx<'_> {
                 Ok::<_, ManifestError>(d)
             })
             .transpose()?;
+        if kind == "list" {
+            return Ok(Source {
+                name,
+                pattern: false,
+                stream: None,
+                list: Some(ListTrigger {
+                    consumer,
+                    max_deliveries,
+                    dead_letter,
+                    claim_idle: claim_idle.unwrap_or(DEFAULT_LIST_CLAIM_IDLE),
+                }),
+                sharded: false,
+            });
+        }
         Ok(Source {
             name,
+            pattern: false,
+            list: None,
             stream: Some(StreamTrigger {
                 group,
                 consumer,

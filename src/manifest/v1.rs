@@ -58,9 +58,11 @@ struct ComponentV1 {
 #[serde(deny_unknown_fields)]
 struct ComponentTriggerV1 {
     channel: Option<String>,
+    pattern: Option<String>,
     executor: Option<ExecutorSpec>,
     max_concurrency: Option<u64>,
     stream: Option<String>,
+    list: Option<String>,
     group: Option<String>,
     consumer: Option<String>,
     field: Option<String>,
@@ -157,7 +159,9 @@ pub fn parse(
             },
             &SourceFields {
                 channel: t.channel.as_deref(),
+                pattern: t.pattern.as_deref(),
                 stream: t.stream.as_deref(),
+                list: t.list.as_deref(),
                 group: t.group.as_deref(),
                 consumer: t.consumer.as_deref(),
                 field: t.field.as_deref(),
@@ -176,6 +180,10 @@ pub fn parse(
         )?;
         let source_key = if from.stream.is_some() {
             "stream"
+        } else if from.list.is_some() {
+            "list"
+        } else if from.pattern {
+            "pattern"
         } else {
             "channel"
         };
@@ -221,10 +229,12 @@ pub fn parse(
             value: Trigger {
                 address: address.clone(),
                 channel: from.name,
+                pattern: from.pattern,
                 component: c.id.clone(),
                 executor: executor(c.trigger.executor.as_ref()),
                 max_concurrency,
                 stream: from.stream,
+                list: from.list,
                 cluster: cluster.then(|| nodes.clone()),
                 sharded: from.sharded,
             },

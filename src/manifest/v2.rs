@@ -65,6 +65,7 @@ struct Triggers {
 struct RedisTrigger {
     id: Option<String>,
     channel: Option<String>,
+    pattern: Option<String>,
     component: toml::Value,
     address: Option<String>,
     executor: Option<ExecutorSpec>,
@@ -72,6 +73,7 @@ struct RedisTrigger {
     cluster: Option<bool>,
     sharded: Option<bool>,
     stream: Option<String>,
+    list: Option<String>,
     group: Option<String>,
     consumer: Option<String>,
     field: Option<String>,
@@ -274,7 +276,9 @@ pub fn parse(
             },
             &SourceFields {
                 channel: t.channel.as_deref(),
+                pattern: t.pattern.as_deref(),
                 stream: t.stream.as_deref(),
+                list: t.list.as_deref(),
                 group: t.group.as_deref(),
                 consumer: t.consumer.as_deref(),
                 field: t.field.as_deref(),
@@ -300,10 +304,12 @@ pub fn parse(
             value: Trigger {
                 address,
                 channel: from.name,
+                pattern: from.pattern,
                 component,
                 executor: executor(t.executor.as_ref()),
                 max_concurrency,
                 stream: from.stream,
+                list: from.list,
                 cluster: cluster.then_some(nodes),
                 sharded: from.sharded,
             },

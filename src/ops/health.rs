@@ -1,6 +1,6 @@
 //! Liveness and readiness. The process is live while it runs; it is ready
 //! once every condition registered here holds: every Redis subscription is
-//! live, and every stream group read. A condition that goes down (a lost
+//! live, and every stream group and list read. A condition that goes down (a lost
 //! connection) makes the process not ready until it comes back.
 //!
 //! Not owned here: serving `/healthz` and `/readyz` (see `ops::server`).

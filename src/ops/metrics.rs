@@ -12,7 +12,7 @@
 //! | `spin_redis_stream_pending` | stream, group |
 //! | `spin_redis_stream_lag` | stream, group |
 //!
-//! `source` is the channel or stream name. Not owned here: serving the text
+//! `source` is the channel, pattern, stream or list name. Not owned here: serving the text
 //! (see `ops::server`) and deciding readiness (see `ops::health`).
 
 use prometheus_client::encoding::EncodeLabelSet;

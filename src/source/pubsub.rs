@@ -1,8 +1,14 @@
 //! Redis subscriptions: one connection per distinct address, `SUBSCRIBE` to
-//! every channel bound at that address, reconnect and resubscribe forever.
-//! On a Redis Cluster (`cluster = true`), a RESP3 cluster client subscribes
-//! with `SUBSCRIBE` (messages of the whole cluster) or, for `sharded`
-//! channels, `SSUBSCRIBE` on the node of each channel's slot.
+//! every channel and `PSUBSCRIBE` to every pattern bound at that address,
+//! reconnect and resubscribe forever. On a Redis Cluster (`cluster = true`),
+//! a RESP3 cluster client subscribes with `SUBSCRIBE` and `PSUBSCRIBE`
+//! (messages of the whole cluster: a cluster forwards every `PUBLISH` to all
+//! its nodes) or, for `sharded` channels, `SSUBSCRIBE` on the node of each
+//! channel's slot (Redis has no sharded patterns).
+//!
+//! A message that matches a pattern and a subscribed channel (or two
+//! patterns) is delivered by Redis once for each, and handed on once for
+//! each: every trigger runs once.
 //!
 //! The connection is read continuously: each message is handed to a
 //! non-blocking `deliver` callback (the dispatcher queues it or drops and
@@ -13,8 +19,8 @@
 //! [`PING_INTERVAL`] notices a connection that died without closing; it runs
 //! beside the reading, which never waits for the pong.
 //!
-//! Connecting and subscribing (all channels of an address in one `SUBSCRIBE`)
-//! are bounded by [`CONNECT_TIMEOUT`]. The backoff goes back to its minimum
+//! Connecting and subscribing (all channels of an address in one `SUBSCRIBE`,
+//! all its patterns in one `PSUBSCRIBE`) are bounded by [`CONNECT_TIMEOUT`]. The backoff goes back to its minimum
 //! only after a connection stayed up for [`STABLE_AFTER`]: a server that
 //! accepts and then drops every connection is retried at the capped pace,
 //! not hammered.
@@ -47,13 +53,17 @@ pub const STABLE_AFTER: Duration = Duration::from_secs(30);
 const BACKOFF_START: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
-/// Receives every message: `(channel, payload)`. Must not block.
-pub type Deliver = dyn Fn(&str, Bytes) + Send + Sync;
+/// Receives every message: `(pattern, channel, payload)`, where `pattern`
+/// is `Some` for a message to a pattern subscription and `channel` is the
+/// channel it was published to. Must not block.
+pub type Deliver = dyn Fn(Option<&str>, &str, Bytes) + Send + Sync;
 
 /// Everything one subscriber needs.
 pub struct Subscription {
     pub endpoint: Endpoint,
     pub channels: Vec<String>,
+    /// Subscribed with `PSUBSCRIBE` (never sharded).
+    pub patterns: Vec<String>,
     /// `SSUBSCRIBE` rather than `SUBSCRIBE` (cluster only).
     pub sharded: bool,
     /// Where the connection's state is reported (metrics, readiness).
@@ -121,8 +131,14 @@ async fn session(
     let connect = async {
         let client = sub.endpoint.client()?;
         let mut pubsub = client.get_async_pubsub().await?;
-        // One command for every channel of this address.
-        pubsub.subscribe(&sub.channels).await?;
+        // One command for every channel of this address, one for every
+        // pattern (a command with no argument would be refused).
+        if !sub.channels.is_empty() {
+            pubsub.subscribe(&sub.channels).await?;
+        }
+        if !sub.patterns.is_empty() {
+            pubsub.psubscribe(&sub.patterns).await?;
+        }
         Ok::<_, redis::RedisError>(pubsub)
     };
     let pubsub = tokio::select! {
@@ -140,9 +156,9 @@ async fn session(
     };
     sub.link.connected(reconnecting);
     if failures > 0 {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, "reconnected to redis and resubscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "reconnected to redis and resubscribed");
     } else {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, "subscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "subscribed");
     }
     let since = std::time::Instant::now();
     let lost = |reason: String| Ended::Lost {
@@ -165,7 +181,14 @@ async fn session(
                     // read); bounded, so shutdown and pings are still seen.
                     let ready = std::iter::from_fn(|| stream.next().now_or_never().flatten());
                     for msg in std::iter::once(first).chain(ready.take(READY_BATCH)) {
-                        deliver(msg.get_channel_name(), Bytes::copy_from_slice(msg.get_payload_bytes()));
+                        let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
+                        if msg.from_pattern() {
+                            // A pattern is one of ours, so it is text.
+                            let pattern: String = msg.get_pattern().unwrap_or_default();
+                            deliver(Some(&pattern), msg.get_channel_name(), payload);
+                        } else {
+                            deliver(None, msg.get_channel_name(), payload);
+                        }
                     }
                 }
                 None => break lost("the server closed the connection".into()),
@@ -211,8 +234,11 @@ async fn cluster_session(
         let mut conn = client.get_async_connection().await?;
         if sub.sharded {
             conn.ssubscribe(&sub.channels).await?;
-        } else {
+        } else if !sub.channels.is_empty() {
             conn.subscribe(&sub.channels).await?;
+        }
+        if !sub.patterns.is_empty() {
+            conn.psubscribe(&sub.patterns).await?;
         }
         Ok::<_, redis::RedisError>(conn)
     };
@@ -236,9 +262,9 @@ async fn cluster_session(
         "SUBSCRIBE"
     };
     if failures > 0 {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, how, "reconnected to the redis cluster and resubscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, how, "reconnected to the redis cluster and resubscribed");
     } else {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, how, "subscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, how, "subscribed");
     }
     let since = std::time::Instant::now();
     let lost = |reason: String| Ended::Lost {
@@ -258,7 +284,14 @@ async fn cluster_session(
                         if let [Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
                             && let Ok(channel) = std::str::from_utf8(channel)
                         {
-                            deliver(channel, Bytes::copy_from_slice(payload));
+                            deliver(None, channel, Bytes::copy_from_slice(payload));
+                        }
+                    }
+                    PushKind::PMessage => {
+                        if let [Value::BulkString(pattern), Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
+                            && let (Ok(pattern), Ok(channel)) = (std::str::from_utf8(pattern), std::str::from_utf8(channel))
+                        {
+                            deliver(Some(pattern), channel, Bytes::copy_from_slice(payload));
                         }
                     }
                     PushKind::Disconnection => break lost("a cluster node closed the connection".into()),

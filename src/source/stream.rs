@@ -522,6 +522,7 @@ impl Inner {
                     id: &entry.id,
                     delivery,
                 }),
+                origin: None,
             },
             account,
             &self.route_metrics,
