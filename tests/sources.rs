@@ -11,47 +11,6 @@ use std::collections::BTreeMap;
 use std::io::{Read as _, Write as _};
 use support::*;
 
-/// The environment blocks `env.wat` printed, one map per run. Each run
-/// starts with the component's own `BLOCK=start` (user variables come
-/// first).
-fn wagi_blocks(log: &str) -> Vec<BTreeMap<String, String>> {
-    log.split("BLOCK=start\n")
-        .skip(1)
-        .map(|block| {
-            block
-                .lines()
-                .filter_map(|l| l.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect()
-        })
-        .collect()
-}
-
-/// The environment blocks the Rust component printed: sorted `KEY=VALUE`
-/// lines, each run ended by `payload bytes: N`.
-fn component_blocks(log: &str) -> Vec<BTreeMap<String, String>> {
-    let mut out = Vec::new();
-    let mut block = BTreeMap::new();
-    for line in log.lines() {
-        if line.starts_with("payload bytes: ") {
-            out.push(std::mem::take(&mut block));
-        } else if let Some((k, v)) = line.split_once('=') {
-            block.insert(k.to_string(), v.to_string());
-        }
-    }
-    out
-}
-
-fn env_component() -> std::path::PathBuf {
-    let c = repo().join("tests/guests/rust-env-component/rust-env-component.wasm");
-    assert!(
-        c.is_file(),
-        "{} is missing: run bash tests/guests/build.sh (tests/all.sh does)",
-        c.display()
-    );
-    c
-}
-
 /// `PUBSUB NUMPAT`: patterns subscribed on the server.
 fn numpat(redis: &Redis) -> i64 {
     redis

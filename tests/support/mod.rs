@@ -778,3 +778,46 @@ impl SpinRedis {
         }
     }
 }
+
+/// The environment blocks `env.wat` printed, one map per run. Each run
+/// starts with the component's own `BLOCK=start` (user variables come
+/// first).
+pub fn wagi_blocks(log: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    log.split("BLOCK=start\n")
+        .skip(1)
+        .map(|block| {
+            block
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .collect()
+}
+
+/// The environment blocks the Rust component printed: sorted `KEY=VALUE`
+/// lines, each run ended by `payload bytes: N`.
+pub fn component_blocks(log: &str) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut out = Vec::new();
+    let mut block = std::collections::BTreeMap::new();
+    for line in log.lines() {
+        if line.starts_with("payload bytes: ") {
+            out.push(std::mem::take(&mut block));
+        } else if let Some((k, v)) = line.split_once('=') {
+            block.insert(k.to_string(), v.to_string());
+        }
+    }
+    out
+}
+
+/// The Rust component that prints its environment (built by
+/// tests/guests/build.sh).
+pub fn env_component() -> std::path::PathBuf {
+    let c = repo().join("tests/guests/rust-env-component/rust-env-component.wasm");
+    assert!(
+        c.is_file(),
+        "{} is missing: run bash tests/guests/build.sh (tests/all.sh does)",
+        c.display()
+    );
+    c
+}
