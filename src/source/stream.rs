@@ -6,7 +6,7 @@
 //!   ever dropped or queued in memory: the stream is the queue.
 //! - **Acknowledged after success**: a handler that succeeded has its entry
 //!   acknowledged (`XACK`, batched) once its output reached the log files.
-//! - **Retries** (`stream_retry.rs`): a failure (error, trap, timeout, a panic) is
+//! - **Retries** (`stream/retry.rs`): a failure (error, trap, timeout, a panic) is
 //!   handed to a handler again after a backoff ([`backoff`]: 1 s doubling,
 //!   capped at 60 s), up to `max_deliveries` attempts; the attempt number is
 //!   Redis's own delivery counter, kept right by re-claiming the entry
@@ -15,7 +15,7 @@
 //!   wait as the trigger may run at once: a failing dependency leaves the
 //!   backlog in Redis. A retry whose entry was taken over meanwhile (it
 //!   idled past `claim_idle`) is left to its new owner.
-//! - **Dead letters** (`stream_dead_letter.rs`): after the last attempt, or at once
+//! - **Dead letters** (`stream/dead_letter.rs`): after the last attempt, or at once
 //!   for an entry without the field or too large, the entry is appended to
 //!   the dead-letter stream (its fields plus `dead_letter_*`) and
 //!   acknowledged, atomically where Redis allows, in a bounded number of
@@ -23,7 +23,7 @@
 //! - **Crashes**: entries pending on any consumer for `claim_idle` are taken
 //!   over (`XAUTOCLAIM`); a consumer first reads its own pending entries
 //!   (`XREADGROUP ... 0`) when it starts. Consumers idle that long with
-//!   nothing pending are deleted (`stream_consumers.rs`).
+//!   nothing pending are deleted (`stream/consumers.rs`).
 //! - **A lost group** (a Redis restart without persistence, `XGROUP
 //!   DESTROY`) is made again where this process last saw it (the last entry
 //!   it read, or the group's last delivered id), or at `0`: never at `$`,
@@ -40,11 +40,9 @@
 //! Not owned here: running a handler ([`dispatch::run_delivery`]) and
 //! making connections ([`super::connect`]).
 
-#[path = "stream_consumers.rs"]
 mod consumers;
-#[path = "stream_dead_letter.rs"]
 mod dead_letter;
-#[path = "stream_retry.rs"]
+mod reply;
 mod retry;
 
 use super::connect::{Conn, Endpoint, RESPONSE_TIMEOUT, describe};
@@ -56,6 +54,7 @@ use crate::ops::health::RedisLink;
 use crate::ops::metrics::{RouteMetrics, StreamMetrics};
 use bytes::Bytes;
 use redis::Value;
+use reply::{autoclaim_reply, cap, entries_of, pairs, stream_entries, text};
 use retry::{OnAbandon, Retry, Room};
 use spin_redis_sandbox::wasi::{Message, StreamEntry};
 use std::collections::HashMap;
@@ -1125,122 +1124,6 @@ async fn ack_loop(
             }
         }
     }
-}
-
-/// The entries of an `XREADGROUP` reply: `nil` (none), `[[key, entries]]`
-/// (RESP2) or `{key: entries}` (RESP3).
-fn stream_entries(v: Value) -> Vec<Entry> {
-    match v {
-        Value::Array(streams) => streams
-            .into_iter()
-            .flat_map(|s| match s {
-                Value::Array(mut kv) if kv.len() == 2 => entries_of(kv.swap_remove(1)),
-                _ => Vec::new(),
-            })
-            .collect(),
-        Value::Map(streams) => streams
-            .into_iter()
-            .flat_map(|(_, e)| entries_of(e))
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// An array of `[id, [field, value, ...] | nil]`.
-fn entries_of(v: Value) -> Vec<Entry> {
-    let Value::Array(items) = v else {
-        return Vec::new();
-    };
-    items
-        .into_iter()
-        .filter_map(|item| {
-            let Value::Array(mut parts) = item else {
-                return None;
-            };
-            if parts.len() != 2 {
-                return None;
-            }
-            let fields = parts.pop().expect("invariant: two parts");
-            let id = text(&parts[0])?;
-            let fields = match fields {
-                Value::Array(flat) => {
-                    let mut out = Vec::with_capacity(flat.len() / 2);
-                    let mut it = flat.into_iter();
-                    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-                        out.push((bytes(k), bytes(v)));
-                    }
-                    Some(out)
-                }
-                Value::Map(pairs) => Some(
-                    pairs
-                        .into_iter()
-                        .map(|(k, v)| (bytes(k), bytes(v)))
-                        .collect(),
-                ),
-                _ => None,
-            };
-            Some(Entry { id, fields })
-        })
-        .collect()
-}
-
-/// `XAUTOCLAIM`'s `[next cursor, entries, deleted ids]`.
-fn autoclaim_reply(v: Value) -> (String, Vec<Entry>) {
-    let Value::Array(mut parts) = v else {
-        return ("0-0".into(), Vec::new());
-    };
-    if parts.len() < 2 {
-        return ("0-0".into(), Vec::new());
-    }
-    let entries = entries_of(parts.swap_remove(1));
-    let next = text(&parts[0]).unwrap_or_else(|| "0-0".into());
-    // Deleted entries are removed from the pending list by Redis itself.
-    (
-        next,
-        entries.into_iter().filter(|e| e.fields.is_some()).collect(),
-    )
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::VerbatimString { text, .. } => Some(text.clone()),
-        _ => None,
-    }
-}
-
-fn bytes(v: Value) -> Bytes {
-    match v {
-        Value::BulkString(b) => Bytes::from(b),
-        Value::SimpleString(s) => Bytes::from(s),
-        Value::Int(n) => Bytes::from(n.to_string()),
-        _ => Bytes::new(),
-    }
-}
-
-/// The name/value pairs of a RESP2 flat array or a RESP3 map.
-fn pairs(v: &Value) -> Vec<(String, &Value)> {
-    match v {
-        Value::Array(flat) => flat
-            .chunks_exact(2)
-            .filter_map(|kv| Some((text(&kv[0])?, &kv[1])))
-            .collect(),
-        Value::Map(m) => m.iter().filter_map(|(k, v)| Some((text(k)?, v))).collect(),
-        _ => Vec::new(),
-    }
-}
-
-/// `s` cut to at most `max` bytes on a character boundary.
-fn cap(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]
