@@ -38,9 +38,13 @@ fuzz_target!(|data: &[u8]| {
     redis_case(text);
 });
 
-/// An IP address or name as a destination names it.
+/// An IP address (bracketed or not) or name as a destination names it.
 fn named(host: &str) -> String {
-    match host.parse::<IpAddr>() {
+    let inner = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match inner.parse::<IpAddr>() {
         Ok(IpAddr::V6(v6)) => format!("[{v6}]"),
         Ok(ip) => ip.to_string(),
         Err(_) => host.to_ascii_lowercase(),
@@ -83,7 +87,7 @@ fn http_case(text: &str) {
     // What `url` reads.
     let u = url::Url::parse(text).unwrap_or_else(|e| panic!("{text:?}: url refuses it: {e}"));
     assert_eq!(u.scheme(), d.scheme, "{text:?}");
-    assert_eq!(u.host_str().map(str::to_ascii_lowercase).as_deref(), Some(d.host.as_str()), "{text:?}");
+    assert_eq!(u.host_str().map(named).as_deref(), Some(d.host.as_str()), "{text:?}");
     assert_eq!(u.port_or_known_default(), Some(d.port), "{text:?}");
     assert!(u.username().is_empty() && u.password().is_none(), "{text:?}");
     allowed_by_its_own_entry(&d);
@@ -111,7 +115,7 @@ fn redis_case(text: &str) {
     assert_eq!(tcp(&own), want, "{text:?}");
     // What `url` reads.
     let u = url::Url::parse(text).expect("RedisAddress parsed it with url");
-    assert_eq!(u.host_str().map(str::to_ascii_lowercase).as_deref(), Some(d.host.as_str()), "{text:?}");
+    assert_eq!(u.host_str().map(named).as_deref(), Some(d.host.as_str()), "{text:?}");
     assert_eq!(u.port().unwrap_or(6379), d.port, "{text:?}");
     allowed_by_its_own_entry(d);
 }

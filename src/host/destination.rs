@@ -106,6 +106,12 @@ pub fn http_parts(scheme: &str, authority: &str) -> Result<Destination, Invalid>
 
 /// The destination of a parsed Redis address, and the connection
 /// information to connect with: both from one `redis::ConnectionInfo`.
+///
+/// `redis:` is not a special scheme to `url`, so a name is opaque text
+/// (not lowercased, not read as an IPv4 address, percent-encoding kept)
+/// that redis-rs hands to the resolver as it is: a name must be one that
+/// `url` would read as itself, so the resolver cannot read it as an
+/// address (`127.1`) that the check took for a name.
 pub fn redis(address: &RedisAddress) -> Result<RedisTarget, Invalid> {
     let info = address
         .url()
@@ -136,9 +142,7 @@ pub fn redis(address: &RedisAddress) -> Result<RedisTarget, Invalid> {
     let url = address.url();
     let url_port = url.port().or_else(|| well_known_port(url.scheme()));
     if url.scheme() != destination.scheme
-        || !url
-            .host_str()
-            .is_some_and(|h| h.eq_ignore_ascii_case(&destination.host))
+        || !url.host().is_some_and(|h| same_host(&h, &destination.host))
         || url_port != Some(destination.port)
     {
         return Err(Invalid("its host is read in two ways"));
@@ -184,13 +188,28 @@ fn host(text: &str) -> Result<String, Invalid> {
     Ok(shown)
 }
 
+/// Whether `url`'s host is `host` as a destination names it (addresses
+/// compared as addresses: `url` writes `::ffff:127.0.0.1` as
+/// `::ffff:7f00:1`).
+fn same_host(url_host: &url::Host<&str>, host: &str) -> bool {
+    match url_host {
+        url::Host::Domain(d) => d.eq_ignore_ascii_case(host),
+        url::Host::Ipv4(a) => host.parse::<std::net::Ipv4Addr>() == Ok(*a),
+        url::Host::Ipv6(a) => host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .and_then(|h| h.parse::<Ipv6Addr>().ok())
+            == Some(*a),
+    }
+}
+
 /// Whether the `url` crate reads `text` as going to `d` (no credentials).
 fn agrees_with_url(text: &str, d: &Destination) -> Result<(), Invalid> {
     let url = url::Url::parse(text).map_err(|_| Invalid("it is not a valid URL"))?;
     let same = url.scheme() == d.scheme
         && url.username().is_empty()
         && url.password().is_none()
-        && url.host_str().is_some_and(|h| h.eq_ignore_ascii_case(&d.host))
+        && url.host().is_some_and(|h| same_host(&h, &d.host))
         && url.port_or_known_default() == Some(d.port);
     if same {
         Ok(())
@@ -281,16 +300,18 @@ mod tests {
             "redis://[::1]:7000"
         );
         assert_eq!(
+            redis_url("redis://[::ffff:127.0.0.1]:7000").unwrap().host,
+            "[::ffff:127.0.0.1]"
+        );
+        assert_eq!(
             redis_url("redis://127.0.0.1:7000/?protocol=resp3")
                 .unwrap()
                 .to_string(),
             "redis://127.0.0.1:7000"
         );
-        // `url` is the one parser on this path (redis-rs reads the same
-        // `url::Url`): what it rewrites is what is checked and connected.
         assert_eq!(
-            redis_url("redis://127.1").unwrap().to_string(),
-            "redis://127.0.0.1:6379"
+            redis_url("redis://LOCALHOST:7000").unwrap().to_string(),
+            "redis://localhost:7000"
         );
         let t = redis(&RedisAddress::parse("redis://127.0.0.1:7000").unwrap()).unwrap();
         assert!(matches!(t.info.addr(), ConnectionAddr::Tcp(h, 7000) if h == "127.0.0.1"));
@@ -306,6 +327,13 @@ mod tests {
             "redis://user:p#ss@db.internal:6390/1",
             "redis://0.0.0.0:6379",
             "unix:///tmp/redis.sock",
+            // `redis:` is not a special scheme to `url`: its host is opaque
+            // text, handed to the resolver as it is, which reads these as
+            // 127.0.0.1 while `allowed_outbound_hosts` sees a name.
+            "redis://127.1",
+            "redis://0x7f.0.0.1:6379",
+            "redis://2130706433:6379",
+            "redis://%31%32%37.0.0.1:6379",
         ] {
             assert!(redis_url(bad).is_err(), "{bad} was accepted");
         }
