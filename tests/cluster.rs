@@ -222,7 +222,7 @@ results_channel = "results"
         .cli(&["PUBLISH", "messages", "hello cluster"])
         .unwrap();
     s.wait_stderr("handler failed component=words channel=messages");
-    s.wait_log("words_stderr.txt", "MOVED");
+    s.wait_log("words_stderr.txt", "does not follow cluster redirects");
     let value = cluster.nodes[owner]
         .cli(&["GET", "words:messages"])
         .unwrap();

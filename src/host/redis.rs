@@ -36,7 +36,9 @@ use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisError, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value,
+};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
@@ -379,6 +381,15 @@ fn command_error(e: RedisError) -> v3::Error {
             .is_some_and(|d| d.contains("not an integer") || d.contains("not a valid float"));
     if type_error {
         v3::Error::TypeError
+    } else if matches!(
+        e.kind(),
+        ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask)
+    ) {
+        // Never followed: the node it names was not checked against
+        // `allowed_outbound_hosts`, and a server must not steer a guest.
+        v3::Error::Other(format!(
+            "{e}: a component's outbound redis does not follow cluster redirects; address the node that holds the key"
+        ))
     } else {
         v3::Error::Other(e.to_string())
     }

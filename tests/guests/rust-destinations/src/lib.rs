@@ -5,14 +5,14 @@
 //! Payloads (one request each; the message succeeds whatever the answer,
 //! so the test reads the outcome from stdout):
 //! - `http <url>`: `fermyon:spin/http` `send-request` GET; prints
-//!   `http <status>` or `http error <variant>`;
+//!   `http <status>` or `http error <WIT name>` (`invalid-url`...);
 //! - `wasi-http <scheme> <authority>`: `wasi:http/outgoing-handler` GET of
 //!   `/` with that scheme and authority set as they are; prints
 //!   `wasi-http <status>` or `wasi-http error <code>`;
 //! - `redis2 <address> <key>`: `fermyon:spin/redis@2.0.0` `open` + `incr`;
-//!   prints `redis2 <n>` or `redis2 error <variant>`;
+//!   prints `redis2 <n>` or `redis2 error <WIT name>` (`other: <message>`);
 //! - `redis1 <address> <key>`: the unversioned `fermyon:spin/redis` `incr`;
-//!   prints `redis1 <n>` or `redis1 error <variant>`.
+//!   prints `redis1 <n>` or `redis1 error error` (its only failure).
 //!
 //! Anything else fails the message.
 
@@ -44,18 +44,16 @@ impl Guest for Handler {
                 println!("wasi-http {}", wasi_http_get(scheme, authority))
             }
             ["redis2", address, key] => {
-                let answer = match redis_v2::Connection::open(address) {
-                    Ok(c) => match c.incr(key) {
-                        Ok(n) => n.to_string(),
-                        Err(e) => format!("error {e:?}"),
-                    },
-                    Err(e) => format!("error {e:?}"),
+                let answer = match redis_v2::Connection::open(address).and_then(|c| c.incr(key)) {
+                    Ok(n) => n.to_string(),
+                    Err(e) => format!("error {}", redis_v2_error(&e)),
                 };
                 println!("redis2 {answer}");
             }
             ["redis1", address, key] => match redis_v1::incr(address, key) {
                 Ok(n) => println!("redis1 {n}"),
-                Err(e) => println!("redis1 error {e:?}"),
+                Err(redis_v1::Error::Success) => println!("redis1 error success"),
+                Err(redis_v1::Error::Error) => println!("redis1 error error"),
             },
             _ => {
                 eprintln!("unknown request {text:?}");
@@ -63,6 +61,29 @@ impl Guest for Handler {
             }
         }
         Ok(())
+    }
+}
+
+/// A `fermyon:spin/redis@2.0.0` error by its WIT name.
+fn redis_v2_error(e: &redis_v2::Error) -> String {
+    match e {
+        redis_v2::Error::InvalidAddress => "invalid-address".into(),
+        redis_v2::Error::TooManyConnections => "too-many-connections".into(),
+        redis_v2::Error::TypeError => "type-error".into(),
+        redis_v2::Error::Other(m) => format!("other: {m}"),
+    }
+}
+
+/// A `fermyon:spin/http-types` error by its WIT name.
+fn http_error(e: http_types::HttpError) -> &'static str {
+    use http_types::HttpError as E;
+    match e {
+        E::Success => "success",
+        E::DestinationNotAllowed => "destination-not-allowed",
+        E::InvalidUrl => "invalid-url",
+        E::RequestError => "request-error",
+        E::RuntimeError => "runtime-error",
+        E::TooManyRequests => "too-many-requests",
     }
 }
 
@@ -76,7 +97,7 @@ fn spin_http_get(url: &str) -> String {
     };
     match spin_http::send_request(&request) {
         Ok(response) => response.status.to_string(),
-        Err(e) => format!("error {e:?}"),
+        Err(e) => format!("error {}", http_error(e)),
     }
 }
 
