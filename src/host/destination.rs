@@ -180,6 +180,14 @@ fn host(text: &str) -> Result<String, Invalid> {
     }
     let parsed = url::Host::parse(text).map_err(|_| Invalid("its host is not a valid host name"))?;
     let shown = parsed.to_string();
+    let name_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
+    if matches!(parsed, url::Host::Domain(_)) && !shown.chars().all(name_chars) {
+        // `url` and `http` take `*`, `!`, `$`... in a name; no host has
+        // them, and `allowed_outbound_hosts` could not name one.
+        return Err(Invalid(
+            "its host name has characters other than letters, digits, `-`, `.` and `_`",
+        ));
+    }
     if !shown.eq_ignore_ascii_case(text) {
         // `url` rewrites it (`127.1` is 127.0.0.1 to it, `0x7f.1` too): the
         // resolver might or might not do the same.
@@ -284,6 +292,9 @@ mod tests {
             "http://[127.0.0.1]/",
             "http://[::1/",
             "ftp://allowed.example.com/",
+            // Found by cargo fuzz: a name no entry can name.
+            "http://*x7f./",
+            "http://a!b.example.com/",
             "/relative/path",
         ] {
             assert!(http_url(bad).is_err(), "{bad} was accepted");
@@ -334,6 +345,7 @@ mod tests {
             "redis://0x7f.0.0.1:6379",
             "redis://2130706433:6379",
             "redis://%31%32%37.0.0.1:6379",
+            "redis://a*b:6379",
         ] {
             assert!(redis_url(bad).is_err(), "{bad} was accepted");
         }
