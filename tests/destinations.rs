@@ -152,7 +152,10 @@ fn zone_id_and_at_sign_urls_are_invalid_and_never_reach_a_loopback_server() {
     // An `@` in the path is data: the host is loopback, which is checked
     // (and refused), not allowed.example.com.
     assert_eq!(
-        invoke(&m, &format!("http http://127.0.0.1:{port}/@allowed.example.com/")),
+        invoke(
+            &m,
+            &format!("http http://127.0.0.1:{port}/@allowed.example.com/")
+        ),
         "http error destination-not-allowed"
     );
     // wasi:http: the authority as the guest set it.
@@ -244,8 +247,14 @@ fn serve_fake(stream: TcpStream, target: u16, log: &Mutex<Vec<String>>) {
             data.truncate(len);
             args.push(String::from_utf8_lossy(&data).to_string());
         }
-        let name = args.first().map(|a| a.to_ascii_uppercase()).unwrap_or_default();
-        let sub = args.get(1).map(|a| a.to_ascii_uppercase()).unwrap_or_default();
+        let name = args
+            .first()
+            .map(|a| a.to_ascii_uppercase())
+            .unwrap_or_default();
+        let sub = args
+            .get(1)
+            .map(|a| a.to_ascii_uppercase())
+            .unwrap_or_default();
         log.lock().unwrap().push(args.join(" "));
         let node = format!("*3\r\n{}:{target}\r\n{}", bulk("127.0.0.1"), bulk(&id));
         let reply = match (name.as_str(), sub.as_str()) {
@@ -317,7 +326,9 @@ fn a_server_claiming_to_be_a_cluster_cannot_steer_outbound_redis_elsewhere() {
     let incrs = seen.iter().filter(|c| c.starts_with("INCR ")).count();
     assert_eq!(incrs, 2, "each INCR went to the allowed address: {seen:?}");
     assert!(
-        !seen.iter().any(|c| c.to_ascii_uppercase().starts_with("CLUSTER")),
+        !seen
+            .iter()
+            .any(|c| c.to_ascii_uppercase().starts_with("CLUSTER")),
         "no slot map was asked for: {seen:?}"
     );
 }

@@ -54,7 +54,10 @@ fn named(host: &str) -> String {
 fn allowed_by_its_own_entry(d: &Destination) {
     let entry = AllowedHost::parse(&d.to_string())
         .unwrap_or_else(|e| panic!("the entry naming {d} does not parse: {e}"));
-    assert!(AllowedHosts::new(vec![entry]).allows(d), "{d} is not allowed by its own entry");
+    assert!(
+        AllowedHosts::new(vec![entry]).allows(d),
+        "{d} is not allowed by its own entry"
+    );
 }
 
 fn http_case(text: &str) {
@@ -87,9 +90,16 @@ fn http_case(text: &str) {
     // What `url` reads.
     let u = url::Url::parse(text).unwrap_or_else(|e| panic!("{text:?}: url refuses it: {e}"));
     assert_eq!(u.scheme(), d.scheme, "{text:?}");
-    assert_eq!(u.host_str().map(named).as_deref(), Some(d.host.as_str()), "{text:?}");
+    assert_eq!(
+        u.host_str().map(named).as_deref(),
+        Some(d.host.as_str()),
+        "{text:?}"
+    );
     assert_eq!(u.port_or_known_default(), Some(d.port), "{text:?}");
-    assert!(u.username().is_empty() && u.password().is_none(), "{text:?}");
+    assert!(
+        u.username().is_empty() && u.password().is_none(),
+        "{text:?}"
+    );
     allowed_by_its_own_entry(&d);
 }
 
@@ -115,7 +125,11 @@ fn redis_case(text: &str) {
     assert_eq!(tcp(&own), want, "{text:?}");
     // What `url` reads.
     let u = url::Url::parse(text).expect("RedisAddress parsed it with url");
-    assert_eq!(u.host_str().map(named).as_deref(), Some(d.host.as_str()), "{text:?}");
+    assert_eq!(
+        u.host_str().map(named).as_deref(),
+        Some(d.host.as_str()),
+        "{text:?}"
+    );
     assert_eq!(u.port().unwrap_or(6379), d.port, "{text:?}");
     allowed_by_its_own_entry(d);
 }

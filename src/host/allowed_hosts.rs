@@ -457,7 +457,9 @@ mod tests {
             assert!(crate::address::RedisAddress::parse(url).is_err(), "{url}");
         }
         // What is read is what is checked: loopback is not allowed.
-        let uri: http::Uri = "http://127.0.0.1:8080/@allowed.example.com/".parse().unwrap();
+        let uri: http::Uri = "http://127.0.0.1:8080/@allowed.example.com/"
+            .parse()
+            .unwrap();
         let d = crate::host::destination::http(&uri).unwrap();
         assert!(!h.allows(&d), "{d}");
         let d = destination("http://allowed.example.com/x").unwrap();

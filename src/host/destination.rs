@@ -65,9 +65,7 @@ pub fn http(uri: &http::Uri) -> Result<Destination, Invalid> {
     } else {
         format!("{authority}:{default_port}")
     };
-    let (host_text, port_text) = connect
-        .rsplit_once(':')
-        .ok_or(Invalid("it has no port"))?;
+    let (host_text, port_text) = connect.rsplit_once(':').ok_or(Invalid("it has no port"))?;
     let port: u16 = port_text
         .parse()
         .map_err(|_| Invalid("its port is not a number from 0 to 65535"))?;
@@ -178,7 +176,8 @@ fn host(text: &str) -> Result<String, Invalid> {
             .ok_or(Invalid("its host is not an IPv6 address in brackets"))?;
         return Ok(ip_text(IpAddr::V6(v6)));
     }
-    let parsed = url::Host::parse(text).map_err(|_| Invalid("its host is not a valid host name"))?;
+    let parsed =
+        url::Host::parse(text).map_err(|_| Invalid("its host is not a valid host name"))?;
     let shown = parsed.to_string();
     let name_chars = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
     if matches!(parsed, url::Host::Domain(_)) && !shown.chars().all(name_chars) {
@@ -203,11 +202,12 @@ fn same_host(url_host: &url::Host<&str>, host: &str) -> bool {
     match url_host {
         url::Host::Domain(d) => d.eq_ignore_ascii_case(host),
         url::Host::Ipv4(a) => host.parse::<std::net::Ipv4Addr>() == Ok(*a),
-        url::Host::Ipv6(a) => host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .and_then(|h| h.parse::<Ipv6Addr>().ok())
-            == Some(*a),
+        url::Host::Ipv6(a) => {
+            host.strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .and_then(|h| h.parse::<Ipv6Addr>().ok())
+                == Some(*a)
+        }
     }
 }
 
@@ -305,7 +305,10 @@ mod tests {
     fn redis_addresses_read_as_they_connect() {
         let d = redis_url("redis://user:p%23ss@db.internal:6390/1").unwrap();
         assert_eq!(d.to_string(), "redis://db.internal:6390");
-        assert_eq!(redis_url("redis://h").unwrap().to_string(), "redis://h:6379");
+        assert_eq!(
+            redis_url("redis://h").unwrap().to_string(),
+            "redis://h:6379"
+        );
         assert_eq!(
             redis_url("redis://[::1]:7000").unwrap().to_string(),
             "redis://[::1]:7000"

@@ -201,7 +201,11 @@ impl Pool {
         self.pooled(address, false).await
     }
 
-    async fn pooled(&self, address: &RedisAddress, follow_cluster: bool) -> Result<Shared, OpenError> {
+    async fn pooled(
+        &self,
+        address: &RedisAddress,
+        follow_cluster: bool,
+    ) -> Result<Shared, OpenError> {
         let cell = {
             let mut map = self
                 .shared
