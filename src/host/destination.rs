@@ -2,11 +2,11 @@
 //! connection is checked against are read from the very value that it then
 //! connects with, never from a second parse of the guest's text.
 //!
-//! - HTTP (`fermyon:spin/http`, `wasi:http/outgoing-handler`): [`http`]
+//! - HTTP (`fermyon:spin/http`, `wasi:http/outgoing-handler`): [`http()`]
 //!   reads an `http::Uri` exactly as wasmtime-wasi-http's
 //!   `default_send_request` turns it into the `host:port` text it hands to
 //!   `TcpStream::connect`, and that same `Uri` is what is sent.
-//! - Redis (outbound Redis, every interface version): [`redis`] turns a
+//! - Redis (outbound Redis, every interface version): [`redis()`] turns a
 //!   parsed [`RedisAddress`] into the `redis::ConnectionInfo` that the
 //!   connection is made from, and reads the destination from that value.
 //!
@@ -89,7 +89,7 @@ pub fn http(uri: &http::Uri) -> Result<Destination, Invalid> {
     Ok(d)
 }
 
-/// [`http`] for `wasi:http`'s parts of a request: `scheme` and `authority`
+/// [`http()`] for `wasi:http`'s parts of a request: `scheme` and `authority`
 /// put together as wasmtime-wasi-http puts them (the path plays no part in
 /// where a request goes).
 pub fn http_parts(scheme: &str, authority: &str) -> Result<Destination, Invalid> {
