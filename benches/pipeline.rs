@@ -14,11 +14,12 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use spin_redis::component::ComponentHandler;
-use spin_redis::engine::{EngineOptions, Runtime};
 use spin_redis::executor::Executor;
+use spin_redis::executor::engine::{EngineOptions, Runtime};
+use spin_redis::executor::spin::ComponentHandler;
 use spin_redis::host::ComponentHost;
-use spin_redis_compat::{CompatModule, Limits, Message, Mount, Sandbox};
+use spin_redis_compat::CompatModule;
+use spin_redis_sandbox::{Limits, Message, Mount, Sandbox};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -181,10 +182,10 @@ fn prepare(rt: &Runtime, s: &Subject) -> Executor {
     };
     let limits = Limits::default();
     match s.executor {
-        "wagi" => Executor::Compat(
+        "wagi" => Executor::Wagi(
             CompatModule::prepare(&rt.engine, &bytes, "_start", sandbox, limits).unwrap(),
         ),
-        _ => Executor::Component(
+        _ => Executor::Spin(
             ComponentHandler::prepare(
                 &rt.engine,
                 &bytes,

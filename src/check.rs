@@ -88,7 +88,7 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
 
 /// The non-WASI imports of a component and whether each is provided.
 fn host_apis(executor: &Executor) -> String {
-    let Executor::Component(c) = executor else {
+    let Executor::Spin(c) = executor else {
         return "none".into();
     };
     let apis: Vec<String> = c

@@ -47,6 +47,12 @@ pub enum Command {
     /// Validate the manifest and compile every component (filling the
     /// cache) without connecting to Redis; print one line per trigger.
     Check(CheckArgs),
+    /// Make a new app from a template (see `spin-redis templates list`).
+    New(crate::templates::NewArgs),
+    /// The templates `spin-redis new` makes apps from.
+    Templates(crate::templates::TemplatesArgs),
+    /// Run each component's build command (`[component.<id>.build]`).
+    Build(crate::build::BuildArgs),
 }
 
 #[derive(Debug, Args)]
@@ -152,6 +158,10 @@ pub struct UpArgs {
     /// probes, on this address (such as 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<std::net::SocketAddr>,
+
+    /// Run the components' build commands first, as `spin-redis build` does.
+    #[arg(long)]
+    pub build: bool,
 }
 
 #[derive(Debug, Args)]
@@ -174,6 +184,10 @@ pub struct InvokeArgs {
     /// component's trigger channel].
     #[arg(long, value_name = "NAME")]
     pub channel: Option<String>,
+
+    /// Build the component first (its build output goes to stderr).
+    #[arg(long)]
+    pub build: bool,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

@@ -13,7 +13,7 @@
 //! | shutdown drain deadline | 10 s | | `--drain-timeout` |
 
 use crate::manifest::Settings;
-use spin_redis_compat::Limits;
+use spin_redis_sandbox::Limits;
 use std::path::PathBuf;
 use std::time::Duration;
 

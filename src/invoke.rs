@@ -10,11 +10,15 @@ use crate::failure::Failure;
 use crate::prepare::prepare;
 use anyhow::{Context as _, anyhow};
 use bytes::Bytes;
-use spin_redis_compat::sandbox::{Message, StreamEntry};
+use spin_redis_sandbox::wasi::{Message, StreamEntry};
 use std::io::{Read as _, Write as _};
 
 /// Returns the exit code.
 pub fn invoke(args: InvokeArgs) -> Result<u8, Failure> {
+    if args.build {
+        let only = [args.component.clone()];
+        crate::build::build_manifest(&args.common.from, &only, crate::build::Echo::Stderr)?;
+    }
     let payload: Bytes = match (&args.payload, &args.payload_file) {
         (Some(text), _) => Bytes::from(text.clone().into_bytes()),
         (None, Some(path)) if path.as_os_str() == "-" => {

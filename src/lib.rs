@@ -1,44 +1,50 @@
 //! spin-redis: run WebAssembly handlers for every message on a Redis channel.
 //!
-//! A tour in the order a message travels:
-//! - [`manifest`] reads `spin.toml` (Spin's v1 or v2) into an [`manifest::App`];
-//! - [`prepare`] builds the one [`engine`] and prepares every handler once
-//!   ([`executor`]: the [`component`] executor or the compat one from
-//!   `spin-redis-compat`; [`detect`] tells from the wasm which fits, and
-//!   under the component executor a core module is made a component by
-//!   [`componentize`] or, seed-era, run by [`seed`]);
-//! - [`source`] is where deliveries come from: `source::pubsub` holds one
-//!   Redis subscription per address and hands every message to the
-//!   [`dispatch`]er, which queues it per trigger and runs handlers with
-//!   bounded concurrency; `source::stream` reads a consumer group as fast as
-//!   handler slots free up, and acknowledges, retries or dead-letters each
-//!   entry (on a single server or a Redis Cluster, `source::connect`);
-//! - [`logs`] appends each handler's output to its files and the terminal;
-//!   [`stats`] counts what became of every message.
+//! A tour in the order a message travels; dependencies point down this list
+//! only (commands -> sources -> dispatch -> executors -> host APIs ->
+//! manifest and settings -> the sandbox):
 //!
-//! The commands are [`up`], [`invoke`] and [`check`]; [`cli`] defines their flags,
-//! [`config`] the settings and their defaults, [`failure`] the exit codes.
+//! 1. **Commands.** [`cli`] defines the flags; [`up`] runs an app, [`invoke`]
+//!    runs one component once, [`check`] validates without connecting;
+//!    [`templates`] (`new`, `templates list`) and [`build`] are the
+//!    developer's loop. [`prepare`] is the start-up they share; [`failure`]
+//!    maps errors to exit codes.
+//! 2. **Configuration.** [`manifest`] reads `spin.toml` (Spin's v1 or v2) into
+//!    a [`manifest::App`]; [`config`] holds the run settings and their
+//!    defaults; [`address`] parses and redacts Redis addresses.
+//! 3. **Read.** [`source`] is where a message is read: `source::pubsub` (one
+//!    subscription per address, every channel of it), `source::stream`
+//!    (consumer groups: read, retry, ack, dead-letter), `source::connect`
+//!    (a single server or a Redis Cluster).
+//! 4. **Dispatch.** [`dispatch`] routes each message to its triggers' queues
+//!    (bounded by memory) and runs handlers with bounded concurrency; the
+//!    shutdown drain ends there.
+//! 5. **Run.** [`executor`] is the closed set of executors (`wagi` modules
+//!    and commands, `spin` components and seed-era modules), the one wasmtime
+//!    engine, and the registry that prepares every handler once; the sandbox
+//!    each message runs in (fresh store, stdin/stdout/stderr, limits,
+//!    deadline) comes from the `spin-redis-compat` crate. Components get
+//!    Spin's [`host`] APIs (outbound Redis and HTTP, variables, key-value),
+//!    every destination checked by `host::allowed_hosts`.
+//! 6. **Log and count.** [`logs`] appends each handler's output to its files
+//!    and the terminal; [`stats`] counts what became of every delivery;
+//!    [`ops`] serves metrics, health and traces.
 
 pub mod address;
+pub mod build;
 pub mod check;
 pub mod cli;
-pub mod command;
-pub mod component;
-pub mod componentize;
 pub mod config;
-pub mod detect;
 pub mod dispatch;
-pub mod engine;
 pub mod executor;
 pub mod failure;
 pub mod host;
-pub mod host_stubs;
 pub mod invoke;
 pub mod logs;
 pub mod manifest;
 pub mod ops;
 pub mod prepare;
-pub mod seed;
 pub mod source;
 pub mod stats;
+pub mod templates;
 pub mod up;

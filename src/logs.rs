@@ -24,7 +24,7 @@
 //! to stderr) and capturing the output (the executors do that).
 
 use anyhow::Context as _;
-use spin_redis_compat::Outcome;
+use spin_redis_sandbox::Outcome;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufWriter, Write};

@@ -28,6 +28,9 @@ fn main() -> ExitCode {
         Command::Up(args) => spin_redis::up::up(args, log_format).map(|()| 0),
         Command::Invoke(args) => spin_redis::invoke::invoke(args),
         Command::Check(args) => spin_redis::check::check(args),
+        Command::New(args) => spin_redis::templates::new(args),
+        Command::Templates(args) => spin_redis::templates::templates(args),
+        Command::Build(args) => spin_redis::build::build(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -4,8 +4,8 @@
 
 use crate::cli::Common;
 use crate::config::{Overrides, RunConfig};
-use crate::engine::{EngineOptions, Runtime, default_cache_dir};
 use crate::executor::Handlers;
+use crate::executor::engine::{EngineOptions, Runtime, default_cache_dir};
 use crate::failure::Failure;
 use crate::manifest::{self, App};
 

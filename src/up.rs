@@ -37,6 +37,9 @@ use tokio_util::task::TaskTracker;
 const STREAM_ACK_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 pub fn up(args: UpArgs, log_format: LogFormat) -> Result<(), Failure> {
+    if args.build {
+        crate::build::build_manifest(&args.common.from, &[], crate::build::Echo::AsIs)?;
+    }
     let overrides = Overrides {
         max_payload: args.max_payload,
         max_concurrency: args

@@ -8,7 +8,7 @@
 //!
 //! Waiting is bounded polling for an effect; nothing asserts on timing.
 
-mod support;
+use crate::support;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use support::*;

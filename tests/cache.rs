@@ -3,7 +3,7 @@
 //! read from the start-up line `prepared component=<id> ... cache=<state>`
 //! (`miss`, `hit`, or `off` with `--no-cache`).
 
-mod support;
+use crate::support;
 use support::*;
 
 fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {

@@ -4,7 +4,7 @@
 //! while it is read (`MOVED` followed), and nodes restarted; a component's
 //! outbound Redis, which never follows the cluster.
 
-mod support;
+use crate::support;
 use support::*;
 
 fn echo() -> String {

@@ -5,7 +5,7 @@
 //! The example handlers are built by `bash examples/build.sh` (tests/all.sh
 //! runs it first).
 
-mod support;
+use crate::support;
 use support::*;
 
 fn example(name: &str) -> std::path::PathBuf {

@@ -7,8 +7,7 @@
 //! `CLUSTER SLOTS`/`SHARDS`/`NODES` naming the real server, and `MOVED` to
 //! every key) points at.
 
-mod support;
-use support::*;
+use crate::support::*;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};

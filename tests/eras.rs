@@ -8,7 +8,7 @@
 //! examples/build.sh` (tests/all.sh runs it first); the seed-era module and
 //! the stubbed-imports component are WAT fixtures in `tests/fixtures/`.
 
-mod support;
+use crate::support;
 use std::path::{Path, PathBuf};
 use support::*;
 

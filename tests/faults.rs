@@ -4,7 +4,7 @@
 //! and floods faster than the handlers. Every test checks that spin-redis
 //! keeps running, reports what happened, and accounts for every delivery.
 
-mod support;
+use crate::support;
 use std::process::Command;
 use support::*;
 

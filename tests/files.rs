@@ -3,7 +3,7 @@
 //! `invoke` with `readfile.wat`, which prints the file named by the payload
 //! (relative to its first mount) or exits with the WASI errno (44: noent).
 
-mod support;
+use crate::support;
 use support::*;
 
 /// An app folder with a tree of files and one compat component `reader`

@@ -4,14 +4,14 @@
 //! per-message results are compared with `tests/golden/<case>/<id>.stdout`,
 //! `.stderr` and `.results`, printing a unified diff on mismatch.
 //!
-//! `SNAPSHOTS=overwrite cargo test --test golden` rewrites the golden files
+//! `SNAPSHOTS=overwrite cargo test --test suite golden::` rewrites the golden files
 //! (read the diff before committing them); CI never sets it.
 //!
 //! Runs with `--max-concurrency 1` so that each component's messages are
 //! handled one at a time in publish order, which makes the files
 //! deterministic.
 
-mod support;
+use crate::support;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

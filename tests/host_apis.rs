@@ -8,7 +8,7 @@
 //! The example handlers are built by `bash examples/build.sh` (tests/all.sh
 //! runs it first).
 
-mod support;
+use crate::support;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
 use std::path::PathBuf;

@@ -1,6 +1,6 @@
 //! `spin-redis invoke`: one component, one payload, no Redis.
 
-mod support;
+use crate::support;
 use support::*;
 
 fn app() -> (tempfile::TempDir, std::path::PathBuf) {

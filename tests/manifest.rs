@@ -1,7 +1,7 @@
 //! Manifest v1 and v2: what they mean, and one table-driven test of every
 //! kind of bad manifest, asserting on the message (file, line, field, hint).
 
-mod support;
+use crate::support;
 use spin_redis::manifest::{self, ExecutorConfig, ManifestErrorKind as K};
 use std::path::Path;
 use support::*;

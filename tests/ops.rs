@@ -3,7 +3,7 @@
 //! across a Redis outage, `--log-format json`, and OpenTelemetry spans
 //! received by a tiny OTLP/HTTP receiver started by the test.
 
-mod support;
+use crate::support;
 use std::collections::HashMap;
 use std::io::{Read as _, Write as _};
 use std::net::TcpStream;

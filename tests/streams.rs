@@ -5,7 +5,7 @@
 //! `<id> <delivery> <payload>` for every attempt and fails or sleeps by the
 //! payload's first byte.
 
-mod support;
+use crate::support;
 use std::collections::HashMap;
 use support::*;
 

@@ -1,7 +1,7 @@
 //! `spin-redis up` end to end: a real redis-server, the real binary, real
 //! WASI modules (the compat WAT fixtures); effects checked in the log files.
 
-mod support;
+use crate::support;
 use support::*;
 
 fn compat_manifest(url: &str, components: &[(&str, &str, &str)]) -> String {

@@ -9,10 +9,10 @@
 //! Not owned here: the engine and its epoch ticker, reading files from disk,
 //! and naming the component in errors (the caller adds that context).
 
-use crate::binary::WasmKind;
-use crate::limits::{Limits, MemoryCap, limited_store, with_deadline};
-use crate::outcome::{HandlerError, Outcome};
-use crate::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
+use spin_redis_sandbox::WasmKind;
+use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
+use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
+use spin_redis_sandbox::{HandlerError, Outcome};
 use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -121,7 +121,7 @@ impl CompatModule {
         let sandbox =
             PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
         let mut linker: Linker<CompatState> = Linker::new(engine);
-        crate::preview1::add_to_linker(&mut linker, |s| &mut s.wasi)
+        spin_redis_sandbox::preview1::add_to_linker(&mut linker, |s| &mut s.wasi)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&module)
@@ -145,9 +145,10 @@ impl CompatModule {
 
     /// Runs the module once on one message in a fresh instance.
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
-        let capture = Capture::new(&self.limits);
-        let result = with_deadline(self.limits.timeout, self.run_in(&msg, &capture)).await;
-        capture.finish(result)
+        spin_redis_sandbox::run::run(&self.limits, async |capture| {
+            self.run_in(&msg, capture).await
+        })
+        .await
     }
 
     async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {

@@ -3,9 +3,8 @@
 //! limits and isolation. No Redis here; `spin-redis`'s tests cover that.
 
 use bytes::Bytes;
-use spin_redis_compat::{
-    CompatModule, HandlerError, Limits, Message, Mount, Outcome, PrepareError, Sandbox,
-};
+use spin_redis_compat::{CompatModule, PrepareError};
+use spin_redis_sandbox::{HandlerError, Limits, Message, Mount, Outcome, Sandbox};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;

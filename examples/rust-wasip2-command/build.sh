@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Builds examples/rust-wasip2-command/handler.wasm, a WASI 0.2 command component, with
 # cargo for the wasm32-wasip2 target (added with rustup if missing). This is a
-# standalone Cargo project (its own empty [workspace]); its target/ stays in
-# this folder.
+# standalone Cargo project (its own empty [workspace]); it builds into .cache/wasm-target.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -27,7 +26,11 @@ if [ -f handler.wasm ] && [ -z "$(find src Cargo.toml build.sh -newer handler.wa
     exit 0
 fi
 
-CARGO_TARGET_DIR="$(pwd)/target" cargo build --release --target wasm32-wasip2 --quiet
-cp target/wasm32-wasip2/release/rust-wc2.wasm handler.wasm.tmp
+# Every Rust guest of the repository builds into one target folder,
+# .cache/wasm-target (ignored), so the crates they share (wit-bindgen,
+# serde, the Spin SDKs' dependencies) are compiled once, not per guest.
+wasm_target="$(cd ../.. && pwd)/.cache/wasm-target"
+CARGO_TARGET_DIR="$wasm_target" cargo build --release --target wasm32-wasip2 --quiet
+cp "$wasm_target"/wasm32-wasip2/release/rust-wc2.wasm handler.wasm.tmp
 mv handler.wasm.tmp handler.wasm
 echo "build.sh: built examples/rust-wasip2-command/handler.wasm ($(wc -c < handler.wasm) bytes)"

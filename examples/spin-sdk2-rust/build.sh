@@ -10,8 +10,10 @@ if ! rustup target list --installed | grep -qx wasm32-wasip1; then
     rustup target add wasm32-wasip1
 fi
 
-# The build stays in this folder even when the caller exports its own
-# CARGO_TARGET_DIR (what follows reads target/).
-CARGO_TARGET_DIR="$(pwd)/target" cargo build --release --target wasm32-wasip1
-cp target/wasm32-wasip1/release/spin_sdk2_rust_example.wasm handler.wasm
+# Every Rust guest of the repository builds into one target folder,
+# .cache/wasm-target (ignored), so the crates they share (wit-bindgen,
+# serde, the Spin SDKs' dependencies) are compiled once, not per guest.
+wasm_target="$(cd ../.. && pwd)/.cache/wasm-target"
+CARGO_TARGET_DIR="$wasm_target" cargo build --release --target wasm32-wasip1
+cp "$wasm_target"/wasm32-wasip1/release/spin_sdk2_rust_example.wasm handler.wasm
 echo "built $(pwd)/handler.wasm ($(wc -c <handler.wasm) bytes)"

@@ -25,6 +25,7 @@ pub mod http;
 pub mod key_value;
 pub mod redis;
 pub mod runtime_config;
+pub mod stubs;
 pub mod variables;
 
 use crate::config::RunConfig;

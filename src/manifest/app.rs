@@ -36,6 +36,8 @@ pub struct Component {
     pub exclude_files: Vec<String>,
     /// What the component may use of Spin's host APIs.
     pub host_apis: HostApis,
+    /// How `spin-redis build` makes its source, when the manifest says.
+    pub build: Option<super::build::BuildConfig>,
 }
 
 /// A component's grants for Spin's host APIs (see `host`): validated, with

@@ -7,13 +7,15 @@
 //! channels, addresses, executors); [`source`] a trigger's channel or stream
 //! and its cluster addresses; `host_apis` a component's host-API grants
 //! (allowed hosts, stores, variables); `variables` expands Spin's
-//! `{{ variable }}` templates; [`error`] is [`ManifestError`], which names the
-//! file, the line and the field.
+//! `{{ variable }}` templates; [`build`] a component's build commands;
+//! [`error`] is [`ManifestError`], which names the file, the line and the
+//! field.
 //!
 //! Not owned here: reading wasm, expanding `files` globs (the executors do
 //! that at start-up), and the CLI's `-e` values.
 
 pub mod app;
+pub mod build;
 pub mod component_variables;
 pub mod error;
 mod host_apis;
@@ -27,6 +29,7 @@ mod variables;
 pub use app::{
     App, Component, ExecutorConfig, FileMapping, HostApis, Settings, StreamTrigger, Trigger,
 };
+pub use build::BuildConfig;
 pub use error::{ManifestError, ManifestErrorKind};
 pub use shared::parse_size;
 
@@ -45,6 +48,24 @@ pub fn resolve_path(path: &Path) -> PathBuf {
 /// Reads and validates the manifest at `path` (a file, or a folder holding
 /// `spin.toml`), taking variable values from the process environment.
 pub fn load(path: &Path) -> Result<App, ManifestError> {
+    load_with(path, Sources::MustExist)
+}
+
+/// Whether a component's `source` file must exist: it must for running, not
+/// for `spin-redis build`, whose commands make it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sources {
+    MustExist,
+    MayBeMissing,
+}
+
+/// Like [`load`], for `spin-redis build`: a component's `source` file may
+/// not exist yet (the build makes it); everything else is checked the same.
+pub fn load_for_build(path: &Path) -> Result<App, ManifestError> {
+    load_with(path, Sources::MayBeMissing)
+}
+
+fn load_with(path: &Path, sources: Sources) -> Result<App, ManifestError> {
     let file = resolve_path(path);
     let text = std::fs::read_to_string(&file).map_err(|e| {
         ManifestError::new(
@@ -54,7 +75,7 @@ pub fn load(path: &Path) -> Result<App, ManifestError> {
         )
         .hint("pass the manifest with -f PATH (a spin.toml file or the folder holding it)")
     })?;
-    parse(&file, &text, &|name| std::env::var(name).ok())
+    parse_with(&file, &text, &|name| std::env::var(name).ok(), sources)
 }
 
 /// Parses manifest `text` that was read from `file`; `env` looks up
@@ -63,6 +84,16 @@ pub fn parse(
     file: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
+) -> Result<App, ManifestError> {
+    parse_with(file, text, env, Sources::MustExist)
+}
+
+/// [`parse`], saying whether source files must exist.
+pub fn parse_with(
+    file: &Path,
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    sources: Sources,
 ) -> Result<App, ManifestError> {
     let at = error::Locator::new(file, text);
     #[derive(serde::Deserialize)]
@@ -88,8 +119,8 @@ pub fn parse(
         dir
     };
     match v.as_str() {
-        "1" => v1::parse(&at, &dir, text, env),
-        "2" => v2::parse(&at, &dir, text, env),
+        "1" => v1::parse(&at, &dir, text, env, sources),
+        "2" => v2::parse(&at, &dir, text, env, sources),
         "" => Err(at
             .error(ManifestErrorKind::Version, Some(1), Some("spin_manifest_version"), "the manifest has no version")
             .hint("add `spin_manifest_version = 2` (or `spin_manifest_version = \"1\"` for the version 1 format) at the top")),

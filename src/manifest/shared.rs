@@ -64,6 +64,8 @@ pub struct Ctx<'a> {
     pub at: &'a Locator<'a>,
     pub dir: &'a Path,
     pub vars: Variables,
+    /// Whether `source` files must exist (not for `spin-redis build`).
+    pub sources: super::Sources,
 }
 
 /// A component as found in the file, with the line it starts on.
@@ -109,7 +111,7 @@ impl Ctx<'_> {
             ));
         }
         let path = self.dir.join(source);
-        if path.is_file() {
+        if path.is_file() || self.sources == super::Sources::MayBeMissing {
             return Ok(path);
         }
         Err(self

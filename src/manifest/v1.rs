@@ -3,6 +3,7 @@
 //! `[component.trigger]` channel (or stream) and executor.
 
 use super::app::{App, Component, Trigger};
+use super::build::BuildSpec;
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
 use super::host_apis::{HostFields, HostPlace};
 use super::ranges::DEFAULT_TIMEOUT;
@@ -49,7 +50,7 @@ struct ComponentV1 {
     sqlite_databases: Option<toml::Value>,
     ai_models: Option<toml::Value>,
     config: Option<BTreeMap<String, String>>,
-    build: Option<toml::Value>,
+    build: Option<BuildSpec>,
     trigger: ComponentTriggerV1,
 }
 
@@ -75,6 +76,7 @@ pub fn parse(
     dir: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    sources: super::Sources,
 ) -> Result<App, ManifestError> {
     let de = toml::Deserializer::parse(text).map_err(|e| at.toml_error(None, &e))?;
     let m: ManifestV1 = serde_path_to_error::deserialize(de)
@@ -88,7 +90,12 @@ pub fn parse(
             msg,
         )
     })?;
-    let cx = Ctx { at, dir, vars };
+    let cx = Ctx {
+        at,
+        dir,
+        vars,
+        sources,
+    };
 
     let trigger_line = at.line_of_key("trigger");
     match m.trigger.kind.as_deref() {
@@ -192,6 +199,11 @@ pub fn parse(
                 v1: true,
             },
         )?;
+        let build = c
+            .build
+            .as_ref()
+            .map(|b| cx.build(&line, &|key| field(&format!("build.{key}")), b))
+            .transpose()?;
         components.push(Draft {
             value: Component {
                 id: c.id.clone(),
@@ -200,6 +212,7 @@ pub fn parse(
                 files,
                 exclude_files,
                 host_apis,
+                build,
             },
             line: line("id"),
             field: field("id"),

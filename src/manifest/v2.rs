@@ -6,6 +6,7 @@
 //! Spin app can run its redis part here.
 
 use super::app::{App, Component, Trigger};
+use super::build::BuildSpec;
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
 use super::host_apis::{HostFields, HostPlace};
 use super::ranges::DEFAULT_TIMEOUT;
@@ -97,7 +98,7 @@ struct ComponentV2 {
     sqlite_databases: Option<toml::Value>,
     ai_models: Option<toml::Value>,
     variables: Option<BTreeMap<String, String>>,
-    build: Option<toml::Value>,
+    build: Option<BuildSpec>,
     dependencies: Option<toml::Value>,
     dependencies_inherit_configuration: Option<toml::Value>,
 }
@@ -107,6 +108,7 @@ pub fn parse(
     dir: &Path,
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    sources: super::Sources,
 ) -> Result<App, ManifestError> {
     let de = toml::Deserializer::parse(text).map_err(|e| at.toml_error(None, &e))?;
     let m: ManifestV2 = serde_path_to_error::deserialize(de)
@@ -128,7 +130,12 @@ pub fn parse(
             msg,
         )
     })?;
-    let cx = Ctx { at, dir, vars };
+    let cx = Ctx {
+        at,
+        dir,
+        vars,
+        sources,
+    };
 
     let app_trigger = m.application.trigger.redis.clone().unwrap_or_default();
     let app_line = at.header("[application.trigger.redis]", 0);
@@ -194,6 +201,25 @@ pub fn parse(
                 v1: false,
             },
         )?;
+        let build_header = at
+            .header(&format!("[component.{id}.build]"), 0)
+            .or_else(|| at.header(&format!("[component.\"{id}\".build]"), 0))
+            .or(start);
+        let build = c
+            .build
+            .as_ref()
+            .map(|b| {
+                cx.build(
+                    &|key| {
+                        build_header
+                            .and_then(|s| at.key_after(s, key))
+                            .or(build_header)
+                    },
+                    &|key| field(&format!("build.{key}")),
+                    b,
+                )
+            })
+            .transpose()?;
         components.push(Draft {
             value: Component {
                 id: id.clone(),
@@ -202,6 +228,7 @@ pub fn parse(
                 files,
                 exclude_files,
                 host_apis,
+                build,
             },
             line: start,
             field: format!("component.{id}"),

@@ -38,7 +38,7 @@ use crate::ops::health::RedisLink;
 use crate::ops::metrics::{RouteMetrics, StreamMetrics};
 use bytes::Bytes;
 use redis::Value;
-use spin_redis_compat::sandbox::{Message, StreamEntry};
+use spin_redis_sandbox::wasi::{Message, StreamEntry};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -3,7 +3,7 @@
 # preview2 component exporting the seed world's `handle-redis-message` (the
 # component executor's kind), with cargo for wasm32-wasip2 (added with rustup
 # if missing). This is a standalone Cargo project (its own empty [workspace],
-# its Cargo.lock); its target/ stays in this folder.
+# its Cargo.lock); it builds into .cache/wasm-target.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -22,7 +22,11 @@ if [ -f "$out" ] && [ -z "$(find src Cargo.toml Cargo.lock build.sh ../../../wit
     exit 0
 fi
 
-CARGO_TARGET_DIR="$(pwd)/target" cargo build --release --locked --target wasm32-wasip2 --quiet
-cp target/wasm32-wasip2/release/rust_sleep_component.wasm "$out.tmp"
+# Every Rust guest of the repository builds into one target folder,
+# .cache/wasm-target (ignored), so the crates they share (wit-bindgen,
+# serde, the Spin SDKs' dependencies) are compiled once, not per guest.
+wasm_target="$(cd ../../.. && pwd)/.cache/wasm-target"
+CARGO_TARGET_DIR="$wasm_target" cargo build --release --locked --target wasm32-wasip2 --quiet
+cp "$wasm_target"/wasm32-wasip2/release/rust_sleep_component.wasm "$out.tmp"
 mv "$out.tmp" "$out"
 echo "build.sh: built tests/guests/rust-sleep-component/$out ($(wc -c < "$out") bytes)"

@@ -32,11 +32,11 @@
 //! Not owned here: recognising such a module (`detect`), choosing the
 //! executor (`executor`).
 
-use crate::detect::{SEED_HANDLER, SEED_MEMORY, SEED_REALLOC};
-use crate::host_stubs::Unavailable;
-use spin_redis_compat::limits::{Limits, MemoryCap, limited_store, with_deadline};
-use spin_redis_compat::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
-use spin_redis_compat::{HandlerError, Outcome};
+use crate::executor::detect::{SEED_HANDLER, SEED_MEMORY, SEED_REALLOC};
+use crate::host::stubs::Unavailable;
+use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
+use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
+use spin_redis_sandbox::{HandlerError, Outcome};
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ModuleExport, ValType};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -128,7 +128,7 @@ impl SeedModule {
         let (handler, realloc, memory) =
             (index(SEED_HANDLER), index(SEED_REALLOC), index(SEED_MEMORY));
         let mut linker: Linker<SeedState> = Linker::new(engine);
-        spin_redis_compat::preview1::add_to_linker(&mut linker, |s| &mut s.wasi)
+        spin_redis_sandbox::preview1::add_to_linker(&mut linker, |s| &mut s.wasi)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         for import in module.imports() {
             let (ExternType::Func(ty), false) = (import.ty(), import.module() == WASI_P1) else {
@@ -164,9 +164,10 @@ impl SeedModule {
 
     /// Runs the handler once on one message in a fresh instance.
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
-        let capture = Capture::new(&self.limits);
-        let result = with_deadline(self.limits.timeout, self.run_in(&msg, &capture)).await;
-        capture.finish(result)
+        spin_redis_sandbox::run::run(&self.limits, async |capture| {
+            self.run_in(&msg, capture).await
+        })
+        .await
     }
 
     async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {

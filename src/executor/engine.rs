@@ -7,7 +7,7 @@
 //!   allocation and says so.
 //! - **Epoch interruption**: a ticker thread bumps the epoch every
 //!   [`TICK`]; each tick a running guest yields to its async executor (see
-//!   `spin_redis_compat::limits`), which is how both fairness and timeouts work.
+//!   `spin_redis_sandbox::limits`), which is how both fairness and timeouts work.
 //! - **Compiled-code cache**: wasmtime's cache, keyed by the wasm's content and
 //!   the engine's configuration (so a different wasmtime or setting never
 //!   reuses an entry), in `$SPIN_REDIS_CACHE_DIR`, else

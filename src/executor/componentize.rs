@@ -25,7 +25,7 @@
 //! compiling and running the component (`component`; wasmtime's own cache
 //! keeps the compiled code).
 
-use crate::engine::CacheUse;
+use crate::executor::engine::CacheUse;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use wasi_preview1_component_adapter_provider::{

@@ -16,7 +16,7 @@
 //!
 //! Not owned here: checking types of exports, compiling, running.
 
-use spin_redis_compat::WasmKind;
+use spin_redis_sandbox::WasmKind;
 use std::borrow::Cow;
 use wasmparser::{ExternalKind, Parser, Payload};
 

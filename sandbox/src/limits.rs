@@ -6,18 +6,16 @@
 //! yields to the async executor, so a busy handler never holds a worker thread
 //! for more than one tick, and once the deadline has passed the guest is
 //! stopped with [`TimedOut`]. While the guest waits in a host call (a sleep,
-//! `wasi:io/poll`, a read), no epoch check runs, so [`with_deadline`] also
-//! races the whole run against a timer and drops it when the timer wins: every
+//! `wasi:io/poll`, a read), no epoch check runs, so `run::with_deadline` also
+//! (in `run`) races the whole run against a timer and drops it when the timer wins: every
 //! host call is async and cancellable (no WASI call blocks its thread, see
-//! `sandbox`), so dropping the run frees its thread and its slot at once.
+//! `preview1`), so dropping the run frees its thread and its slot at once.
 //! The memory cap is a [`ResourceLimiter`] that turns a growth past the cap
 //! into a [`MemoryLimitExceeded`] trap.
 //!
 //! Not owned here: the defaults shown to users (`spin-redis`'s manifest and
 //! CLI document them) and the epoch ticker itself.
 
-use crate::outcome::HandlerError;
-use std::future::Future;
 use std::time::{Duration, Instant};
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 
@@ -114,18 +112,4 @@ pub fn arm_deadline<T: 'static>(store: &mut Store<T>, timeout: Duration) {
             Ok(UpdateDeadline::Yield(1))
         }
     });
-}
-
-/// Runs one handler call under its deadline: whatever the guest is doing when
-/// `timeout` passes (running wasm or waiting in a host call), the run is
-/// dropped and reported as [`HandlerError::TimedOut`].
-pub async fn with_deadline(
-    timeout: Duration,
-    run: impl Future<Output = Result<(), HandlerError>>,
-) -> Result<(), HandlerError> {
-    // The epoch check usually fires first for busy guests (its message is the
-    // same); the timer is for guests that wait.
-    tokio::time::timeout(timeout, run)
-        .await
-        .unwrap_or(Err(HandlerError::TimedOut(timeout)))
 }

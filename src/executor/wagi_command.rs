@@ -6,12 +6,12 @@
 //! (`wasi:cli/exit` with an error, or `run` returning `err`, is exit code 1;
 //! `exit-with-code n` is n).
 //!
-//! Not owned here: the shared sandbox and limits (`spin_redis_compat`), the
+//! Not owned here: the shared sandbox and limits (`spin_redis_sandbox`), the
 //! choice of executor (`executor`), stubbing other imports (`host_stubs`).
 
-use spin_redis_compat::limits::{Limits, MemoryCap, limited_store, with_deadline};
-use spin_redis_compat::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
-use spin_redis_compat::{HandlerError, Outcome, WasmKind};
+use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
+use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
+use spin_redis_sandbox::{HandlerError, Outcome, WasmKind};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -87,7 +87,7 @@ impl CommandComponent {
         // `exit-with-code` is part of wasi:cli@0.2.12, linked here.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        crate::host_stubs::link(engine, &mut linker, &component)
+        crate::host::stubs::link(engine, &mut linker, &component)
             .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         let pre = linker
             .instantiate_pre(&component)
@@ -109,9 +109,10 @@ impl CommandComponent {
 
     /// Runs the command once on one message in a fresh instance.
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
-        let capture = Capture::new(&self.limits);
-        let result = with_deadline(self.limits.timeout, self.run_in(&msg, &capture)).await;
-        capture.finish(result)
+        spin_redis_sandbox::run::run(&self.limits, async |capture| {
+            self.run_in(&msg, capture).await
+        })
+        .await
     }
 
     async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {

@@ -11,7 +11,7 @@
 //!   wasmtime's component-model-async support.
 //!
 //! WASI preview2 is linked with the same sandbox as the compat executor (see
-//! `spin_redis_compat::sandbox`), and Spin's host APIs (outbound Redis and
+//! `spin_redis_sandbox::wasi`), and Spin's host APIs (outbound Redis and
 //! HTTP, variables, key-value) from `host`. Every other import is linked to a
 //! failing stub (see `host_stubs`), so the component loads and only a message
 //! that calls one fails, with an error naming the import.
@@ -19,9 +19,9 @@
 //! Not owned here: choosing between this and the compat executor (see
 //! `executor`), logs, Redis.
 
-use spin_redis_compat::limits::{Limits, MemoryCap, limited_store, with_deadline};
-use spin_redis_compat::sandbox::{Capture, Message, PreparedSandbox, Sandbox};
-use spin_redis_compat::{HandlerError, Outcome, WasmKind};
+use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
+use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
+use spin_redis_sandbox::{HandlerError, Outcome, WasmKind};
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{
@@ -194,7 +194,7 @@ impl ComponentHandler {
         // Spin's host APIs first: the stubs skip what they define.
         crate::host::link(&mut linker).map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         let stubbed =
-            crate::host_stubs::link_except(engine, &mut linker, &component, crate::host::provides)
+            crate::host::stubs::link_except(engine, &mut linker, &component, crate::host::provides)
                 .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
         let imports = component
             .component_type()
@@ -236,9 +236,10 @@ impl ComponentHandler {
 
     /// Runs the handler once on one message in a fresh instance.
     pub async fn run(&self, msg: Message<'_>) -> Outcome {
-        let capture = Capture::new(&self.limits);
-        let result = with_deadline(self.limits.timeout, self.run_in(&msg, &capture)).await;
-        capture.finish(result)
+        spin_redis_sandbox::run::run(&self.limits, async |capture| {
+            self.run_in(&msg, capture).await
+        })
+        .await
     }
 
     async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {

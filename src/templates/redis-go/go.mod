@@ -1,0 +1,3 @@
+module {{project-name | kebab_case}}
+
+go 1.21
