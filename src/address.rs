@@ -59,6 +59,12 @@ impl RedisAddress {
         self.url.as_str()
     }
 
+    /// The parsed URL, credentials included: only for connecting (see
+    /// `host::destination`, which reads where it goes from this value).
+    pub fn url(&self) -> &url::Url {
+        &self.url
+    }
+
     /// The address without user or password, as logs and handlers see it.
     pub fn redacted(&self) -> &str {
         &self.redacted

@@ -1,7 +1,8 @@
 //! Redis Cluster against a real 3-node cluster on loopback: channels through
 //! `SUBSCRIBE` (cluster-wide) and `SSUBSCRIBE` (`sharded = true`), a stream
 //! whose slot is on a node other than the one in `address`, a slot moved
-//! while it is read (`MOVED` followed), and nodes restarted.
+//! while it is read (`MOVED` followed), and nodes restarted; a component's
+//! outbound Redis, which never follows the cluster.
 
 use crate::support;
 use support::*;
@@ -170,7 +171,10 @@ source = "{}"
 }
 
 #[test]
-fn outbound_redis_from_a_component_reaches_every_node_of_the_cluster() {
+fn outbound_redis_from_a_component_stays_on_the_node_its_address_names() {
+    // Issue 17: a server that says it is a cluster node must not steer a
+    // guest to other hosts. A component's outbound Redis is a plain
+    // connection to the node it names; a key elsewhere is a MOVED error.
     let wasm = repo().join("examples/spin-sdk7-rust/handler.wasm");
     assert!(
         wasm.exists(),
@@ -179,7 +183,7 @@ fn outbound_redis_from_a_component_reaches_every_node_of_the_cluster() {
     );
     let cluster = Cluster::start();
     // The component INCRs "words:messages": name a node that does not hold
-    // it, so only a cluster connection reaches the key.
+    // it, so only a cluster connection (which it must not get) reaches it.
     let owner = cluster.owner(cluster.slot("words:messages"));
     let other = (owner + 1) % 3;
     let node = cluster.nodes[other].url();
@@ -217,14 +221,15 @@ results_channel = "results"
     cluster.nodes[owner]
         .cli(&["PUBLISH", "messages", "hello cluster"])
         .unwrap();
-    s.wait_log("words_stdout.txt", "message 1, published to results");
+    s.wait_stderr("handler failed component=words channel=messages");
+    s.wait_log("words_stderr.txt", "does not follow cluster redirects");
     let value = cluster.nodes[owner]
         .cli(&["GET", "words:messages"])
         .unwrap();
-    assert_eq!(value.trim(), "1", "the key is on its own node");
+    assert_eq!(value.trim(), "", "the INCR never reached the key's node");
     assert!(s.stop().success());
     assert!(
-        s.stderr().contains("the address is a cluster node"),
+        !s.stderr().contains("the address is a cluster node"),
         "{}",
         s.stderr()
     );

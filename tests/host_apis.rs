@@ -671,7 +671,16 @@ fn manifest_host_api_fields_are_validated_with_file_line_and_field() {
     let v1 = "spin_manifest_version = \"1\"\nname = \"a\"\ntrigger = { type = \"redis\", address = \"redis://127.0.0.1:6379\" }\n[variables]\nhost = { required = true }\n[[component]]\nid = \"x\"\nsource = \"h.wasm\"\nallowed_http_hosts = [\"api.example.com\"]\n[component.config]\naddr = \"{{ host }}\"\n[component.trigger]\nchannel = \"c\"\n";
     let app = parse(v1).unwrap_or_else(|e| panic!("{e}"));
     let apis = &app.components[0].host_apis;
-    let d = |u: &str| spin_redis::host::allowed_hosts::destination(u).unwrap();
+    // Each URL read as its connection reads it.
+    let d = |u: &str| {
+        use spin_redis::host::destination;
+        if u.starts_with("redis") {
+            let a = spin_redis::address::RedisAddress::parse(u).unwrap();
+            destination::redis(&a).unwrap().destination
+        } else {
+            destination::http(&u.parse().unwrap()).unwrap()
+        }
+    };
     assert!(
         apis.allowed_outbound_hosts
             .allows(&d("redis://anywhere:1234"))

@@ -10,6 +10,7 @@ mod adversarial;
 mod cache;
 mod cluster;
 mod component;
+mod destinations;
 mod devloop;
 mod eras;
 mod faults;

@@ -12,9 +12,11 @@
 //! reaches [`AllowedHost::parse`]; an entry whose expansion is empty is
 //! dropped (Spin's "optional endpoint").
 //!
-//! Owns: parsing entries, matching a URL, and the once-per-host log line that
-//! names the entry that would allow a refused host. Not owned here: which
-//! error a refusal becomes (each interface maps it onto its own WIT variant).
+//! Owns: parsing entries, matching a [`Destination`], and the once-per-host
+//! log line that names the entry that would allow a refused host. Not owned
+//! here: reading a destination from a URL (`destination`, which reads it
+//! from the very value that is connected to), and which error a refusal
+//! becomes (each interface maps it onto its own WIT variant).
 
 use std::collections::HashSet;
 use std::fmt;
@@ -314,43 +316,6 @@ impl AllowedHosts {
     }
 }
 
-/// Where a URL connects to: its scheme, host and port (the scheme's
-/// well-known port when it has none). `None` when it is not a URL with a
-/// host. Credentials are never part of the result.
-pub fn destination(url: &str) -> Option<Destination> {
-    let parsed = url::Url::parse(url)
-        .ok()
-        .or_else(|| url::Url::parse(&encode_userinfo(url)).ok())?;
-    let host = parsed.host()?.to_string();
-    if host.is_empty() {
-        return None;
-    }
-    let scheme = parsed.scheme().to_string();
-    let port = parsed.port().or_else(|| well_known_port(&scheme))?;
-    Some(Destination { scheme, host, port })
-}
-
-/// Percent-encodes the user information of `url` (everything between the
-/// scheme and the last `@` before the path), so that a password holding
-/// `#`, `/` or `?` does not hide the host from the parser.
-fn encode_userinfo(url: &str) -> String {
-    let start = url.find("://").map_or(0, |i| i + 3);
-    let Some(at) = url[start..].rfind('@').map(|i| i + start) else {
-        return url.to_string();
-    };
-    let mut out = String::with_capacity(url.len() + 16);
-    out.push_str(&url[..start]);
-    for b in url[start..at].bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out.push_str(&url[at..]);
-    out
-}
-
 /// Logs each refused destination once per component: which host was
 /// refused and the `allowed_outbound_hosts` entry that would allow it.
 #[derive(Debug, Default)]
@@ -386,6 +351,18 @@ mod tests {
                 .map(|e| AllowedHost::parse(e).unwrap_or_else(|err| panic!("{err}")))
                 .collect(),
         )
+    }
+
+    /// A plain URL's destination, read with `url` (the tests' URLs are
+    /// read the same by every parser).
+    fn destination(url: &str) -> Option<Destination> {
+        let u = url::Url::parse(url).ok()?;
+        let scheme = u.scheme().to_string();
+        Some(Destination {
+            host: u.host_str().filter(|h| !h.is_empty())?.to_string(),
+            port: u.port().or_else(|| well_known_port(&scheme))?,
+            scheme,
+        })
     }
 
     fn allows(h: &AllowedHosts, url: &str) -> bool {
@@ -460,14 +437,32 @@ mod tests {
     }
 
     #[test]
-    fn destinations_never_carry_credentials() {
-        let d = destination("redis://user:p#ss/w?rd@db.internal:6390/1").unwrap();
-        assert_eq!(d.to_string(), "redis://db.internal:6390");
-        assert_eq!(
-            destination("rediss://h").unwrap().to_string(),
-            "rediss://h:6379"
-        );
-        assert!(destination("not a url").is_none());
-        assert!(destination("unix:/tmp/redis.sock").is_none());
+    fn the_issue_17_urls_never_reach_the_check() {
+        // `allowed.example.com` is allowed; each URL connects to a loopback
+        // or metadata address. Before, a second parse read the text up to
+        // the last `@` as user info and checked allowed.example.com.
+        let h = hosts(&["http://allowed.example.com", "redis://allowed.example.com"]);
+        for url in [
+            "http://[::ffff:127.0.0.1%0]:8080/zone?@allowed.example.com",
+            "http://[::1%1]:8080/@allowed.example.com/",
+            "http://[::ffff:169.254.169.254%0]/?@allowed.example.com",
+        ] {
+            let uri: http::Uri = url.parse().expect("http::Uri takes a zone id");
+            assert!(crate::host::destination::http(&uri).is_err(), "{url}");
+        }
+        for url in [
+            "redis://[::ffff:127.0.0.1%0]:7000/?@allowed.example.com",
+            "redis://user:p#ss@allowed.example.com:6379",
+        ] {
+            assert!(crate::address::RedisAddress::parse(url).is_err(), "{url}");
+        }
+        // What is read is what is checked: loopback is not allowed.
+        let uri: http::Uri = "http://127.0.0.1:8080/@allowed.example.com/"
+            .parse()
+            .unwrap();
+        let d = crate::host::destination::http(&uri).unwrap();
+        assert!(!h.allows(&d), "{d}");
+        let d = destination("http://allowed.example.com/x").unwrap();
+        assert!(h.allows(&d));
     }
 }

@@ -9,12 +9,16 @@
 //! once per host with the entry that would allow it. Every timeout of a
 //! request (connect, first byte, between bytes) is cut to what is left of
 //! the message's deadline, and the connection belongs to the instance: when
-//! the message ends, its requests end too.
+//! the message ends, its requests end too. The destination checked is read
+//! (`destination::http`) from the very `http::Uri` that is sent; a URI with
+//! a zone id, user information or any other double reading is
+//! `HTTP-request-URI-invalid` / `invalid-url`. Redirects are not followed:
+//! a 3xx response is the guest's to read.
 //!
 //! Not owned here: `wasi:http/types` (wasmtime-wasi-http implements it);
 //! incoming HTTP (a Redis trigger has none).
 
-use super::{ComponentHost, HasHost, HostData, HostView, Refused};
+use super::{ComponentHost, HasHost, HostData, HostView, Refused, destination};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use std::future::Future;
@@ -122,7 +126,11 @@ impl WasiHttpHooks for Hooks {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> ResponseFuture {
-        if let Err(refused) = self.component.check_outbound(&request.uri().to_string()) {
+        // The request's own URI is what `default_send_request` connects to.
+        if let Err(refused) = self
+            .component
+            .check_outbound(destination::http(request.uri()))
+        {
             return Box::new(async move {
                 Err(match refused {
                     Refused::BadUrl => HttpError::HttpRequestUriInvalid,
@@ -174,8 +182,10 @@ impl OutgoingView<'_> {
             Some(wasi_types::Scheme::Https) | None => "https",
             Some(wasi_types::Scheme::Other(s)) => s.as_str(),
         };
-        let url = format!("{scheme}://{}/", req.authority.as_deref().unwrap_or(""));
-        if let Err(refused) = self.component.check_outbound(&url) {
+        // Read as wasmtime-wasi-http will build the request's URI; the
+        // request itself is checked again in `send_request`.
+        let read = destination::http_parts(scheme, req.authority.as_deref().unwrap_or(""));
+        if let Err(refused) = self.component.check_outbound(read) {
             // The request is the handler's to give. Its body may still be
             // written after this (SDKs write it before they look at the
             // response): drain it, so that the handler sees this error and
@@ -249,16 +259,14 @@ async fn send_v1(
     req: http_types::Request,
 ) -> Result<http_types::Response, http_types::HttpError> {
     use http_types::HttpError as E;
-    // A relative URI would be a request to "self": a Redis trigger has no
-    // HTTP origin.
-    match component.check_outbound(&req.uri) {
+    // Parsed once: the destination is read from this `Uri`, and this `Uri`
+    // is sent. A relative URI would be a request to "self": a Redis trigger
+    // has no HTTP origin, so it is invalid.
+    let uri: http::Uri = req.uri.parse().map_err(|_| E::InvalidUrl)?;
+    match component.check_outbound(destination::http(&uri)) {
         Ok(_) => {}
         Err(Refused::BadUrl) => return Err(E::InvalidUrl),
         Err(Refused::NotAllowed(_)) => return Err(E::DestinationNotAllowed),
-    }
-    let uri: http::Uri = req.uri.parse().map_err(|_| E::InvalidUrl)?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(E::InvalidUrl);
     }
     if !req.params.is_empty() {
         tracing::debug!(component = %component.id, "fermyon:spin/http request params are deprecated and ignored");

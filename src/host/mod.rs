@@ -4,7 +4,8 @@
 //! One interface family per file ([`redis`], [`variables`], [`key_value`],
 //! [`http`]), each generating its bindings with `bindgen!` from the vendored
 //! WIT in `wit/spin/`; [`allowed_hosts`] is the `allowed_outbound_hosts`
-//! check they share and [`runtime_config`] reads Spin's runtime config file
+//! check they share, [`destination`] reads where a connection goes from the
+//! value it is made with, and [`runtime_config`] reads Spin's runtime config file
 //! (the key-value stores). This file holds only the state they share and
 //! [`link`].
 //!
@@ -19,6 +20,7 @@
 //! provides (`host_stubs`), and compat (wagi) modules, which get no host APIs.
 
 pub mod allowed_hosts;
+pub mod destination;
 pub mod http;
 pub mod key_value;
 pub mod redis;
@@ -132,11 +134,21 @@ impl ComponentHost {
         ))
     }
 
-    /// Checks an outbound URL against `allowed_outbound_hosts`. A refusal is
-    /// logged once per host, naming the entry that would allow it.
-    pub fn check_outbound(&self, url: &str) -> Result<Destination, Refused> {
-        let Some(d) = allowed_hosts::destination(url) else {
-            return Err(Refused::BadUrl);
+    /// Checks an outbound destination against `allowed_outbound_hosts`.
+    /// `read` is what `destination` read from the value the connection is
+    /// made with (an invalid URL is refused as such). A refusal is logged
+    /// once per host, naming the entry that would allow it.
+    pub fn check_outbound(
+        &self,
+        read: Result<Destination, destination::Invalid>,
+    ) -> Result<Destination, Refused> {
+        let d = match read {
+            Ok(d) => d,
+            Err(why) => {
+                // The URL itself is not shown: it may hold a password.
+                tracing::debug!(component = %self.id, reason = %why, "refused an outbound connection: invalid URL");
+                return Err(Refused::BadUrl);
+            }
         };
         if self.allowed_hosts.allows(&d) {
             return Ok(d);
@@ -149,7 +161,8 @@ impl ComponentHost {
 /// Why an outbound connection was not made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refused {
-    /// Not a URL with a host.
+    /// Not a URL with a host, or one that parsers read in two ways (see
+    /// `destination`).
     BadUrl,
     /// Not in `allowed_outbound_hosts`.
     NotAllowed(Destination),

@@ -6,17 +6,22 @@
 //! address, in any instance of any component, shares one multiplexed
 //! connection (a `ConnectionManager`, which reconnects by itself), so a
 //! handler that opens a connection per message costs no connect per message.
-//! An address that names a Redis Cluster node (the server says
-//! `cluster_enabled:1`) gets a cluster connection instead: every command goes
-//! to its key's node, and redirects and failovers are followed. (A dedicated
-//! connection, below, stays on the node the address names.)
+//! A guest's connection goes to the one server its address names and no
+//! other: cluster mode is never detected for it, and a `MOVED` or `ASK`
+//! reply is the guest's error (`other`), never followed, so a server cannot
+//! steer a guest to a host `allowed_outbound_hosts` does not list. Only an
+//! operator's key-value store (runtime config) gets a cluster connection when
+//! its server says `cluster_enabled:1` ([`Pool::shared`]); guests get
+//! [`Pool::single`], pooled apart from the stores.
 //! The pool holds at most [`MAX_ADDRESSES`] addresses. A command that changes
 //! a connection's state or blocks it (`MULTI`, `SELECT`, `BLPOP`...) sent
 //! through `execute` moves that guest connection onto a dedicated one (at
 //! most [`MAX_DEDICATED`] at once, closed when the guest drops it), so no
 //! other handler sees its effect. Subscribing through `execute` is refused.
 //!
-//! Errors are the WIT's own: an address that does not parse, or that
+//! Errors are the WIT's own: an address that does not parse (or that parsers
+//! read in two ways: `destination::redis` reads where it goes from the very
+//! connection information it is connected with), or that
 //! `allowed_outbound_hosts` does not allow, is `invalid-address`; a full pool
 //! `too-many-connections`; a value of the wrong type (a `WRONGTYPE` key, a
 //! non-integer `incr`) `type-error`; anything else `other` with Redis's
@@ -25,13 +30,15 @@
 //!
 //! Not owned here: the trigger's own subscriber connections (`source`).
 
-use super::{HasHost, HostData, HostView, Refused};
+use super::{HasHost, HostData, HostView, Refused, destination};
 use crate::address::RedisAddress;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
 use redis::cluster_async::ClusterConnection;
-use redis::{AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisError, Value};
+use redis::{
+    AsyncConnectionConfig, Cmd, ErrorKind, FromRedisValue, RedisError, ServerErrorKind, Value,
+};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
@@ -161,33 +168,60 @@ impl Pool {
         })
     }
 
+    /// A client for `address`, made from the connection information
+    /// `destination::redis` reads the checked destination from (so what is
+    /// checked is what is connected to).
     fn client(&self, address: &RedisAddress) -> Result<redis::Client, OpenError> {
-        let url = address.connection_url();
+        let info = destination::redis(address)
+            .map_err(|_| OpenError::InvalidAddress)?
+            .info;
         let client = match (&self.root_cert, address.is_tls()) {
             (Some(root_cert), true) => redis::Client::build_with_tls(
-                url,
+                info,
                 redis::TlsCertificates {
                     client_tls: None,
                     root_cert: Some(root_cert.clone()),
                 },
             ),
-            _ => redis::Client::open(url),
+            _ => redis::Client::open(info),
         };
         client.map_err(|_| OpenError::InvalidAddress)
     }
 
-    /// The shared connection to `address`, made on first use.
+    /// The shared connection of an operator's store at `address` (runtime
+    /// config), made on first use: a cluster connection when the server says
+    /// it is a cluster node.
     pub async fn shared(&self, address: &RedisAddress) -> Result<Shared, OpenError> {
+        self.pooled(address, true).await
+    }
+
+    /// A guest's shared connection to `address`, made on first use: to that
+    /// one server, whatever it says it is.
+    pub async fn single(&self, address: &RedisAddress) -> Result<Shared, OpenError> {
+        self.pooled(address, false).await
+    }
+
+    async fn pooled(
+        &self,
+        address: &RedisAddress,
+        follow_cluster: bool,
+    ) -> Result<Shared, OpenError> {
         let cell = {
             let mut map = self
                 .shared
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            let key = address.connection_url();
-            match map.get(key) {
+            // A store's connection may follow a cluster: a guest's never
+            // shares it. (No redis URL starts with "cluster ".)
+            let key = if follow_cluster {
+                format!("cluster {}", address.connection_url())
+            } else {
+                address.connection_url().to_string()
+            };
+            match map.get(&key) {
                 Some(cell) => cell.clone(),
                 None if map.len() >= MAX_ADDRESSES => return Err(OpenError::TooManyConnections),
-                None => map.entry(key.to_string()).or_default().clone(),
+                None => map.entry(key).or_default().clone(),
             }
         };
         cell.get_or_try_init(|| async {
@@ -197,7 +231,10 @@ impl Pool {
             let mut single = ConnectionManager::new_with_config(self.client(address)?, config)
                 .await
                 .map_err(|e| connect_error(address, &e))?;
-            // A cluster node: commands must go to their keys' nodes.
+            if !follow_cluster {
+                return Ok(Shared::Single(single));
+            }
+            // A store on a cluster node: commands must go to their keys' nodes.
             let info: String = redis::cmd("INFO")
                 .arg("cluster")
                 .query_async(&mut single)
@@ -206,7 +243,10 @@ impl Pool {
             if !info.contains("cluster_enabled:1") {
                 return Ok(Shared::Single(single));
             }
-            let mut b = redis::cluster::ClusterClientBuilder::new([address.connection_url()])
+            let seed = destination::redis(address)
+                .map_err(|_| OpenError::InvalidAddress)?
+                .info;
+            let mut b = redis::cluster::ClusterClientBuilder::new([seed])
                 .connection_timeout(CONNECT_TIMEOUT)
                 .response_timeout(CONNECT_TIMEOUT);
             if let (Some(root_cert), true) = (&self.root_cert, address.is_tls()) {
@@ -325,12 +365,15 @@ async fn open(
     component: &super::ComponentHost,
     address: &str,
 ) -> Result<(RedisAddress, Shared), OpenError> {
-    match component.check_outbound(address) {
+    // Parsed once: the destination is read from the connection information
+    // the pool connects with (`Pool::client`), never from the text again.
+    let parsed = RedisAddress::parse(address).map_err(|_| OpenError::InvalidAddress)?;
+    let read = destination::redis(&parsed).map(|t| t.destination);
+    match component.check_outbound(read) {
         Ok(_) => {}
         Err(Refused::BadUrl | Refused::NotAllowed(_)) => return Err(OpenError::InvalidAddress),
     }
-    let parsed = RedisAddress::parse(address).map_err(|_| OpenError::InvalidAddress)?;
-    let conn = component.app.redis.shared(&parsed).await?;
+    let conn = component.app.redis.single(&parsed).await?;
     Ok((parsed, conn))
 }
 
@@ -342,6 +385,15 @@ fn command_error(e: RedisError) -> v3::Error {
             .is_some_and(|d| d.contains("not an integer") || d.contains("not a valid float"));
     if type_error {
         v3::Error::TypeError
+    } else if matches!(
+        e.kind(),
+        ErrorKind::Server(ServerErrorKind::Moved | ServerErrorKind::Ask)
+    ) {
+        // Never followed: the node it names was not checked against
+        // `allowed_outbound_hosts`, and a server must not steer a guest.
+        v3::Error::Other(format!(
+            "{e}: a component's outbound redis does not follow cluster redirects; address the node that holds the key"
+        ))
     } else {
         v3::Error::Other(e.to_string())
     }

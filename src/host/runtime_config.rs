@@ -299,6 +299,14 @@ fn parse_store(
             })?;
             let url = RedisAddress::parse(url)
                 .map_err(|e| (Some("url".to_string()), format!("bad address: {e}")))?;
+            // Refused here rather than at the first call: the pool connects
+            // only to what `destination` reads in one way.
+            super::destination::redis(&url).map_err(|e| {
+                (
+                    Some("url".to_string()),
+                    format!("bad address {:?}: {e}", url.redacted()),
+                )
+            })?;
             Ok(StoreConfig::Redis { url })
         }
         Some(other) => Err((
@@ -382,6 +390,10 @@ mod tests {
         .unwrap_err();
         assert_eq!(e.line, Some(4));
         assert!(!e.to_string().contains("hunter2"), "{e}");
+        let e = parse_text("[key_value_store.x]\ntype = \"redis\"\nurl = \"redis://127.1:6379\"\n")
+            .unwrap_err();
+        assert_eq!(e.field.as_deref(), Some("key_value_store.x.url"));
+        assert!(e.message.contains("read in two ways"), "{e}");
         let e = parse_text("[key_value_store.x]\ntype = \"spin\"\nurl = \"x\"\n").unwrap_err();
         assert_eq!(e.field.as_deref(), Some("key_value_store.x.url"));
         let e = parse_text("[key_value_store.x]\ntype = \"redis\"\n").unwrap_err();

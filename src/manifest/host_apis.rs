@@ -168,13 +168,21 @@ mod tests {
     #[test]
     fn allowed_http_hosts_become_http_and_https_entries() {
         let hosts = AllowedHosts::new(http_hosts("api.example.com:8080").unwrap());
-        let d = |u: &str| crate::host::allowed_hosts::destination(u).unwrap();
+        let d = |u: &str| {
+            let uri: http::Uri = u.parse().unwrap();
+            crate::host::destination::http(&uri).unwrap()
+        };
         assert!(hosts.allows(&d("http://api.example.com:8080/x")));
         assert!(hosts.allows(&d("https://api.example.com:8080/x")));
         assert!(!hosts.allows(&d("https://api.example.com/x")));
         let all = AllowedHosts::new(http_hosts("insecure:allow-all").unwrap());
         assert!(all.allows(&d("https://anywhere:1")));
-        assert!(!all.allows(&d("redis://anywhere:1")));
+        let redis = crate::host::allowed_hosts::Destination {
+            scheme: "redis".into(),
+            host: "anywhere".into(),
+            port: 1,
+        };
+        assert!(!all.allows(&redis));
         assert!(http_hosts("self").unwrap().is_empty());
         assert!(http_hosts("ftp://x").is_err());
         assert!(http_hosts("a/b").is_err());
