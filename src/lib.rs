@@ -38,6 +38,7 @@ pub mod logs;
 pub mod manifest;
 pub mod ops;
 pub mod prepare;
+pub mod queue_budget;
 pub mod seed;
 pub mod source;
 pub mod stats;

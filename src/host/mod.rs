@@ -22,6 +22,9 @@ pub mod allowed_hosts;
 pub mod http;
 pub mod key_value;
 pub mod redis;
+pub mod redis_probe;
+pub mod redis_quota;
+pub mod reply_bounds;
 pub mod runtime_config;
 pub mod variables;
 
@@ -165,6 +168,9 @@ pub struct InstanceHost {
     pub open_stores: usize,
     /// Outbound Redis connections open now (see `redis::MAX_OPEN`).
     pub open_connections: usize,
+    /// What this message has received through the host APIs (see
+    /// `reply_bounds`).
+    pub budget: Arc<reply_bounds::MessageBudget>,
 }
 
 impl InstanceHost {
@@ -176,6 +182,7 @@ impl InstanceHost {
             http,
             open_stores: 0,
             open_connections: 0,
+            budget: Arc::default(),
         }
     }
 }
