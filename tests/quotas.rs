@@ -401,3 +401,60 @@ fn a_component_needing_more_than_a_slots_share_is_refused_at_start_up() {
         "{err}"
     );
 }
+
+/// A loopback HTTP/1.1 server: `/big` answers 17 MiB, anything else
+/// "small". Returns its port; it serves until the test ends.
+fn http_server() -> u16 {
+    use std::io::{BufRead as _, BufReader, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                }
+                let body = if first.contains(" /big ") {
+                    vec![b'b'; 17 << 20]
+                } else {
+                    b"small".to_vec()
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn an_http_body_past_its_cap_is_refused_and_the_cap_is_logged() {
+    let redis = Redis::start();
+    let port = http_server();
+    let grants = format!("allowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
+    let (_d, m) = manifest(&app(&redis, &[("web", "web", quota_guest(), grants)]));
+    let mut s = SpinRedis::up(&redis, &m, &["-q"], &["web"]);
+    redis.publish("web", format!("http http://127.0.0.1:{port}/small").as_bytes());
+    s.wait_log("web_stdout.txt", "http: status 200, 5 bytes\n");
+    redis.publish("web", format!("http http://127.0.0.1:{port}/big").as_bytes());
+    s.wait_log("web_stdout.txt", "http error: RuntimeError\n");
+    let err = s.stderr();
+    assert!(
+        err.lines().any(|l| l.contains("fermyon:spin/http response refused")
+            && l.contains("component=web")
+            && l.contains("cap of 16 MiB per response")),
+        "{err}"
+    );
+    assert!(s.stop().success(), "{}", s.stderr());
+}

@@ -317,7 +317,10 @@ async fn send_v1(
                     reply_bounds::show(reply_bounds::MAX_PER_MESSAGE)
                 )
             } else {
-                reply_bounds::too_large("the response body", cap + 1, MAX_HTTP_BODY)
+                format!(
+                    "the response body is larger than the host's cap of {} per response",
+                    reply_bounds::show(MAX_HTTP_BODY)
+                )
             };
             tracing::warn!(component = %component.id, host = uri.host().unwrap_or(""), reason = %why, "fermyon:spin/http response refused: runtime-error");
             return Err(E::RuntimeError);

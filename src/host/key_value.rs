@@ -200,15 +200,18 @@ impl OpenStore {
                         "SELECT length(value), CASE WHEN length(value) > ?3 THEN NULL ELSE value END
                          FROM spin_key_value WHERE store = ?1 AND key = ?2",
                     )?;
-                    let mut rows = stmt.query(rusqlite::params![label, key, MAX_KV_VALUE])?;
+                    // SQLite's integers are i64; the caps are far below.
+                    let cap = i64::try_from(MAX_KV_VALUE).unwrap_or(i64::MAX);
+                    let mut rows = stmt.query(rusqlite::params![label, key, cap])?;
                     rows.next()?
-                        .map(|r| Ok((r.get::<_, u64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)))
+                        .map(|r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)))
                         .transpose()
                 })
                 .await?;
                 match row {
                     None => Ok(None),
                     Some((len, value)) => {
+                        let len = u64::try_from(len).unwrap_or(0);
                         self.admit("the value", len, MAX_KV_VALUE)?;
                         Ok(Some(value.unwrap_or_default()))
                     }
@@ -307,7 +310,7 @@ impl OpenStore {
                         "SELECT key FROM spin_key_value WHERE store = ?1 LIMIT ?2",
                     )?;
                     let keys = stmt
-                        .query_map(rusqlite::params![label, MAX_LISTING_KEYS + 1], |r| {
+                        .query_map(rusqlite::params![label, MAX_LISTING_KEYS as i64 + 1], |r| {
                             r.get::<_, String>(0)
                         })?
                         .collect::<Result<Vec<_>, _>>()?;

@@ -370,7 +370,13 @@ impl Conn {
 
     /// Refuses `command args` before it is sent when its probe (see
     /// `redis_probe`) says the reply would pass `MAX_REDIS_REPLY`.
+    /// Only on a shared connection: a dedicated one may be inside `MULTI`,
+    /// where the probe would be queued into the guest's transaction (its
+    /// replies are measured once read).
     async fn probe(&mut self, command: &str, args: &[Vec<u8>]) -> Result<(), v3::Error> {
+        if matches!(self.link, Link::Dedicated(_)) {
+            return Ok(());
+        }
         let Some(p) = redis_probe::probe(command, args) else {
             return Ok(());
         };
@@ -385,7 +391,7 @@ impl Conn {
         };
         let at_least = p.lower_bound(n);
         if at_least > MAX_REDIS_REPLY {
-            return Err(v3::Error::Other(reply_bounds::too_large(
+            return Err(v3::Error::Other(reply_bounds::would_be_too_large(
                 &format!("the reply to {}", command.to_ascii_uppercase()),
                 at_least,
                 MAX_REDIS_REPLY,

@@ -61,14 +61,21 @@ pub enum OwnerKey {
 /// when redis-rs cannot read the address.
 pub fn pool_key(address: &RedisAddress) -> Option<String> {
     let info = address.connection_url().into_connection_info().ok()?;
+    // Host names are case-insensitive, but the URL parser keeps the case of
+    // a `redis://` host (not a scheme it knows).
     let addr = match info.addr() {
-        ConnectionAddr::Tcp(host, port) => format!("redis {host}:{port}"),
+        ConnectionAddr::Tcp(host, port) => {
+            format!("redis {}:{port}", host.to_ascii_lowercase())
+        }
         ConnectionAddr::TcpTls {
             host,
             port,
             insecure,
             ..
-        } => format!("rediss {host}:{port} insecure={insecure}"),
+        } => format!(
+            "rediss {}:{port} insecure={insecure}",
+            host.to_ascii_lowercase()
+        ),
         other => format!("other {other}"),
     };
     let r = info.redis_settings();

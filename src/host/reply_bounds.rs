@@ -79,10 +79,19 @@ pub fn admit(budget: &MessageBudget, what: &str, bytes: u64, cap: u64) -> Result
     budget.charge(bytes)
 }
 
-/// The message for a reply of `bytes` (at least) past `cap`.
+/// The message for a reply of `bytes` past `cap`.
 pub fn too_large(what: &str, bytes: u64, cap: u64) -> String {
     format!(
-        "{what} would be {} (at least), more than the host's cap of {} per reply",
+        "{what} is {}, more than the host's cap of {} per reply",
+        show(bytes),
+        show(cap)
+    )
+}
+
+/// The message for a reply that a probe says would be at least `bytes`.
+pub fn would_be_too_large(what: &str, bytes: u64, cap: u64) -> String {
+    format!(
+        "{what} would be at least {}, more than the host's cap of {} per reply; it was not sent",
         show(bytes),
         show(cap)
     )
