@@ -132,13 +132,21 @@ fn a_hung_channel_never_makes_an_idle_channel_drop() {
         err.contains("message dropped") && err.contains("component=sleeper channel=hung"),
         "the hung channel's backlog outgrew its share and the pool:\n{err}"
     );
-    // The idle channel's messages fit in its own share.
+    // The idle channel's messages, as large as the hung one's (so they
+    // cannot slip into what the hung backlog left of a shared budget), fit
+    // in its own share.
     for i in 0..3 {
-        redis.publish("idle", format!("idle-{i}").as_bytes());
+        let mut p = format!("idle-{i}:").into_bytes();
+        p.resize(4000, b'i');
+        redis.publish("idle", &p);
     }
-    s.wait_log("echo_stdout.txt", "idle-2\n");
+    wait_for(&s, "the three idle messages handled", || {
+        s.log_text("echo_stdout.txt").lines().count() == 3
+    });
     let out = s.log_text("echo_stdout.txt");
-    assert_eq!(out, "idle-0\nidle-1\nidle-2\n", "{}", s.stderr());
+    for (i, line) in out.lines().enumerate() {
+        assert!(line.starts_with(&format!("idle-{i}:")), "{line}");
+    }
     assert!(
         !s.stderr()
             .lines()
