@@ -33,8 +33,8 @@ pub const TICK: Duration = Duration::from_millis(10);
 /// What one instance of a component may take from the instance pool: its
 /// core instances, linear memories and tables. The pool holds this much per
 /// handler slot (`max_instances`), so no component can take another's
-/// share. Sized for the components seen in practice: componentize-py's
-/// Python holds the most (see README, limits table).
+/// share. Sized so that every example and test guest fits, componentize-py's
+/// Python component included (see README, limits table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SlotShare {
     pub core_instances: u32,
