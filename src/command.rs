@@ -73,8 +73,7 @@ impl CommandComponent {
         sandbox: Sandbox,
         limits: Limits,
     ) -> Result<Self, PrepareError> {
-        let component =
-            Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
+        let component = Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
         let exports: Vec<String> = component
             .component_type()
             .exports(engine)

@@ -189,8 +189,7 @@ impl ComponentHandler {
             WasmKind::CoreModule => return Err(PrepareError::IsCoreModule),
             WasmKind::UnknownWasm | WasmKind::NotWasm => return Err(PrepareError::NotWasm),
         }
-        let component =
-            Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
+        let component = Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
         let (interface, func) = find_handler(engine, &component)?;
         let mut linker: Linker<ComponentState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)

@@ -336,7 +336,11 @@ fn run_bounded(args: &[&str]) -> (i32, String, String) {
     let started = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return (status.code().unwrap_or(-1), read(&out_path), read(&err_path));
+            return (
+                status.code().unwrap_or(-1),
+                read(&out_path),
+                read(&err_path),
+            );
         }
         if started.elapsed() > START_UP_PATIENCE {
             let _ = child.kill();

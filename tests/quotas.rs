@@ -192,7 +192,10 @@ fn every_trigger_that_drops_says_so_in_its_own_line() {
         received(&s.stderr(), "two") == 30
     });
     let err = s.stderr();
-    for at in ["component=first channel=one", "component=second channel=two"] {
+    for at in [
+        "component=first channel=one",
+        "component=second channel=two",
+    ] {
         assert!(
             err.lines()
                 .any(|l| l.contains("message dropped") && l.contains(at)),
@@ -375,9 +378,18 @@ fn replies_and_listings_past_their_caps_are_refused_naming_the_cap() {
     let url = redis.plain_url();
     let before = peak_rss_kib(s.pid());
     for (request, expect) in [
-        (format!("exec {url} LRANGE long 0 -1"), "exec error: Error::Other("),
-        (format!("exec {url} LRANGE long 0 9"), "exec: 10 results, 10 bytes"),
-        (format!("exec {url} LRANGE fat 0 -1"), "exec error: Error::Other("),
+        (
+            format!("exec {url} LRANGE long 0 -1"),
+            "exec error: Error::Other(",
+        ),
+        (
+            format!("exec {url} LRANGE long 0 9"),
+            "exec: 10 results, 10 bytes",
+        ),
+        (
+            format!("exec {url} LRANGE fat 0 -1"),
+            "exec error: Error::Other(",
+        ),
         (format!("get {url} huge"), "get error: Error::Other("),
         (format!("exec {url} GET huge"), "exec error: Error::Other("),
         ("keys big".to_string(), "keys error: Error::Other("),
@@ -469,19 +481,31 @@ fn an_http_body_past_its_cap_is_refused_and_the_cap_is_logged() {
     let grants = format!("allowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n");
     let (_d, m) = manifest(&app(&redis, &[("web", "web", quota_guest(), grants)]));
     let mut s = SpinRedis::up(&redis, &m, &["-q"], &["web"]);
-    redis.publish("web", format!("http http://127.0.0.1:{port}/small").as_bytes());
+    redis.publish(
+        "web",
+        format!("http http://127.0.0.1:{port}/small").as_bytes(),
+    );
     s.wait_log("web_stdout.txt", "http: status 200, 5 bytes\n");
-    redis.publish("web", format!("http http://127.0.0.1:{port}/big").as_bytes());
+    redis.publish(
+        "web",
+        format!("http http://127.0.0.1:{port}/big").as_bytes(),
+    );
     wait_for(&s, "the big response's answer", || {
         s.log_text("web_stdout.txt").lines().count() == 2
     });
     let out = s.log_text("web_stdout.txt");
-    assert!(out.ends_with("http error: HttpError { code: 4, name: \"runtime-error\", message: \"\" }\n"), "{out}");
+    assert!(
+        out.ends_with(
+            "http error: HttpError { code: 4, name: \"runtime-error\", message: \"\" }\n"
+        ),
+        "{out}"
+    );
     let err = s.stderr();
     assert!(
-        err.lines().any(|l| l.contains("fermyon:spin/http response refused")
-            && l.contains("component=web")
-            && l.contains("cap of 16 MiB per response")),
+        err.lines()
+            .any(|l| l.contains("fermyon:spin/http response refused")
+                && l.contains("component=web")
+                && l.contains("cap of 16 MiB per response")),
         "{err}"
     );
     assert!(s.stop().success(), "{}", s.stderr());

@@ -232,7 +232,11 @@ mod tests {
         assert_eq!(classify(&mem, 0, 60, 1, 128), fault, "events misaligned");
         assert_eq!(classify(&mem, 0, 64, 1, 254), fault, "nevents past the end");
         assert_eq!(classify(&mem, 0, 64, 1, 130), fault, "nevents misaligned");
-        assert_eq!(classify(&mem, 240, 64, 1, 128), fault, "subscription past the end");
+        assert_eq!(
+            classify(&mem, 240, 64, 1, 128),
+            fault,
+            "subscription past the end"
+        );
         // A clock id or flag wasmtime-wasi cannot read: `inval`, at once.
         let mut bad_clock = mem.clone();
         bad_clock[16] = 9;

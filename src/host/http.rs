@@ -50,7 +50,6 @@ use bindings::fermyon::spin::http_types;
 /// The Spin interfaces [`link`] defines (besides `wasi:http`).
 pub const SPIN_INTERFACES: &[&str] = &["fermyon:spin/http", "fermyon:spin/http-types"];
 
-
 /// Whether `name` is a `wasi:http` 0.2 interface that [`link`] defines.
 pub fn is_wasi_http(name: &str) -> bool {
     ["wasi:http/types@0.2.", "wasi:http/outgoing-handler@0.2."]

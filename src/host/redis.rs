@@ -208,7 +208,10 @@ impl Pool {
                 None => owned.entry(key.clone()).or_default().clone(),
             }
         };
-        let made = cell.get_or_try_init(|| self.connect(address)).await.cloned();
+        let made = cell
+            .get_or_try_init(|| self.connect(address))
+            .await
+            .cloned();
         if made.is_err() {
             // Forget the failed entry (unless another open has replaced or
             // filled it meanwhile), so that failures never use up a quota.
@@ -493,43 +496,36 @@ mod ops {
     pub async fn get(mut c: Conn, key: String) -> Result<Option<Vec<u8>>, v3::Error> {
         c.probe("GET", std::slice::from_ref(&key.clone().into_bytes()))
             .await?;
-        c.query(redis::cmd("GET").arg(key))
-            .await
+        c.query(redis::cmd("GET").arg(key)).await
     }
 
     pub async fn set(c: Conn, key: String, value: Vec<u8>) -> Result<(), v3::Error> {
-        c.query::<()>(redis::cmd("SET").arg(key).arg(value))
-            .await
+        c.query::<()>(redis::cmd("SET").arg(key).arg(value)).await
     }
 
     pub async fn incr(c: Conn, key: String) -> Result<i64, v3::Error> {
-        c.query(redis::cmd("INCR").arg(key))
-            .await
+        c.query(redis::cmd("INCR").arg(key)).await
     }
 
     pub async fn del(c: Conn, keys: Vec<String>) -> Result<u32, v3::Error> {
         if keys.is_empty() {
             return Ok(0);
         }
-        c.query(redis::cmd("DEL").arg(keys))
-            .await
+        c.query(redis::cmd("DEL").arg(keys)).await
     }
 
     pub async fn sadd(c: Conn, key: String, values: Vec<String>) -> Result<u32, v3::Error> {
-        c.query(redis::cmd("SADD").arg(key).arg(values))
-            .await
+        c.query(redis::cmd("SADD").arg(key).arg(values)).await
     }
 
     pub async fn srem(c: Conn, key: String, values: Vec<String>) -> Result<u32, v3::Error> {
-        c.query(redis::cmd("SREM").arg(key).arg(values))
-            .await
+        c.query(redis::cmd("SREM").arg(key).arg(values)).await
     }
 
     pub async fn smembers(mut c: Conn, key: String) -> Result<Vec<String>, v3::Error> {
         c.probe("SMEMBERS", std::slice::from_ref(&key.clone().into_bytes()))
             .await?;
-        c.query(redis::cmd("SMEMBERS").arg(key))
-            .await
+        c.query(redis::cmd("SMEMBERS").arg(key)).await
     }
 
     pub async fn execute(
@@ -938,25 +934,22 @@ impl<T: Send> v3::HostConnectionWithStore<T> for HostData {
             }
             (_, Some(d)) => Conn::dedicated(d, &budget),
             (Needs::Shared, None) => conn_v3(accessor, &c)?,
-            (Needs::Dedicated, None) => match component
-                .app
-                .redis
-                .dedicated(&component.id, &address)
-                .await
-            {
-                Ok(d) => {
-                    let conn = d.0.clone();
-                    accessor.with(|mut access| {
-                        access
-                            .get()
-                            .table
-                            .get_mut(&c)
-                            .map(|c| c.dedicated = Some(d))
-                    })?;
-                    Conn::dedicated(conn, &budget)
+            (Needs::Dedicated, None) => {
+                match component.app.redis.dedicated(&component.id, &address).await {
+                    Ok(d) => {
+                        let conn = d.0.clone();
+                        accessor.with(|mut access| {
+                            access
+                                .get()
+                                .table
+                                .get_mut(&c)
+                                .map(|c| c.dedicated = Some(d))
+                        })?;
+                        Conn::dedicated(conn, &budget)
+                    }
+                    Err(e) => return Ok(Err(open_error_v3(e))),
                 }
-                Err(e) => return Ok(Err(open_error_v3(e))),
-            },
+            }
         };
         Ok(ops::execute(conn, command, arguments).await)
     }
