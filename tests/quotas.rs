@@ -510,3 +510,43 @@ fn an_http_body_past_its_cap_is_refused_and_the_cap_is_logged() {
     );
     assert!(s.stop().success(), "{}", s.stderr());
 }
+
+#[test]
+fn the_quotas_and_caps_are_settings() {
+    let redis = Redis::start();
+    let mut c = redis_client(&redis);
+    redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
+    for i in 0..5 {
+        redis::cmd("SET")
+            .arg(format!("k{i}"))
+            .arg(i)
+            .query::<()>(&mut c)
+            .unwrap();
+    }
+    let (_d, m, rc) = quota_app(&redis);
+    let mut s = SpinRedis::up(
+        &redis,
+        &m,
+        &[
+            "--runtime-config-file",
+            &rc,
+            "--max-redis-addresses",
+            "2",
+            "--max-host-listing",
+            "3",
+            "-q",
+        ],
+        &["a", "b"],
+    );
+    let url = redis.plain_url();
+    redis.publish("a", format!("opendbs {url} 3").as_bytes());
+    s.wait_log("a_stdout.txt", "opened 2 of 3\n");
+    redis.publish("a", b"keys big");
+    s.wait_log("a_stdout.txt", "keys error: Error::Other(");
+    let out = s.log_text("a_stdout.txt");
+    assert!(
+        out.contains("cap of 3 keys per listing (get-keys; --max-host-listing)"),
+        "{out}"
+    );
+    assert!(s.stop().success(), "{}", s.stderr());
+}

@@ -14,7 +14,7 @@
 //! Not owned here: `wasi:http/types` (wasmtime-wasi-http implements it);
 //! incoming HTTP (a Redis trigger has none).
 
-use super::reply_bounds::{self, MAX_HTTP_BODY, MessageBudget};
+use super::reply_bounds::{self, MessageBudget};
 use super::{ComponentHost, HasHost, HostData, HostView, Refused};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -299,26 +299,27 @@ async fn send_v1(
         }
     }));
     let (parts, body) = response.into_parts();
-    // The body is read whole: at most MAX_HTTP_BODY, and no more than is
+    // The body is read whole: at most `max_reply`, and no more than is
     // left of the message's total. The interface's errors carry no text, so
     // a body past the cap is `runtime-error` and a log line naming the cap.
-    let cap = MAX_HTTP_BODY.min(budget.left());
+    let max_reply = budget.limits().max_reply;
+    let cap = max_reply.min(budget.left());
     let body = match Limited::new(body, usize::try_from(cap).unwrap_or(usize::MAX))
         .collect()
         .await
     {
         Ok(body) => body.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            let why = if cap < MAX_HTTP_BODY {
+            let why = if cap < max_reply {
                 format!(
-                    "the response body is larger than what is left ({}) of the cap of {} per message received through the host APIs",
+                    "the response body is larger than what is left ({}) of the cap of {} per message received through the host APIs (--max-host-received)",
                     reply_bounds::show(cap),
-                    reply_bounds::show(reply_bounds::MAX_PER_MESSAGE)
+                    reply_bounds::show(budget.limits().max_received)
                 )
             } else {
                 format!(
-                    "the response body is larger than the host's cap of {} per response",
-                    reply_bounds::show(MAX_HTTP_BODY)
+                    "the response body is larger than the host's cap of {} per response (--max-host-reply)",
+                    reply_bounds::show(max_reply)
                 )
             };
             tracing::warn!(component = %component.id, host = uri.host().unwrap_or(""), reason = %why, "fermyon:spin/http response refused: runtime-error");

@@ -21,7 +21,7 @@
 //!
 //! Not owned here: reading the runtime config file (`runtime_config`).
 
-use super::reply_bounds::{self, MAX_KV_VALUE, MAX_LISTING_KEYS, MessageBudget};
+use super::reply_bounds::{self, MessageBudget};
 use super::{HasHost, HostData, HostView};
 use crate::address::RedisAddress;
 use std::collections::BTreeMap;
@@ -193,6 +193,7 @@ impl OpenStore {
         match &*self.backend {
             Backend::Sqlite { db, label } => {
                 let label = label.clone();
+                let max_reply = self.budget.limits().max_reply;
                 // The length first, in the same statement: a value past the
                 // cap is never read.
                 let row = sqlite(db, move |c| {
@@ -201,7 +202,7 @@ impl OpenStore {
                          FROM spin_key_value WHERE store = ?1 AND key = ?2",
                     )?;
                     // SQLite's integers are i64; the caps are far below.
-                    let cap = i64::try_from(MAX_KV_VALUE).unwrap_or(i64::MAX);
+                    let cap = i64::try_from(max_reply).unwrap_or(i64::MAX);
                     let mut rows = stmt.query(rusqlite::params![label, key, cap])?;
                     rows.next()?
                         .map(|r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)))
@@ -212,23 +213,24 @@ impl OpenStore {
                     None => Ok(None),
                     Some((len, value)) => {
                         let len = u64::try_from(len).unwrap_or(0);
-                        self.admit("the value", len, MAX_KV_VALUE)?;
+                        self.admit("the value", len)?;
                         Ok(Some(value.unwrap_or_default()))
                     }
                 }
             }
             Backend::Redis { address } => {
                 let len: i64 = self.redis(address, redis::cmd("STRLEN").arg(&key)).await?;
-                self.admit("the value", u64::try_from(len).unwrap_or(0), MAX_KV_VALUE)?;
+                self.admit("the value", u64::try_from(len).unwrap_or(0))?;
                 let v: Option<Vec<u8>> = self.redis(address, redis::cmd("GET").arg(key)).await?;
                 // The value may have grown since STRLEN: measure it too.
                 if let Some(v) = &v {
                     let read = v.len() as u64;
-                    if read > MAX_KV_VALUE {
+                    let max_reply = self.budget.limits().max_reply;
+                    if read > max_reply {
                         return Err(KvError::Other(reply_bounds::too_large(
                             "the value",
                             read,
-                            MAX_KV_VALUE,
+                            max_reply,
                         )));
                     }
                     let grown = read.saturating_sub(u64::try_from(len).unwrap_or(0));
@@ -239,9 +241,10 @@ impl OpenStore {
         }
     }
 
-    /// Checks `bytes` against `cap` and charges them to the message.
-    fn admit(&self, what: &str, bytes: u64, cap: u64) -> Result<(), KvError> {
-        reply_bounds::admit(&self.budget, what, bytes, cap).map_err(KvError::Other)
+    /// Checks `bytes` against the cap per reply and charges them to the
+    /// message.
+    fn admit(&self, what: &str, bytes: u64) -> Result<(), KvError> {
+        self.budget.admit(what, bytes).map_err(KvError::Other)
     }
 
     async fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
@@ -300,19 +303,19 @@ impl OpenStore {
     }
 
     async fn get_keys(&self) -> Result<Vec<String>, KvError> {
+        let max_listing = self.budget.limits().max_listing;
         let keys: Vec<String> = match &*self.backend {
             Backend::Sqlite { db, label } => {
                 let label = label.clone();
                 // One key past the cap tells that there are too many,
                 // without reading them all.
+                let limit = i64::try_from(max_listing).unwrap_or(i64::MAX - 1) + 1;
                 sqlite(db, move |c| {
                     let mut stmt = c.prepare_cached(
                         "SELECT key FROM spin_key_value WHERE store = ?1 LIMIT ?2",
                     )?;
                     let keys = stmt
-                        .query_map(rusqlite::params![label, MAX_LISTING_KEYS as i64 + 1], |r| {
-                            r.get::<_, String>(0)
-                        })?
+                        .query_map(rusqlite::params![label, limit], |r| r.get::<_, String>(0))?
                         .collect::<Result<Vec<_>, _>>()?;
                     Ok(keys)
                 })
@@ -321,20 +324,20 @@ impl OpenStore {
             Backend::Redis { address } => {
                 // The store is the whole database: its size first.
                 let n: u64 = self.redis(address, &redis::cmd("DBSIZE")).await?;
-                if n > MAX_LISTING_KEYS {
-                    return Err(too_many_keys(n));
+                if n > max_listing {
+                    return Err(too_many_keys(n, max_listing));
                 }
                 self.redis(address, redis::cmd("KEYS").arg("*")).await?
             }
         };
-        if keys.len() as u64 > MAX_LISTING_KEYS {
-            return Err(too_many_keys(keys.len() as u64));
+        if keys.len() as u64 > max_listing {
+            return Err(too_many_keys(keys.len() as u64, max_listing));
         }
         let bytes: u64 = keys
             .iter()
             .map(|k| k.len() as u64 + reply_bounds::ELEMENT_OVERHEAD)
             .sum();
-        self.admit("the listing", bytes, reply_bounds::MAX_REDIS_REPLY)?;
+        self.admit("the listing", bytes)?;
         Ok(keys)
     }
 
@@ -356,10 +359,10 @@ impl OpenStore {
     }
 }
 
-/// A listing past [`MAX_LISTING_KEYS`] (`n` keys, or at least `n`).
-fn too_many_keys(n: u64) -> KvError {
+/// A listing past `cap` keys (`n` keys, or at least `n`).
+fn too_many_keys(n: u64, cap: u64) -> KvError {
     KvError::Other(format!(
-        "the store holds {n} keys or more, more than the host's cap of {MAX_LISTING_KEYS} keys per listing (get-keys)"
+        "the store holds {n} keys or more, more than the host's cap of {cap} keys per listing (get-keys; --max-host-listing)"
     ))
 }
 
@@ -574,7 +577,7 @@ impl<T: Send> v3::HostStoreWithStore<T> for HostData {
         accessor: &Accessor<T, Self>,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), v3::Error>>)> {
-        // The keys are read at once (bounded by MAX_LISTING_KEYS), then
+        // The keys are read at once (bounded by `--max-host-listing`), then
         // streamed; a failure is an empty stream and an error in the future.
         let (keys, done) = match handle_v3(accessor, &store)?.get_keys().await {
             Ok(keys) => (keys, Ok(())),

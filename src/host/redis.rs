@@ -12,10 +12,10 @@
 //! `cluster_enabled:1`) gets a cluster connection instead: every command goes
 //! to its key's node, and redirects and failovers are followed. (A dedicated
 //! connection, below, stays on the node the address names.)
-//! A component keeps at most `MAX_POOLED_PER_COMPONENT` addresses. A command
+//! A component keeps at most `--max-redis-addresses` addresses. A command
 //! that changes a connection's state or blocks it (`MULTI`, `SELECT`,
 //! `BLPOP`...) sent through `execute` moves that guest connection onto a
-//! dedicated one (at most `MAX_DEDICATED_PER_COMPONENT` per component at
+//! dedicated one (at most `--max-redis-dedicated` per component at
 //! once, closed when the guest drops it), so no other handler sees its
 //! effect. Subscribing through `execute` is refused.
 //!
@@ -28,10 +28,8 @@
 //!
 //! Not owned here: the trigger's own subscriber connections (`source`).
 
-use super::redis_quota::{
-    MAX_DEDICATED_PER_COMPONENT, MAX_POOLED_PER_COMPONENT, Owner, OwnerKey, pool_key,
-};
-use super::reply_bounds::{self, MAX_REDIS_REPLY, MessageBudget};
+use super::redis_quota::{Owner, OwnerKey, pool_key};
+use super::reply_bounds::{self, HostLimits, MessageBudget};
 use super::{HasHost, HostData, HostView, Refused, redis_probe};
 use crate::address::RedisAddress;
 use redis::aio::{
@@ -96,8 +94,11 @@ pub struct Pool {
     /// made on first use.
     shared: Mutex<HashMap<OwnerKey, HashMap<String, Arc<OnceCell<Shared>>>>>,
     /// Each component's dedicated connections (at most
-    /// `MAX_DEDICATED_PER_COMPONENT` at once).
+    /// `dedicated_per_component` at once).
     dedicated: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The quotas per component.
+    pooled_per_component: usize,
+    dedicated_per_component: usize,
 }
 
 /// The shared connection of one address: to a single server, or to the
@@ -150,7 +151,7 @@ pub enum OpenError {
 impl Pool {
     /// A pool verifying `rediss://` servers with the CA file `tls_ca_file`
     /// (else the system roots).
-    pub fn new(tls_ca_file: Option<&Path>) -> anyhow::Result<Pool> {
+    pub fn new(tls_ca_file: Option<&Path>, limits: &HostLimits) -> anyhow::Result<Pool> {
         let root_cert = tls_ca_file
             .map(|f| {
                 std::fs::read(f).map_err(|e| {
@@ -165,6 +166,8 @@ impl Pool {
             root_cert,
             shared: Mutex::new(HashMap::new()),
             dedicated: Mutex::new(HashMap::new()),
+            pooled_per_component: limits.pooled_per_component,
+            dedicated_per_component: limits.dedicated_per_component,
         })
     }
 
@@ -184,7 +187,7 @@ impl Pool {
     }
 
     /// `owner`'s shared connection to `address`, made on first use. A
-    /// component past `MAX_POOLED_PER_COMPONENT` addresses gets
+    /// component past its `pooled_per_component` addresses gets
     /// `too-many-connections`; a connect that fails leaves nothing behind.
     pub async fn shared(
         &self,
@@ -201,7 +204,7 @@ impl Pool {
             match owned.get(&key) {
                 Some(cell) => cell.clone(),
                 None if matches!(owner, Owner::Component(_))
-                    && owned.len() >= MAX_POOLED_PER_COMPONENT =>
+                    && owned.len() >= self.pooled_per_component =>
                 {
                     return Err(OpenError::TooManyConnections);
                 }
@@ -268,7 +271,7 @@ impl Pool {
     }
 
     /// A connection of its own to `address` for `component`, counted
-    /// against its `MAX_DEDICATED_PER_COMPONENT` until dropped.
+    /// against its `dedicated_per_component` until dropped.
     async fn dedicated(
         &self,
         component: &str,
@@ -279,7 +282,7 @@ impl Pool {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .entry(component.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(MAX_DEDICATED_PER_COMPONENT)))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.dedicated_per_component)))
             .clone();
         let permit = quota
             .try_acquire_owned()
@@ -357,22 +360,18 @@ impl Conn {
         }
     }
 
-    /// Sends `cmd`; a reply past `MAX_REDIS_REPLY` or the message's total
+    /// Sends `cmd`; a reply past `max_reply` or the message's total
     /// is refused (measured once read, see `redis_probe`).
     async fn query<T: FromRedisValue>(mut self, cmd: &Cmd) -> Result<T, v3::Error> {
         let value = self.send(cmd).await.map_err(command_error)?;
-        reply_bounds::admit(
-            &self.budget,
-            "the reply",
-            redis_probe::measure(&value),
-            MAX_REDIS_REPLY,
-        )
-        .map_err(v3::Error::Other)?;
+        self.budget
+            .admit("the reply", redis_probe::measure(&value))
+            .map_err(v3::Error::Other)?;
         T::from_redis_value(value).map_err(|e| command_error(e.into()))
     }
 
     /// Refuses `command args` before it is sent when its probe (see
-    /// `redis_probe`) says the reply would pass `MAX_REDIS_REPLY`.
+    /// `redis_probe`) says the reply would pass `max_reply`.
     /// Only on a shared connection: a dedicated one may be inside `MULTI`,
     /// where the probe would be queued into the guest's transaction (its
     /// replies are measured once read).
@@ -393,11 +392,12 @@ impl Conn {
             return Ok(());
         };
         let at_least = p.lower_bound(n);
-        if at_least > MAX_REDIS_REPLY {
+        let max_reply = self.budget.limits().max_reply;
+        if at_least > max_reply {
             return Err(v3::Error::Other(reply_bounds::would_be_too_large(
                 &format!("the reply to {}", command.to_ascii_uppercase()),
                 at_least,
-                MAX_REDIS_REPLY,
+                max_reply,
             )));
         }
         Ok(())
