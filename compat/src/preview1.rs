@@ -75,7 +75,7 @@ pub fn add_to_linker<T: Send + 'static>(
                         return Ok(ERRNO_SUCCESS);
                     }
                     Shadowed::Errno(errno) => return Ok(errno),
-                    Shadowed::NotShadowed => {}
+                    Shadowed::LeftToWasmtimeWasi => {}
                 }
                 let (mem, state) = memory.data_and_store_mut(&mut caller);
                 let mut mem = wiggle::GuestMemory::Unshared(mem);
@@ -105,7 +105,7 @@ enum Shadowed {
     /// Left to wasmtime-wasi, which serves it without blocking the thread
     /// (several subscriptions, an absolute clock, a file descriptor: all
     /// through its asynchronous `poll`).
-    NotShadowed,
+    LeftToWasmtimeWasi,
 }
 
 /// One relative sleep, with where its event goes.
@@ -128,7 +128,7 @@ struct Sleep {
 /// a bad clock id or flag: `inval`, as wasmtime-wasi would say).
 fn classify(mem: &[u8], subs: i32, events: i32, nsubs: i32, nevents: i32) -> Shadowed {
     if nsubs != 1 {
-        return Shadowed::NotShadowed;
+        return Shadowed::LeftToWasmtimeWasi;
     }
     let [subs, events, nevents] = [subs, events, nevents].map(|p| p as u32 as usize);
     let fits = |at: usize, len: usize, align: usize| {
@@ -143,7 +143,7 @@ fn classify(mem: &[u8], subs: i32, events: i32, nsubs: i32, nevents: i32) -> Sha
     };
     let flags = u16::from_le_bytes([sub[40], sub[41]]);
     if sub[8] != TAG_CLOCK || flags & SUBSCRIPTION_CLOCK_ABSTIME != 0 {
-        return Shadowed::NotShadowed;
+        return Shadowed::LeftToWasmtimeWasi;
     }
     let clock = u32::from_le_bytes(sub[16..20].try_into().expect("invariant: 4 bytes"));
     if clock > MAX_CLOCK_ID || flags & !SUBSCRIPTION_CLOCK_ABSTIME != 0 {
@@ -213,11 +213,11 @@ mod tests {
         // Absolute time, an fd subscription, two subscriptions: served by
         // wasmtime-wasi's asynchronous poll.
         let abs = subscription(TAG_CLOCK, SUBSCRIPTION_CLOCK_ABSTIME, 5_000);
-        assert_eq!(classify(&abs, 0, 64, 1, 128), Shadowed::NotShadowed);
+        assert_eq!(classify(&abs, 0, 64, 1, 128), Shadowed::LeftToWasmtimeWasi);
         let fd = subscription(1, 0, 0);
-        assert_eq!(classify(&fd, 0, 64, 1, 128), Shadowed::NotShadowed);
+        assert_eq!(classify(&fd, 0, 64, 1, 128), Shadowed::LeftToWasmtimeWasi);
         let mem = subscription(TAG_CLOCK, 0, 5_000);
-        assert_eq!(classify(&mem, 0, 64, 2, 128), Shadowed::NotShadowed);
+        assert_eq!(classify(&mem, 0, 64, 2, 128), Shadowed::LeftToWasmtimeWasi);
     }
 
     #[test]

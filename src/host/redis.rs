@@ -92,7 +92,7 @@ pub struct Pool {
     root_cert: Option<Vec<u8>>,
     /// Owner → connection (see `redis_quota::pool_key`) → its connection,
     /// made on first use.
-    shared: Mutex<HashMap<OwnerKey, HashMap<String, Arc<OnceCell<Shared>>>>>,
+    shared: Mutex<HashMap<OwnerKey, Owned>>,
     /// Each component's dedicated connections (at most
     /// `dedicated_per_component` at once).
     dedicated: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -100,6 +100,9 @@ pub struct Pool {
     pooled_per_component: usize,
     dedicated_per_component: usize,
 }
+
+/// One owner's pooled connections, by `redis_quota::pool_key`.
+type Owned = HashMap<String, Arc<OnceCell<Shared>>>;
 
 /// The shared connection of one address: to a single server, or to the
 /// Redis Cluster the address is a node of.
