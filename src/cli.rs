@@ -91,6 +91,30 @@ pub struct Common {
     #[arg(long, value_name = "SIZE", value_parser = parse_max_output)]
     pub max_output: Option<u64>,
 
+    /// The largest reply, value or body one host call hands a component
+    /// (an outbound Redis reply, a key-value value, a fermyon:spin/http
+    /// body); larger ones fail with the interface's error [default: 16MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_host_reply)]
+    pub max_host_reply: Option<u64>,
+
+    /// Keys one key-value listing (get-keys) may return [default: 10000].
+    #[arg(long, value_name = "N", value_parser = parse_max_host_listing)]
+    pub max_host_listing: Option<u64>,
+
+    /// All that one message may receive through the host APIs [default: 64MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_max_host_received)]
+    pub max_host_received: Option<u64>,
+
+    /// Outbound Redis addresses one component may keep pooled connections
+    /// to [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_max_redis_addresses)]
+    pub max_redis_addresses: Option<u64>,
+
+    /// Dedicated outbound Redis connections (MULTI, BLPOP...) one component
+    /// may hold at once [default: 16].
+    #[arg(long, value_name = "N", value_parser = parse_max_redis_dedicated)]
+    pub max_redis_dedicated: Option<u64>,
+
     /// Folder of the compiled-code cache [default: $SPIN_REDIS_CACHE_DIR,
     /// $XDG_CACHE_HOME/spin-redis or ~/.cache/spin-redis].
     #[arg(long, value_name = "DIR")]
@@ -233,6 +257,26 @@ fn parse_max_queued_bytes(s: &str) -> Result<u64, String> {
     ranges::MAX_QUEUED_BYTES.check("--max-queued-bytes", parse_size(s)?)
 }
 
+fn parse_max_host_reply(s: &str) -> Result<u64, String> {
+    ranges::MAX_HOST_REPLY.check("--max-host-reply", parse_size(s)?)
+}
+
+fn parse_max_host_received(s: &str) -> Result<u64, String> {
+    ranges::MAX_HOST_RECEIVED.check("--max-host-received", parse_size(s)?)
+}
+
+fn parse_max_host_listing(s: &str) -> Result<u64, String> {
+    ranges::MAX_HOST_LISTING.check("--max-host-listing", parse_count(s)?)
+}
+
+fn parse_max_redis_addresses(s: &str) -> Result<u64, String> {
+    ranges::MAX_REDIS_CONNECTIONS.check("--max-redis-addresses", parse_count(s)?)
+}
+
+fn parse_max_redis_dedicated(s: &str) -> Result<u64, String> {
+    ranges::MAX_REDIS_CONNECTIONS.check("--max-redis-dedicated", parse_count(s)?)
+}
+
 fn parse_count(s: &str) -> Result<u64, String> {
     s.trim()
         .parse()
@@ -274,6 +318,9 @@ mod tests {
             ["--max-memory", "1B"],
             ["--max-payload", "1GiB"],
             ["--max-queued-bytes", "1000TiB"],
+            ["--max-host-reply", "1B"],
+            ["--max-host-listing", "0"],
+            ["--max-redis-addresses", "5000"],
         ] {
             let e = Cli::try_parse_from(["spin-redis", "up", args[0], args[1]]).unwrap_err();
             assert_eq!(

@@ -11,7 +11,13 @@
 //! | queued messages per trigger | no count limit | | `--queue-capacity` |
 //! | memory of queued messages, all triggers | 128 MiB | | `--max-queued-bytes` |
 //! | shutdown drain deadline | 10 s | | `--drain-timeout` |
+//! | one reply, value or body a host call hands a guest | 16 MiB | | `--max-host-reply` |
+//! | keys in one key-value listing | 10 000 | | `--max-host-listing` |
+//! | all one message receives through the host APIs | 64 MiB | | `--max-host-received` |
+//! | pooled outbound Redis addresses per component | 16 | | `--max-redis-addresses` |
+//! | dedicated outbound Redis connections per component | 16 | | `--max-redis-dedicated` |
 
+use crate::host::reply_bounds::HostLimits;
 use crate::manifest::Settings;
 use spin_redis_sandbox::Limits;
 use std::path::PathBuf;
@@ -39,6 +45,11 @@ pub struct Overrides {
     pub max_queued_bytes: Option<u64>,
     pub drain_timeout: Option<Duration>,
     pub tls_ca_file: Option<PathBuf>,
+    pub max_host_reply: Option<u64>,
+    pub max_host_listing: Option<u64>,
+    pub max_host_received: Option<u64>,
+    pub max_redis_addresses: Option<usize>,
+    pub max_redis_dedicated: Option<usize>,
 }
 
 /// The settings in force.
@@ -52,6 +63,8 @@ pub struct RunConfig {
     pub max_queued_bytes: u64,
     pub drain_timeout: Duration,
     pub tls_ca_file: Option<PathBuf>,
+    /// The bounds of the host APIs (defaults in `host::reply_bounds`).
+    pub host_limits: HostLimits,
     /// The runtime config file and state folder (key-value stores); set by
     /// `prepare::setup` from `--runtime-config-file` and `--state-dir`.
     pub host: crate::host::runtime_config::HostConfig,
@@ -96,8 +109,23 @@ impl RunConfig {
                 .tls_ca_file
                 .clone()
                 .or_else(|| manifest.tls_ca_file.clone()),
+            host_limits: host_limits(flags),
             host: Default::default(),
         }
+    }
+}
+
+/// The host APIs' bounds: the flags given, else the defaults.
+fn host_limits(flags: &Overrides) -> HostLimits {
+    let d = HostLimits::default();
+    HostLimits {
+        max_reply: flags.max_host_reply.unwrap_or(d.max_reply),
+        max_listing: flags.max_host_listing.unwrap_or(d.max_listing),
+        max_received: flags.max_host_received.unwrap_or(d.max_received),
+        pooled_per_component: flags.max_redis_addresses.unwrap_or(d.pooled_per_component),
+        dedicated_per_component: flags
+            .max_redis_dedicated
+            .unwrap_or(d.dedicated_per_component),
     }
 }
 

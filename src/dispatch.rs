@@ -6,10 +6,14 @@
 //! its channel; when the queues are full the delivery is dropped, logged and
 //! counted (the subscriber must keep reading). The queues are bounded by
 //! memory: every queued delivery is charged its payload plus
-//! [`QUEUED_OVERHEAD`] against one budget shared by all triggers
-//! (`--max-queued-bytes`), so a burst of a million small messages is
-//! absorbed while a flood that outgrows memory is refused. A count bound per
-//! trigger (`--queue-capacity`) is there for whoever wants one.
+//! [`QUEUED_OVERHEAD`] against the budget (`--max-queued-bytes`), so a burst
+//! of a million small messages is absorbed while a flood that outgrows
+//! memory is refused. Every trigger has a share of the budget of its own
+//! (see `queue_budget`), so a hung channel's backlog never makes another
+//! channel drop. A count bound per trigger (`--queue-capacity`) is there for
+//! whoever wants one. Every drop is counted per trigger, and each trigger's
+//! first drop (then one in a thousand) is logged with its component and
+//! channel.
 //!
 //! A worker takes messages in arrival order and starts each as a task once
 //! it holds a permit of its own trigger (`max_concurrency`, `1` = strictly
@@ -44,6 +48,7 @@ use crate::executor::Handler;
 use crate::logs::Logs;
 use crate::ops::metrics::{Metrics, RouteMetrics};
 use crate::ops::telemetry::Telemetry;
+use crate::queue_budget::{QueueBudget, TriggerBudget};
 use crate::stats::{Delivery, Settled, Stats};
 use bytes::Bytes;
 use spin_redis_sandbox::HandlerError;
@@ -78,9 +83,8 @@ pub struct Shared {
     /// reserved slot per trigger).
     pub pool: Arc<Semaphore>,
     pub max_payload: u64,
-    /// The memory charged for the deliveries waiting in all queues (see
-    /// [`queued_cost`]), and the most there may be.
-    pub queued_bytes: AtomicU64,
+    /// The memory the deliveries waiting in all queues may be charged (see
+    /// [`queued_cost`] and `queue_budget`).
     pub max_queued_bytes: u64,
     /// Where handlers run: a runtime of its own, so wasm never delays the
     /// Redis connection.
@@ -125,6 +129,10 @@ struct RouteTx {
     component: String,
     tx: mpsc::Sender<Queued>,
     metrics: Arc<RouteMetrics>,
+    /// This trigger's account against the queued-memory budget.
+    budget: Arc<TriggerBudget>,
+    /// Deliveries this trigger dropped (for its log lines).
+    dropped: AtomicU64,
 }
 
 /// Routes messages to trigger queues; see the module docs.
@@ -154,7 +162,15 @@ impl Dispatcher {
         // Without a count bound the channel's own bound is the largest tokio
         // allows; memory (`max_queued_bytes`) is reached long before it.
         let capacity = queue_capacity.unwrap_or(Semaphore::MAX_PERMITS);
+        let budget = QueueBudget::new(shared.max_queued_bytes, specs.len());
+        tracing::debug!(
+            triggers = specs.len(),
+            max_queued_bytes = shared.max_queued_bytes,
+            reserved_per_trigger = budget.reserved(),
+            "queued-memory budget"
+        );
         for spec in specs {
+            let trigger_budget = Arc::new(budget.trigger());
             let (tx, rx) = mpsc::channel(capacity);
             let metrics = Arc::new(shared.metrics.route(&spec.handler.component, &spec.channel));
             let by_name = if spec.pattern {
@@ -171,11 +187,13 @@ impl Dispatcher {
                     component: spec.handler.component.clone(),
                     tx,
                     metrics: metrics.clone(),
+                    budget: trigger_budget.clone(),
+                    dropped: AtomicU64::new(0),
                 });
             // One slot of its own, see the module docs.
             let reserved = Arc::new(Semaphore::new(1));
             workers.spawn_on(
-                worker(spec, rx, reserved, metrics, shared.clone()),
+                worker(spec, rx, reserved, metrics, trigger_budget, shared.clone()),
                 &shared.handlers,
             );
         }
@@ -244,11 +262,13 @@ impl Dispatcher {
         let cost = queued_cost(payload.len() + published.as_ref().map_or(0, |c| c.len()));
         let mut payload = Some(payload);
         for (i, r) in routes.iter().enumerate() {
-            let shared = &self.shared;
             let account = stats.open();
-            let queued = shared.queued_bytes.fetch_add(cost, Ordering::Relaxed) + cost;
-            let refused = if queued > shared.max_queued_bytes {
-                Some(("queued memory at its limit (--max-queued-bytes)", account))
+            let charged = r.budget.charge(cost);
+            let refused = if !charged {
+                Some((
+                    "queued memory at its limit: this trigger's share and the shared part of --max-queued-bytes are full",
+                    account,
+                ))
             } else {
                 // The last route takes the payload itself: cloning a
                 // `Bytes` made from a `Vec` allocates a shared header, which
@@ -281,13 +301,18 @@ impl Dispatcher {
                 }
             };
             if let Some((why, account)) = refused {
-                shared.queued_bytes.fetch_sub(cost, Ordering::Relaxed);
-                let n = account.settle(Settled::Dropped);
+                if charged {
+                    r.budget.release(cost);
+                }
+                let total = account.settle(Settled::Dropped);
                 r.metrics.dropped.inc();
-                // Log the first drop and then one in a thousand: a flood
-                // must not turn into a flood of log lines. All are counted.
+                // Each trigger logs its first drop and then one in a
+                // thousand: a flood must not turn into a flood of log
+                // lines, and a drop on one channel must not hide the drops
+                // on another. All are counted.
+                let n = r.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                 if n == 1 || n.is_multiple_of(1000) {
-                    tracing::warn!(component = %r.component, channel = %channel, reason = %why, dropped_total = n, "message dropped");
+                    tracing::warn!(component = %r.component, channel = %channel, reason = %why, dropped = n, dropped_total = total, "message dropped");
                 }
             }
         }
@@ -299,6 +324,7 @@ async fn worker(
     mut rx: mpsc::Receiver<Queued>,
     reserved: Arc<Semaphore>,
     metrics: Arc<RouteMetrics>,
+    budget: Arc<TriggerBudget>,
     shared: Arc<Shared>,
 ) {
     let own = spec
@@ -316,9 +342,7 @@ async fn worker(
                 None => break,
             },
         };
-        shared
-            .queued_bytes
-            .fetch_sub(item.cost(), Ordering::Relaxed);
+        budget.release(item.cost());
         metrics.queue_depth.dec();
         let permits = tokio::select! {
             biased;

@@ -45,6 +45,7 @@ pub mod logs;
 pub mod manifest;
 pub mod ops;
 pub mod prepare;
+pub mod queue_budget;
 pub mod source;
 pub mod stats;
 pub mod templates;

@@ -31,6 +31,15 @@ pub fn setup(
     overrides.timeout = common.timeout;
     overrides.max_memory = common.max_memory;
     overrides.max_output = common.max_output;
+    overrides.max_host_reply = common.max_host_reply;
+    overrides.max_host_listing = common.max_host_listing;
+    overrides.max_host_received = common.max_host_received;
+    overrides.max_redis_addresses = common
+        .max_redis_addresses
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
+    overrides.max_redis_dedicated = common
+        .max_redis_dedicated
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
     let mut config = RunConfig::resolve(&app.settings, &overrides);
     config.host = crate::host::runtime_config::HostConfig::load(
         common.runtime_config_file.as_deref(),

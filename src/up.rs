@@ -30,7 +30,6 @@ use anyhow::Context as _;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -136,7 +135,6 @@ async fn serve(
         stats: stats.clone(),
         pool: pool.clone(),
         max_payload: p.config.max_payload,
-        queued_bytes: AtomicU64::new(0),
         max_queued_bytes: p.config.max_queued_bytes,
         handlers,
         tracker: TaskTracker::new(),

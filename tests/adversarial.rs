@@ -317,3 +317,99 @@ fn an_allocation_loop_fails_at_the_memory_cap_and_others_go_on() {
         "the allocation failed, the quick message succeeded:\n{err}"
     );
 }
+
+/// Runs `spin-redis` with `args` to its end, but gives up (killing it) after
+/// the start-up patience: a run that never returns fails the test instead of
+/// hanging it. Returns (exit code, stdout, stderr).
+fn run_bounded(args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("out"), dir.path().join("err"));
+    let mut child = bin()
+        .args(args)
+        .env("SPIN_REDIS_CACHE_DIR", dir.path().join("cache"))
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .expect("spawn spin-redis");
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap_or_default();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (
+                status.code().unwrap_or(-1),
+                read(&out_path),
+                read(&err_path),
+            );
+        }
+        if started.elapsed() > START_UP_PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "spin-redis {args:?} did not return; stderr:\n{}",
+                read(&err_path)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_sleep_with_a_bad_events_pointer_is_refused_at_once_by_invoke() {
+    // Three days on one relative clock, `events` past the end of memory:
+    // wasmtime-wasi would sleep the thread before it looked at the pointer,
+    // out of reach of --timeout.
+    let (_d, m) = manifest(&app(
+        "redis://127.0.0.1:1",
+        &[wagi("badpoll", fixture("badpoll.wat"), "naps")],
+    ));
+    let (code, out, err) = run_bounded(&[
+        "invoke",
+        "-f",
+        m.to_str().unwrap(),
+        "badpoll",
+        "--timeout",
+        "2s",
+    ]);
+    assert_eq!(code, 1, "the handler failed:\n{err}");
+    assert_eq!(out, "polling\n");
+    // errno 21 is `fault`: the guest's bad pointer, reported at once.
+    assert!(err.contains("exited with code 21"), "{err}");
+}
+
+#[test]
+fn sleeps_with_a_bad_events_pointer_never_stop_other_channels() {
+    let redis = Redis::start();
+    let (_d, m) = manifest(&app(
+        &redis.url(),
+        &[
+            wagi("badpoll", fixture("badpoll.wat"), "naps"),
+            wagi("echo", fixture("echo.wat"), "other"),
+        ],
+    ));
+    // Four such messages held all four handler slots and threads before.
+    let mut s = SpinRedis::up(
+        &redis,
+        &m,
+        &["--timeout", "2s", "--max-concurrency", "4", "-q"],
+        &["naps", "other"],
+    );
+    for i in 0..4 {
+        redis.publish("naps", format!("n{i}").as_bytes());
+    }
+    redis.publish("other", b"meanwhile");
+    s.wait_log("echo_stdout.txt", "meanwhile\n");
+    wait_for(&s, "all four bad sleeps reported failed", || {
+        failures(&s.stderr(), "badpoll", "naps").len() == 4
+    });
+    for reason in failures(&s.stderr(), "badpoll", "naps") {
+        assert!(reason.contains("exited with code 21"), "{reason}");
+    }
+    assert!(s.stop().success(), "{}", s.stderr());
+    let err = s.stderr();
+    assert_eq!(
+        summary(&err),
+        [5, 1, 4, 0, 0, 0],
+        "the echo ok, every bad sleep failed, none cut short:\n{err}"
+    );
+}

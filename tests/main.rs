@@ -20,6 +20,7 @@ mod host_apis;
 mod invoke;
 mod manifest;
 mod ops;
+mod quotas;
 mod sources;
 mod streams;
 mod up;

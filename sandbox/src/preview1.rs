@@ -12,9 +12,13 @@
 //! deadline, out of reach of the timer (`limits::with_deadline`).
 //!
 //! So [`add_to_linker`] adds wasmtime-wasi's preview1 and shadows
-//! `poll_oneoff`: that one case becomes an asynchronous tokio sleep, which
-//! the deadline cancels; every other call goes to wasmtime-wasi's own
-//! implementation. Every preview1 linker must come from here, since the
+//! `poll_oneoff`: every call that would reach that sleep is decided here,
+//! whatever its arguments. A well-formed one becomes an asynchronous tokio
+//! sleep, which the deadline cancels; one whose pointers are out of bounds
+//! or misaligned is refused at once with `fault` (wasmtime-wasi would sleep
+//! first and look at the `events` pointer after: a three-day sleep with a
+//! bad pointer held a thread for three days). Every other call goes to
+//! wasmtime-wasi's own implementation, which serves it asynchronously. Every preview1 linker must come from here, since the
 //! sandbox's contexts allow blocking (see `sandbox`).
 //!
 //! Not owned here: the WASI context itself (see `sandbox`).
@@ -32,6 +36,12 @@ const SUBSCRIPTION_SIZE: usize = 48;
 const EVENT_SIZE: usize = 32;
 const TAG_CLOCK: u8 = 0;
 const SUBSCRIPTION_CLOCK_ABSTIME: u16 = 1;
+/// `realtime`, `monotonic`, `process_cputime_id`, `thread_cputime_id`.
+const MAX_CLOCK_ID: u32 = 3;
+/// preview1 errnos (`wasi_snapshot_preview1.witx`).
+const ERRNO_SUCCESS: i32 = 0;
+const ERRNO_FAULT: i32 = 21;
+const ERRNO_INVAL: i32 = 28;
 
 /// Adds WASI preview1 to `linker`, with `poll_oneoff` made asynchronous
 /// where wasmtime-wasi would block (see the module docs).
@@ -50,20 +60,22 @@ pub fn add_to_linker<T: Send + 'static>(
                     .get_export("memory")
                     .and_then(|e| e.into_memory())
                     .ok_or_else(|| wasmtime::Error::msg("missing required memory export"))?;
-                if let Some(sleep) =
-                    one_relative_sleep(memory.data(&caller), subs, events, nsubs, nevents)
-                {
-                    // tokio's timer counts whole milliseconds: a zero
-                    // sleep (a guest's `sched_yield` by another name) would
-                    // wait for the next one, so it only yields.
-                    if sleep.timeout.is_zero() {
-                        tokio::task::yield_now().await;
-                    } else {
-                        tokio::time::sleep(sleep.timeout).await;
+                match classify(memory.data(&caller), subs, events, nsubs, nevents) {
+                    Shadowed::Sleep(sleep) => {
+                        // tokio's timer counts whole milliseconds: a zero
+                        // sleep (a guest's `sched_yield` by another name)
+                        // would wait for the next one, so it only yields.
+                        if sleep.timeout.is_zero() {
+                            tokio::task::yield_now().await;
+                        } else {
+                            tokio::time::sleep(sleep.timeout).await;
+                        }
+                        let mem = memory.data_mut(&mut caller);
+                        sleep.write_event(mem);
+                        return Ok(ERRNO_SUCCESS);
                     }
-                    let mem = memory.data_mut(&mut caller);
-                    sleep.write_event(mem);
-                    return Ok(0);
+                    Shadowed::Errno(errno) => return Ok(errno),
+                    Shadowed::LeftToWasmtimeWasi => {}
                 }
                 let (mem, state) = memory.data_and_store_mut(&mut caller);
                 let mut mem = wiggle::GuestMemory::Unshared(mem);
@@ -83,9 +95,21 @@ pub fn add_to_linker<T: Send + 'static>(
     Ok(())
 }
 
-/// The case wasmtime-wasi would serve with `std::thread::sleep`: exactly one
-/// subscription, a relative clock, with every pointer in bounds and
-/// aligned. Anything else is left to wasmtime-wasi.
+/// What the shadow does with one `poll_oneoff` call.
+#[derive(Debug, PartialEq, Eq)]
+enum Shadowed {
+    /// A sleep on one relative clock, served asynchronously here.
+    Sleep(Sleep),
+    /// Refused at once with this errno, without waiting.
+    Errno(i32),
+    /// Left to wasmtime-wasi, which serves it without blocking the thread
+    /// (several subscriptions, an absolute clock, a file descriptor: all
+    /// through its asynchronous `poll`).
+    LeftToWasmtimeWasi,
+}
+
+/// One relative sleep, with where its event goes.
+#[derive(Debug, PartialEq, Eq)]
 struct Sleep {
     timeout: Duration,
     userdata: u64,
@@ -93,22 +117,25 @@ struct Sleep {
     nevents: usize,
 }
 
-fn one_relative_sleep(
-    mem: &[u8],
-    subs: i32,
-    events: i32,
-    nsubs: i32,
-    nevents: i32,
-) -> Option<Sleep> {
+/// Decides a `poll_oneoff` call. wasmtime-wasi 48 (`p1.rs`) serves exactly
+/// one subscription on a relative clock with `std::thread::sleep`, *before*
+/// it looks at `events` or `nevents`, whatever the clock id; every other
+/// call goes through its asynchronous poll (absolute clocks become
+/// `subscribe_instant`, several clocks one `poll`). So every call that
+/// reaches that sleep is decided here: served by an asynchronous sleep, or,
+/// when a pointer is out of bounds or misaligned, or the subscription is
+/// malformed, refused at once (a bad pointer is the guest's error: `fault`;
+/// a bad clock id or flag: `inval`, as wasmtime-wasi would say).
+fn classify(mem: &[u8], subs: i32, events: i32, nsubs: i32, nevents: i32) -> Shadowed {
     if nsubs != 1 {
-        return None;
+        return Shadowed::LeftToWasmtimeWasi;
     }
     let [subs, events, nevents] = [subs, events, nevents].map(|p| p as u32 as usize);
     let fits = |at: usize, len: usize, align: usize| {
         at.is_multiple_of(align) && at.checked_add(len).is_some_and(|end| end <= mem.len())
     };
-    if !fits(subs, SUBSCRIPTION_SIZE, 8) || !fits(events, EVENT_SIZE, 8) || !fits(nevents, 4, 4) {
-        return None;
+    if !fits(subs, SUBSCRIPTION_SIZE, 8) {
+        return Shadowed::Errno(ERRNO_FAULT);
     }
     let sub = &mem[subs..subs + SUBSCRIPTION_SIZE];
     let u64_at = |b: &[u8], at: usize| {
@@ -116,9 +143,16 @@ fn one_relative_sleep(
     };
     let flags = u16::from_le_bytes([sub[40], sub[41]]);
     if sub[8] != TAG_CLOCK || flags & SUBSCRIPTION_CLOCK_ABSTIME != 0 {
-        return None;
+        return Shadowed::LeftToWasmtimeWasi;
     }
-    Some(Sleep {
+    let clock = u32::from_le_bytes(sub[16..20].try_into().expect("invariant: 4 bytes"));
+    if clock > MAX_CLOCK_ID || flags & !SUBSCRIPTION_CLOCK_ABSTIME != 0 {
+        return Shadowed::Errno(ERRNO_INVAL);
+    }
+    if !fits(events, EVENT_SIZE, 8) || !fits(nevents, 4, 4) {
+        return Shadowed::Errno(ERRNO_FAULT);
+    }
+    Shadowed::Sleep(Sleep {
         timeout: Duration::from_nanos(u64_at(sub, 24)),
         userdata: u64_at(sub, 0),
         events,
@@ -130,7 +164,7 @@ impl Sleep {
     /// Writes what wasmtime-wasi writes after its sleep: one clock event,
     /// no error.
     fn write_event(&self, mem: &mut [u8]) {
-        // Checked in `one_relative_sleep`; the memory can only have grown.
+        // Checked in `classify`; the memory can only have grown.
         let event = &mut mem[self.events..self.events + EVENT_SIZE];
         event.fill(0);
         event[0..8].copy_from_slice(&self.userdata.to_le_bytes());
@@ -153,10 +187,17 @@ mod tests {
         mem
     }
 
+    fn sleep(mem: &[u8], events: i32, nsubs: i32, nevents: i32) -> Sleep {
+        match classify(mem, 0, events, nsubs, nevents) {
+            Shadowed::Sleep(s) => s,
+            other => panic!("expected a sleep, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn only_one_relative_clock_in_bounds_is_taken() {
+    fn one_relative_clock_is_slept_here_and_its_event_written() {
         let mem = subscription(TAG_CLOCK, 0, 5_000);
-        let s = one_relative_sleep(&mem, 0, 64, 1, 128).expect("a relative sleep");
+        let s = sleep(&mem, 64, 1, 128);
         assert_eq!(s.timeout, Duration::from_micros(5));
         assert_eq!(s.userdata, 7);
         let mut out = mem.clone();
@@ -165,15 +206,48 @@ mod tests {
         assert_eq!(&out[72..80], &[0u8; 8]);
         assert_eq!(&out[80..88], &1u64.to_le_bytes());
         assert_eq!(&out[128..132], &1u32.to_le_bytes());
-        // Absolute time, an fd subscription, two subscriptions, a pointer
-        // out of bounds or misaligned: left to wasmtime-wasi.
+    }
+
+    #[test]
+    fn only_calls_that_never_block_are_left_to_wasmtime_wasi() {
+        // Absolute time, an fd subscription, two subscriptions: served by
+        // wasmtime-wasi's asynchronous poll.
         let abs = subscription(TAG_CLOCK, SUBSCRIPTION_CLOCK_ABSTIME, 5_000);
-        assert!(one_relative_sleep(&abs, 0, 64, 1, 128).is_none());
+        assert_eq!(classify(&abs, 0, 64, 1, 128), Shadowed::LeftToWasmtimeWasi);
         let fd = subscription(1, 0, 0);
-        assert!(one_relative_sleep(&fd, 0, 64, 1, 128).is_none());
-        assert!(one_relative_sleep(&mem, 0, 64, 2, 128).is_none());
-        assert!(one_relative_sleep(&mem, 0, 240, 1, 128).is_none());
-        assert!(one_relative_sleep(&mem, 0, 60, 1, 128).is_none());
-        assert!(one_relative_sleep(&mem, 0, 64, 1, 254).is_none());
+        assert_eq!(classify(&fd, 0, 64, 1, 128), Shadowed::LeftToWasmtimeWasi);
+        let mem = subscription(TAG_CLOCK, 0, 5_000);
+        assert_eq!(classify(&mem, 0, 64, 2, 128), Shadowed::LeftToWasmtimeWasi);
+    }
+
+    #[test]
+    fn a_relative_sleep_with_a_bad_pointer_is_refused_at_once() {
+        // wasmtime-wasi would sleep the thread first and look at `events`
+        // after: these must never reach it.
+        let days = 3 * 24 * 3600 * 1_000_000_000u64;
+        let mem = subscription(TAG_CLOCK, 0, days);
+        let fault = Shadowed::Errno(ERRNO_FAULT);
+        assert_eq!(classify(&mem, 0, 240, 1, 128), fault, "events past the end");
+        assert_eq!(classify(&mem, 0, -16, 1, 128), fault, "events at 4 GiB");
+        assert_eq!(classify(&mem, 0, 60, 1, 128), fault, "events misaligned");
+        assert_eq!(classify(&mem, 0, 64, 1, 254), fault, "nevents past the end");
+        assert_eq!(classify(&mem, 0, 64, 1, 130), fault, "nevents misaligned");
+        assert_eq!(
+            classify(&mem, 240, 64, 1, 128),
+            fault,
+            "subscription past the end"
+        );
+        // A clock id or flag wasmtime-wasi cannot read: `inval`, at once.
+        let mut bad_clock = mem.clone();
+        bad_clock[16] = 9;
+        assert_eq!(
+            classify(&bad_clock, 0, 64, 1, 128),
+            Shadowed::Errno(ERRNO_INVAL)
+        );
+        let bad_flags = subscription(TAG_CLOCK, 4, days);
+        assert_eq!(
+            classify(&bad_flags, 0, 64, 1, 128),
+            Shadowed::Errno(ERRNO_INVAL)
+        );
     }
 }

@@ -4,7 +4,11 @@
 //! - **Pooling allocator**, sized from the concurrency bound and the memory
 //!   cap, so that an instance costs a slot reuse instead of mmap calls; if the
 //!   system refuses the reservation the engine falls back to on-demand
-//!   allocation and says so.
+//!   allocation and says so. Each handler slot's share of the pool is
+//!   [`SLOT_SHARE`]; a component that needs more in one instance (a
+//!   component built from many core modules could otherwise take every
+//!   memory slot of the pool in one message) is refused when it is compiled,
+//!   at start-up (see [`slot_share_error`]).
 //! - **Epoch interruption**: a ticker thread bumps the epoch every
 //!   [`TICK`]; each tick a running guest yields to its async executor (see
 //!   `spin_redis_sandbox::limits`), which is how both fairness and timeouts work.
@@ -25,6 +29,37 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 /// How often the epoch advances: the granularity of deadlines and of yields.
 pub const TICK: Duration = Duration::from_millis(10);
+
+/// What one instance of a component may take from the instance pool: its
+/// core instances, linear memories and tables. The pool holds this much per
+/// handler slot (`max_instances`), so no component can take another's
+/// share. Sized so that every example and test guest fits, componentize-py's
+/// Python component included (see README, limits table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SlotShare {
+    pub core_instances: u32,
+    pub memories: u32,
+    pub tables: u32,
+}
+
+pub const SLOT_SHARE: SlotShare = SlotShare {
+    core_instances: 16,
+    memories: 4,
+    tables: 8,
+};
+
+/// wasmtime's words when a component needs more than [`SLOT_SHARE`], made
+/// clear: which share it exceeds and that it is refused at start-up. `None`
+/// when `e` is another error.
+pub fn slot_share_error(e: &str) -> Option<String> {
+    if !e.contains("exceeds the configured maximum") || !e.contains("pooling allocator") {
+        return None;
+    }
+    Some(format!(
+        "needs more of the instance pool than one handler slot's share ({} core instances, {} linear memories, {} tables per instance): {e}",
+        SLOT_SHARE.core_instances, SLOT_SHARE.memories, SLOT_SHARE.tables
+    ))
+}
 
 /// What the engine is sized for.
 #[derive(Debug, Clone)]
@@ -151,11 +186,16 @@ fn build(opts: &EngineOptions) -> anyhow::Result<(Engine, bool, Option<wasmtime:
     let n = opts.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::default();
     // A component (Python's, say) holds several core instances, memories and
-    // tables; size for a handful each.
+    // tables: each slot gets a share of each, and one instance may take no
+    // more than its share (refused at compile time, see `SLOT_SHARE`).
+    let share = SLOT_SHARE;
     pool.total_component_instances(n)
-        .total_core_instances(n.saturating_mul(16))
-        .total_memories(n.saturating_mul(4))
-        .total_tables(n.saturating_mul(8))
+        .total_core_instances(n.saturating_mul(share.core_instances))
+        .total_memories(n.saturating_mul(share.memories))
+        .total_tables(n.saturating_mul(share.tables))
+        .max_core_instances_per_component(share.core_instances)
+        .max_memories_per_component(share.memories)
+        .max_tables_per_component(share.tables)
         .total_stacks(n)
         .max_memory_size(usize::try_from(opts.max_memory).unwrap_or(usize::MAX))
         // Reset a reused memory (and tables, and async stacks) with memset

@@ -73,6 +73,10 @@ pub enum PrepareError {
     NotWasm,
     #[error("does not compile: {0}")]
     Compile(String),
+    /// One instance would take more of the instance pool than a handler
+    /// slot's share.
+    #[error("is refused: it {0}")]
+    SlotShare(String),
     #[error(
         "exports no Redis handler; it exports: {exports}. A handler exports `handle-redis-message` (wit/spin-redis.wit), `fermyon:spin/inbound-redis` or `spin:redis/inbound-redis@3.0.0`"
     )]
@@ -185,8 +189,7 @@ impl ComponentHandler {
             WasmKind::CoreModule => return Err(PrepareError::IsCoreModule),
             WasmKind::UnknownWasm | WasmKind::NotWasm => return Err(PrepareError::NotWasm),
         }
-        let component =
-            Component::new(engine, bytes).map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
+        let component = Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
         let (interface, func) = find_handler(engine, &component)?;
         let mut linker: Linker<ComponentState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
@@ -418,4 +421,14 @@ fn check_type(
         );
     }
     Ok(())
+}
+
+/// A compile error; one that is really the instance pool's per-slot share
+/// says so (see `engine::slot_share_error`).
+fn compile_error(e: &wasmtime::Error) -> PrepareError {
+    let e = format!("{e:#}");
+    match crate::executor::engine::slot_share_error(&e) {
+        Some(clear) => PrepareError::SlotShare(clear),
+        None => PrepareError::Compile(e),
+    }
 }

@@ -22,6 +22,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 pub enum PrepareError {
     #[error("does not compile: {0}")]
     Compile(String),
+    /// One instance would take more of the instance pool than a handler
+    /// slot's share.
+    #[error("is refused: it {0}")]
+    SlotShare(String),
     #[error(
         "is a WebAssembly component that does not export `wasi:cli/run` (it exports: {0}): under the wagi executor a component must be a WASI command; a Redis handler component runs under executor = {{ type = \"spin\" }}"
     )]
@@ -69,8 +73,7 @@ impl CommandComponent {
         sandbox: Sandbox,
         limits: Limits,
     ) -> Result<Self, PrepareError> {
-        let component =
-            Component::new(engine, bytes).map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
+        let component = Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
         let exports: Vec<String> = component
             .component_type()
             .exports(engine)
@@ -133,5 +136,15 @@ impl CommandComponent {
             Ok(Err(())) => Err(HandlerError::Exit(1)),
             Err(e) => HandlerError::from_call(Err(e)),
         }
+    }
+}
+
+/// A compile error; one that is really the instance pool's per-slot share
+/// says so (see `engine::slot_share_error`).
+fn compile_error(e: &wasmtime::Error) -> PrepareError {
+    let e = format!("{e:#}");
+    match crate::executor::engine::slot_share_error(&e) {
+        Some(clear) => PrepareError::SlotShare(clear),
+        None => PrepareError::Compile(e),
     }
 }

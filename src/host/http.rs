@@ -18,6 +18,7 @@
 //! Not owned here: `wasi:http/types` (wasmtime-wasi-http implements it);
 //! incoming HTTP (a Redis trigger has none).
 
+use super::reply_bounds::{self, MessageBudget};
 use super::{ComponentHost, HasHost, HostData, HostView, Refused, destination};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -52,9 +53,6 @@ use bindings::fermyon::spin::http_types;
 
 /// The Spin interfaces [`link`] defines (besides `wasi:http`).
 pub const SPIN_INTERFACES: &[&str] = &["fermyon:spin/http", "fermyon:spin/http-types"];
-
-/// The largest response body `fermyon:spin/http` reads (as in Spin).
-const MAX_BODY_BYTES: usize = 128 << 20;
 
 /// Whether `name` is a `wasi:http` 0.2 interface that [`link`] defines.
 pub fn is_wasi_http(name: &str) -> bool {
@@ -239,7 +237,8 @@ impl spin_http::Host for HostView<'_> {
     ) -> wasmtime::Result<Result<http_types::Response, http_types::HttpError>> {
         let component = self.host.component.clone();
         let deadline = self.host.deadline;
-        Ok(send_v1(&component, deadline, req).await)
+        let budget = self.host.budget.clone();
+        Ok(send_v1(&component, deadline, &budget, req).await)
     }
 }
 
@@ -256,6 +255,7 @@ impl Drop for AbortOnDrop {
 async fn send_v1(
     component: &ComponentHost,
     deadline: Instant,
+    budget: &MessageBudget,
     req: http_types::Request,
 ) -> Result<http_types::Response, http_types::HttpError> {
     use http_types::HttpError as E;
@@ -307,11 +307,38 @@ async fn send_v1(
         }
     }));
     let (parts, body) = response.into_parts();
-    let body = Limited::new(body, MAX_BODY_BYTES)
+    // The body is read whole: at most `max_reply`, and no more than is
+    // left of the message's total. The interface's errors carry no text, so
+    // a body past the cap is `runtime-error` and a log line naming the cap.
+    let max_reply = budget.limits().max_reply;
+    let cap = max_reply.min(budget.left());
+    let body = match Limited::new(body, usize::try_from(cap).unwrap_or(usize::MAX))
         .collect()
         .await
-        .map_err(|_| E::RuntimeError)?
-        .to_bytes();
+    {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            let why = if cap < max_reply {
+                format!(
+                    "the response body is larger than what is left ({}) of the cap of {} per message received through the host APIs (--max-host-received)",
+                    reply_bounds::show(cap),
+                    reply_bounds::show(budget.limits().max_received)
+                )
+            } else {
+                format!(
+                    "the response body is larger than the host's cap of {} per response (--max-host-reply)",
+                    reply_bounds::show(max_reply)
+                )
+            };
+            tracing::warn!(component = %component.id, host = uri.host().unwrap_or(""), reason = %why, "fermyon:spin/http response refused: runtime-error");
+            return Err(E::RuntimeError);
+        }
+        Err(_) => return Err(E::RuntimeError),
+    };
+    if let Err(why) = budget.charge(body.len() as u64) {
+        tracing::warn!(component = %component.id, host = uri.host().unwrap_or(""), reason = %why, "fermyon:spin/http response refused: runtime-error");
+        return Err(E::RuntimeError);
+    }
     let headers = parts
         .headers
         .iter()

@@ -21,6 +21,7 @@
 //!
 //! Not owned here: reading the runtime config file (`runtime_config`).
 
+use super::reply_bounds::{self, MessageBudget};
 use super::{HasHost, HostData, HostView};
 use crate::address::RedisAddress;
 use std::collections::BTreeMap;
@@ -64,8 +65,6 @@ pub const INTERFACES: &[&str] = &[
 
 /// Stores one instance may hold open at once.
 pub const MAX_OPEN: usize = 256;
-/// The largest reply a store may hand a guest (as in Spin).
-const MAX_REPLY_BYTES: usize = 128 << 20;
 
 /// The app's stores, by label.
 #[derive(Default)]
@@ -185,6 +184,8 @@ pub enum KvError {
 pub struct OpenStore {
     backend: Arc<Backend>,
     pool: Arc<super::AppHost>,
+    /// The message's budget of what it may receive (see `reply_bounds`).
+    budget: Arc<MessageBudget>,
 }
 
 impl OpenStore {
@@ -192,25 +193,58 @@ impl OpenStore {
         match &*self.backend {
             Backend::Sqlite { db, label } => {
                 let label = label.clone();
-                sqlite(db, move |c| {
+                let max_reply = self.budget.limits().max_reply;
+                // The length first, in the same statement: a value past the
+                // cap is never read.
+                let row = sqlite(db, move |c| {
                     let mut stmt = c.prepare_cached(
-                        "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                        "SELECT length(value), CASE WHEN length(value) > ?3 THEN NULL ELSE value END
+                         FROM spin_key_value WHERE store = ?1 AND key = ?2",
                     )?;
-                    let mut rows = stmt.query(rusqlite::params![label, key])?;
-                    rows.next()?.map(|r| r.get::<_, Vec<u8>>(0)).transpose()
+                    // SQLite's integers are i64; the caps are far below.
+                    let cap = i64::try_from(max_reply).unwrap_or(i64::MAX);
+                    let mut rows = stmt.query(rusqlite::params![label, key, cap])?;
+                    rows.next()?
+                        .map(|r| Ok((r.get::<_, i64>(0)?, r.get::<_, Option<Vec<u8>>>(1)?)))
+                        .transpose()
                 })
-                .await
+                .await?;
+                match row {
+                    None => Ok(None),
+                    Some((len, value)) => {
+                        let len = u64::try_from(len).unwrap_or(0);
+                        self.admit("the value", len)?;
+                        Ok(Some(value.unwrap_or_default()))
+                    }
+                }
             }
             Backend::Redis { address } => {
+                let len: i64 = self.redis(address, redis::cmd("STRLEN").arg(&key)).await?;
+                self.admit("the value", u64::try_from(len).unwrap_or(0))?;
                 let v: Option<Vec<u8>> = self.redis(address, redis::cmd("GET").arg(key)).await?;
-                if v.as_ref().is_some_and(|v| v.len() > MAX_REPLY_BYTES) {
-                    return Err(KvError::Other(format!(
-                        "the value is larger than {MAX_REPLY_BYTES} bytes"
-                    )));
+                // The value may have grown since STRLEN: measure it too.
+                if let Some(v) = &v {
+                    let read = v.len() as u64;
+                    let max_reply = self.budget.limits().max_reply;
+                    if read > max_reply {
+                        return Err(KvError::Other(reply_bounds::too_large(
+                            "the value",
+                            read,
+                            max_reply,
+                        )));
+                    }
+                    let grown = read.saturating_sub(u64::try_from(len).unwrap_or(0));
+                    self.budget.charge(grown).map_err(KvError::Other)?;
                 }
                 Ok(v)
             }
         }
+    }
+
+    /// Checks `bytes` against the cap per reply and charges them to the
+    /// message.
+    fn admit(&self, what: &str, bytes: u64) -> Result<(), KvError> {
+        self.budget.admit(what, bytes).map_err(KvError::Other)
     }
 
     async fn set(&self, key: String, value: Vec<u8>) -> Result<(), KvError> {
@@ -269,27 +303,41 @@ impl OpenStore {
     }
 
     async fn get_keys(&self) -> Result<Vec<String>, KvError> {
+        let max_listing = self.budget.limits().max_listing;
         let keys: Vec<String> = match &*self.backend {
             Backend::Sqlite { db, label } => {
                 let label = label.clone();
+                // One key past the cap tells that there are too many,
+                // without reading them all.
+                let limit = i64::try_from(max_listing).unwrap_or(i64::MAX - 1) + 1;
                 sqlite(db, move |c| {
-                    let mut stmt =
-                        c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1")?;
+                    let mut stmt = c.prepare_cached(
+                        "SELECT key FROM spin_key_value WHERE store = ?1 LIMIT ?2",
+                    )?;
                     let keys = stmt
-                        .query_map(rusqlite::params![label], |r| r.get::<_, String>(0))?
+                        .query_map(rusqlite::params![label, limit], |r| r.get::<_, String>(0))?
                         .collect::<Result<Vec<_>, _>>()?;
                     Ok(keys)
                 })
                 .await?
             }
-            Backend::Redis { address } => self.redis(address, redis::cmd("KEYS").arg("*")).await?,
+            Backend::Redis { address } => {
+                // The store is the whole database: its size first.
+                let n: u64 = self.redis(address, &redis::cmd("DBSIZE")).await?;
+                if n > max_listing {
+                    return Err(too_many_keys(n, max_listing));
+                }
+                self.redis(address, redis::cmd("KEYS").arg("*")).await?
+            }
         };
-        let bytes: usize = keys.iter().map(|k| k.len() + 24).sum();
-        if bytes > MAX_REPLY_BYTES {
-            return Err(KvError::Other(format!(
-                "the keys take more than {MAX_REPLY_BYTES} bytes"
-            )));
+        if keys.len() as u64 > max_listing {
+            return Err(too_many_keys(keys.len() as u64, max_listing));
         }
+        let bytes: u64 = keys
+            .iter()
+            .map(|k| k.len() as u64 + reply_bounds::ELEMENT_OVERHEAD)
+            .sum();
+        self.admit("the listing", bytes)?;
         Ok(keys)
     }
 
@@ -301,13 +349,21 @@ impl OpenStore {
         let mut conn = self
             .pool
             .redis
-            .shared(address)
+            // The operator's store: never counted against the component.
+            .shared(super::redis_quota::Owner::Operator, address)
             .await
             .map_err(|e| KvError::Other(e.to_string()))?;
         cmd.query_async(&mut conn)
             .await
             .map_err(|e| KvError::Other(e.to_string()))
     }
+}
+
+/// A listing past `cap` keys (`n` keys, or at least `n`).
+fn too_many_keys(n: u64, cap: u64) -> KvError {
+    KvError::Other(format!(
+        "the store holds {n} keys or more, more than the host's cap of {cap} keys per listing (get-keys; --max-host-listing)"
+    ))
 }
 
 /// Runs `f` on the database's connection on a blocking thread.
@@ -344,6 +400,7 @@ fn open(
     let store = OpenStore {
         backend,
         pool: component.app.clone(),
+        budget: view.host.budget.clone(),
     };
     let r = view.table.push(store)?;
     view.host.open_stores += 1;
@@ -362,6 +419,7 @@ fn handle(view: &HostView<'_>, store: &Resource<OpenStore>) -> wasmtime::Result<
     Ok(OpenStore {
         backend: s.backend.clone(),
         pool: s.pool.clone(),
+        budget: s.budget.clone(),
     })
 }
 
@@ -519,7 +577,7 @@ impl<T: Send> v3::HostStoreWithStore<T> for HostData {
         accessor: &Accessor<T, Self>,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), v3::Error>>)> {
-        // The keys are read at once (bounded by MAX_REPLY_BYTES), then
+        // The keys are read at once (bounded by `--max-host-listing`), then
         // streamed; a failure is an empty stream and an error in the future.
         let (keys, done) = match handle_v3(accessor, &store)?.get_keys().await {
             Ok(keys) => (keys, Ok(())),

@@ -24,6 +24,9 @@ pub mod destination;
 pub mod http;
 pub mod key_value;
 pub mod redis;
+pub mod redis_probe;
+pub mod redis_quota;
+pub mod reply_bounds;
 pub mod runtime_config;
 pub mod stubs;
 pub mod variables;
@@ -39,6 +42,8 @@ use wasmtime::component::{HasData, Linker, ResourceTable};
 /// What every component of the app shares.
 pub struct AppHost {
     pub redis: redis::Pool,
+    /// The bounds of the host APIs (see `reply_bounds`).
+    pub limits: reply_bounds::HostLimits,
     pub stores: key_value::Stores,
     /// The manifest, for messages.
     manifest: PathBuf,
@@ -49,10 +54,12 @@ impl AppHost {
     /// with the TLS CA file in force) and the key-value stores of the
     /// runtime config. Connects to nothing and opens no file.
     pub fn new(app: &App, config: &RunConfig) -> anyhow::Result<Arc<AppHost>> {
-        let redis = redis::Pool::new(config.tls_ca_file.as_deref())?;
+        let limits = config.host_limits;
+        let redis = redis::Pool::new(config.tls_ca_file.as_deref(), &limits)?;
         let stores = config.host.stores(&app.dir);
         Ok(Arc::new(AppHost {
             redis,
+            limits,
             stores,
             manifest: app.manifest.clone(),
         }))
@@ -62,7 +69,9 @@ impl AppHost {
     /// outside a manifest (benchmarks, tests): see [`ComponentHost::ungranted`].
     pub fn empty() -> Arc<AppHost> {
         Arc::new(AppHost {
-            redis: redis::Pool::new(None).expect("invariant: no CA file to read"),
+            redis: redis::Pool::new(None, &Default::default())
+                .expect("invariant: no CA file to read"),
+            limits: Default::default(),
             stores: key_value::Stores::default(),
             manifest: PathBuf::new(),
         })
@@ -179,17 +188,22 @@ pub struct InstanceHost {
     pub open_stores: usize,
     /// Outbound Redis connections open now (see `redis::MAX_OPEN`).
     pub open_connections: usize,
+    /// What this message has received through the host APIs (see
+    /// `reply_bounds`).
+    pub budget: Arc<reply_bounds::MessageBudget>,
 }
 
 impl InstanceHost {
     pub fn new(component: Arc<ComponentHost>, deadline: Instant) -> InstanceHost {
         let http = http::InstanceHttp::new(component.clone(), deadline);
+        let budget = Arc::new(reply_bounds::MessageBudget::new(component.app.limits));
         InstanceHost {
             component,
             deadline,
             http,
             open_stores: 0,
             open_connections: 0,
+            budget,
         }
     }
 }

@@ -2,22 +2,24 @@
 //! `connection`), `spin:redis/redis@3.0.0` (the same, async) and the
 //! unversioned `fermyon:spin/redis` of older SDKs (an address per call).
 //!
-//! Connections are pooled per address ([`Pool`]): every `open` of the same
-//! address, in any instance of any component, shares one multiplexed
-//! connection (a `ConnectionManager`, which reconnects by itself), so a
-//! handler that opens a connection per message costs no connect per message.
+//! Connections are pooled per component and address ([`Pool`]): every
+//! `open` of the same address (however it is spelled) in any instance of
+//! one component shares one multiplexed connection (a `ConnectionManager`,
+//! which reconnects by itself), so a handler that opens a connection per
+//! message costs no connect per message. Each component has quotas of its
+//! own (see `redis_quota`): one component can never use up another's.
 //! A guest's connection goes to the one server its address names and no
 //! other: cluster mode is never detected for it, and a `MOVED` or `ASK`
 //! reply is the guest's error (`other`), never followed, so a server cannot
 //! steer a guest to a host `allowed_outbound_hosts` does not list. Only an
-//! operator's key-value store (runtime config) gets a cluster connection when
-//! its server says `cluster_enabled:1` ([`Pool::shared`]); guests get
-//! [`Pool::single`], pooled apart from the stores.
-//! The pool holds at most [`MAX_ADDRESSES`] addresses. A command that changes
-//! a connection's state or blocks it (`MULTI`, `SELECT`, `BLPOP`...) sent
-//! through `execute` moves that guest connection onto a dedicated one (at
-//! most [`MAX_DEDICATED`] at once, closed when the guest drops it), so no
-//! other handler sees its effect. Subscribing through `execute` is refused.
+//! operator's key-value store (runtime config, [`Owner::Operator`]) gets a
+//! cluster connection when its server says `cluster_enabled:1`.
+//! A component keeps at most `--max-redis-addresses` addresses. A command
+//! that changes a connection's state or blocks it (`MULTI`, `SELECT`,
+//! `BLPOP`...) sent through `execute` moves that guest connection onto a
+//! dedicated one (at most `--max-redis-dedicated` per component at
+//! once, closed when the guest drops it), so no other handler sees its
+//! effect. Subscribing through `execute` is refused.
 //!
 //! Errors are the WIT's own: an address that does not parse (or that parsers
 //! read in two ways: `destination::redis` reads where it goes from the very
@@ -30,7 +32,9 @@
 //!
 //! Not owned here: the trigger's own subscriber connections (`source`).
 
-use super::{HasHost, HostData, HostView, Refused, destination};
+use super::redis_quota::{Owner, OwnerKey, pool_key};
+use super::reply_bounds::{self, HostLimits, MessageBudget};
+use super::{HasHost, HostData, HostView, Refused, destination, redis_probe};
 use crate::address::RedisAddress;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
@@ -83,10 +87,6 @@ pub const INTERFACES: &[&str] = &[
     "spin:redis/redis@3.0.0",
 ];
 
-/// Distinct addresses the pool keeps a shared connection to.
-pub const MAX_ADDRESSES: usize = 64;
-/// Dedicated connections (for stateful or blocking commands) open at once.
-pub const MAX_DEDICATED: usize = 64;
 /// Connections one instance may hold open at once.
 pub const MAX_OPEN: usize = 256;
 /// How long connecting and authenticating may take.
@@ -96,9 +96,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub struct Pool {
     /// CA certificates (PEM) that verify `rediss://` servers, when given.
     root_cert: Option<Vec<u8>>,
-    shared: Mutex<HashMap<String, Arc<OnceCell<Shared>>>>,
-    dedicated: Arc<Semaphore>,
+    /// Owner → connection (see `redis_quota::pool_key`) → its connection,
+    /// made on first use.
+    shared: Mutex<HashMap<OwnerKey, Owned>>,
+    /// Each component's dedicated connections (at most
+    /// `dedicated_per_component` at once).
+    dedicated: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The quotas per component.
+    pooled_per_component: usize,
+    dedicated_per_component: usize,
 }
+
+/// One owner's pooled connections, by `redis_quota::pool_key`.
+type Owned = HashMap<String, Arc<OnceCell<Shared>>>;
 
 /// The shared connection of one address: to a single server, or to the
 /// Redis Cluster the address is a node of.
@@ -150,7 +160,7 @@ pub enum OpenError {
 impl Pool {
     /// A pool verifying `rediss://` servers with the CA file `tls_ca_file`
     /// (else the system roots).
-    pub fn new(tls_ca_file: Option<&Path>) -> anyhow::Result<Pool> {
+    pub fn new(tls_ca_file: Option<&Path>, limits: &HostLimits) -> anyhow::Result<Pool> {
         let root_cert = tls_ca_file
             .map(|f| {
                 std::fs::read(f).map_err(|e| {
@@ -164,7 +174,9 @@ impl Pool {
         Ok(Pool {
             root_cert,
             shared: Mutex::new(HashMap::new()),
-            dedicated: Arc::new(Semaphore::new(MAX_DEDICATED)),
+            dedicated: Mutex::new(HashMap::new()),
+            pooled_per_component: limits.pooled_per_component,
+            dedicated_per_component: limits.dedicated_per_component,
         })
     }
 
@@ -188,95 +200,118 @@ impl Pool {
         client.map_err(|_| OpenError::InvalidAddress)
     }
 
-    /// The shared connection of an operator's store at `address` (runtime
-    /// config), made on first use: a cluster connection when the server says
-    /// it is a cluster node.
-    pub async fn shared(&self, address: &RedisAddress) -> Result<Shared, OpenError> {
-        self.pooled(address, true).await
-    }
-
-    /// A guest's shared connection to `address`, made on first use: to that
-    /// one server, whatever it says it is.
-    pub async fn single(&self, address: &RedisAddress) -> Result<Shared, OpenError> {
-        self.pooled(address, false).await
-    }
-
-    async fn pooled(
+    /// `owner`'s shared connection to `address`, made on first use. A
+    /// component past its `pooled_per_component` addresses gets
+    /// `too-many-connections`; a connect that fails leaves nothing behind.
+    /// A component's connection goes to that one server, whatever it says
+    /// it is; an operator's store follows a cluster (see the module docs).
+    pub async fn shared(
         &self,
+        owner: Owner<'_>,
         address: &RedisAddress,
-        follow_cluster: bool,
     ) -> Result<Shared, OpenError> {
+        let key = pool_key(address).ok_or(OpenError::InvalidAddress)?;
+        let follow_cluster = matches!(owner, Owner::Operator);
         let cell = {
             let mut map = self
                 .shared
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner());
-            // A store's connection may follow a cluster: a guest's never
-            // shares it. (No redis URL starts with "cluster ".)
-            let key = if follow_cluster {
-                format!("cluster {}", address.connection_url())
-            } else {
-                address.connection_url().to_string()
-            };
-            match map.get(&key) {
+            let owned = map.entry(owner.key()).or_default();
+            match owned.get(&key) {
                 Some(cell) => cell.clone(),
-                None if map.len() >= MAX_ADDRESSES => return Err(OpenError::TooManyConnections),
-                None => map.entry(key).or_default().clone(),
+                None if matches!(owner, Owner::Component(_))
+                    && owned.len() >= self.pooled_per_component =>
+                {
+                    return Err(OpenError::TooManyConnections);
+                }
+                None => owned.entry(key.clone()).or_default().clone(),
             }
         };
-        cell.get_or_try_init(|| async {
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                .set_number_of_retries(2);
-            let mut single = ConnectionManager::new_with_config(self.client(address)?, config)
-                .await
-                .map_err(|e| connect_error(address, &e))?;
-            if !follow_cluster {
-                return Ok(Shared::Single(single));
+        let made = cell
+            .get_or_try_init(|| self.connect(address, follow_cluster))
+            .await
+            .cloned();
+        if made.is_err() {
+            // Forget the failed entry (unless another open has replaced or
+            // filled it meanwhile), so that failures never use up a quota.
+            let mut map = self
+                .shared
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if let Some(owned) = map.get_mut(&owner.key())
+                && owned
+                    .get(&key)
+                    .is_some_and(|c| Arc::ptr_eq(c, &cell) && !c.initialized())
+            {
+                owned.remove(&key);
             }
-            // A store on a cluster node: commands must go to their keys' nodes.
-            let info: String = redis::cmd("INFO")
-                .arg("cluster")
-                .query_async(&mut single)
-                .await
-                .unwrap_or_default();
-            if !info.contains("cluster_enabled:1") {
-                return Ok(Shared::Single(single));
-            }
-            let seed = destination::redis(address)
-                .map_err(|_| OpenError::InvalidAddress)?
-                .info;
-            let mut b = redis::cluster::ClusterClientBuilder::new([seed])
-                .connection_timeout(CONNECT_TIMEOUT)
-                .response_timeout(CONNECT_TIMEOUT);
-            if let (Some(root_cert), true) = (&self.root_cert, address.is_tls()) {
-                b = b.certs(redis::TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(root_cert.clone()),
-                });
-            }
-            let cluster = b
-                .build()
-                .map_err(|_| OpenError::InvalidAddress)?
-                .get_async_connection()
-                .await
-                .map_err(|e| connect_error(address, &e))?;
-            tracing::info!(address = %address.redacted(), "outbound redis: the address is a cluster node; commands go to their keys' nodes");
-            Ok(Shared::Cluster(cluster))
-        })
-        .await
-        .cloned()
+        }
+        made
     }
 
-    /// A connection of its own to `address`, counted against
-    /// [`MAX_DEDICATED`] until dropped.
-    async fn dedicated(
+    /// Connects to `address`: that one server; with `follow_cluster` (an
+    /// operator's store), the cluster it says it is a node of.
+    async fn connect(
         &self,
         address: &RedisAddress,
+        follow_cluster: bool,
+    ) -> Result<Shared, OpenError> {
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_number_of_retries(2);
+        let mut single = ConnectionManager::new_with_config(self.client(address)?, config)
+            .await
+            .map_err(|e| connect_error(address, &e))?;
+        if !follow_cluster {
+            return Ok(Shared::Single(single));
+        }
+        // A store on a cluster node: commands must go to their keys' nodes.
+        let info: String = redis::cmd("INFO")
+            .arg("cluster")
+            .query_async(&mut single)
+            .await
+            .unwrap_or_default();
+        if !info.contains("cluster_enabled:1") {
+            return Ok(Shared::Single(single));
+        }
+        let seed = destination::redis(address)
+            .map_err(|_| OpenError::InvalidAddress)?
+            .info;
+        let mut b = redis::cluster::ClusterClientBuilder::new([seed])
+            .connection_timeout(CONNECT_TIMEOUT)
+            .response_timeout(CONNECT_TIMEOUT);
+        if let (Some(root_cert), true) = (&self.root_cert, address.is_tls()) {
+            b = b.certs(redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert.clone()),
+            });
+        }
+        let cluster = b
+            .build()
+            .map_err(|_| OpenError::InvalidAddress)?
+            .get_async_connection()
+            .await
+            .map_err(|e| connect_error(address, &e))?;
+        tracing::info!(address = %address.redacted(), "outbound redis: the address is a cluster node; commands go to their keys' nodes");
+        Ok(Shared::Cluster(cluster))
+    }
+
+    /// A connection of its own to `address` for `component`, counted
+    /// against its `dedicated_per_component` until dropped.
+    async fn dedicated(
+        &self,
+        component: &str,
+        address: &RedisAddress,
     ) -> Result<(MultiplexedConnection, OwnedSemaphorePermit), OpenError> {
-        let permit = self
+        let quota = self
             .dedicated
-            .clone()
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .entry(component.to_string())
+            .or_insert_with(|| Arc::new(Semaphore::new(self.dedicated_per_component)))
+            .clone();
+        let permit = quota
             .try_acquire_owned()
             .map_err(|_| OpenError::TooManyConnections)?;
         let config = AsyncConnectionConfig::new().set_connection_timeout(Some(CONNECT_TIMEOUT));
@@ -288,12 +323,13 @@ impl Pool {
         Ok((conn, permit))
     }
 
-    /// How many addresses have a shared connection.
+    /// How many addresses have a shared connection, all owners together.
     pub fn addresses(&self) -> usize {
         self.shared
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .values()
+            .flat_map(|owned| owned.values())
             .filter(|c| c.initialized())
             .count()
     }
@@ -309,23 +345,89 @@ fn connect_error(address: &RedisAddress, e: &RedisError) -> OpenError {
 pub struct Connection {
     address: RedisAddress,
     shared: Shared,
+    /// The message's budget of what it may receive.
+    budget: Arc<MessageBudget>,
     /// Set once a stateful or blocking command was sent.
     dedicated: Option<(MultiplexedConnection, OwnedSemaphorePermit)>,
 }
 
-/// A connection to send one command on.
+/// A connection to send one command on, and the message's budget of what
+/// it may receive (see `reply_bounds`).
 #[derive(Clone)]
-enum Conn {
+struct Conn {
+    link: Link,
+    budget: Arc<MessageBudget>,
+}
+
+#[derive(Clone)]
+enum Link {
     Shared(Shared),
     Dedicated(MultiplexedConnection),
 }
 
 impl Conn {
-    async fn query<T: FromRedisValue>(mut self, cmd: &Cmd) -> Result<T, RedisError> {
-        match &mut self {
-            Conn::Shared(c) => cmd.query_async(c).await,
-            Conn::Dedicated(c) => cmd.query_async(c).await,
+    fn shared(c: Shared, budget: &Arc<MessageBudget>) -> Conn {
+        Conn {
+            link: Link::Shared(c),
+            budget: budget.clone(),
         }
+    }
+
+    fn dedicated(c: MultiplexedConnection, budget: &Arc<MessageBudget>) -> Conn {
+        Conn {
+            link: Link::Dedicated(c),
+            budget: budget.clone(),
+        }
+    }
+
+    async fn send(&mut self, cmd: &Cmd) -> Result<Value, RedisError> {
+        match &mut self.link {
+            Link::Shared(c) => cmd.query_async(c).await,
+            Link::Dedicated(c) => cmd.query_async(c).await,
+        }
+    }
+
+    /// Sends `cmd`; a reply past `max_reply` or the message's total
+    /// is refused (measured once read, see `redis_probe`).
+    async fn query<T: FromRedisValue>(mut self, cmd: &Cmd) -> Result<T, v3::Error> {
+        let value = self.send(cmd).await.map_err(command_error)?;
+        self.budget
+            .admit("the reply", redis_probe::measure(&value))
+            .map_err(v3::Error::Other)?;
+        T::from_redis_value(value).map_err(|e| command_error(e.into()))
+    }
+
+    /// Refuses `command args` before it is sent when its probe (see
+    /// `redis_probe`) says the reply would pass `max_reply`.
+    /// Only on a shared connection: a dedicated one may be inside `MULTI`,
+    /// where the probe would be queued into the guest's transaction (its
+    /// replies are measured once read).
+    async fn probe(&mut self, command: &str, args: &[Vec<u8>]) -> Result<(), v3::Error> {
+        if matches!(self.link, Link::Dedicated(_)) {
+            return Ok(());
+        }
+        let Some(p) = redis_probe::probe(command, args) else {
+            return Ok(());
+        };
+        let mut cmd = redis::cmd(p.command);
+        if let Some(key) = &p.key {
+            cmd.arg(key);
+        }
+        // A probe that fails (a wrong type, a command the server lacks)
+        // decides nothing: the command itself says what is wrong.
+        let Ok(Value::Int(n)) = self.send(&cmd).await else {
+            return Ok(());
+        };
+        let at_least = p.lower_bound(n);
+        let max_reply = self.budget.limits().max_reply;
+        if at_least > max_reply {
+            return Err(v3::Error::Other(reply_bounds::would_be_too_large(
+                &format!("the reply to {}", command.to_ascii_uppercase()),
+                at_least,
+                max_reply,
+            )));
+        }
+        Ok(())
     }
 }
 
@@ -373,7 +475,11 @@ async fn open(
         Ok(_) => {}
         Err(Refused::BadUrl | Refused::NotAllowed(_)) => return Err(OpenError::InvalidAddress),
     }
-    let conn = component.app.redis.single(&parsed).await?;
+    let conn = component
+        .app
+        .redis
+        .shared(Owner::Component(&component.id), &parsed)
+        .await?;
     Ok((parsed, conn))
 }
 
@@ -424,59 +530,56 @@ mod ops {
         c.query::<i64>(redis::cmd("PUBLISH").arg(channel).arg(payload))
             .await
             .map(drop)
-            .map_err(command_error)
     }
 
-    pub async fn get(c: Conn, key: String) -> Result<Option<Vec<u8>>, v3::Error> {
-        c.query(redis::cmd("GET").arg(key))
-            .await
-            .map_err(command_error)
+    pub async fn get(mut c: Conn, key: String) -> Result<Option<Vec<u8>>, v3::Error> {
+        c.probe("GET", std::slice::from_ref(&key.clone().into_bytes()))
+            .await?;
+        c.query(redis::cmd("GET").arg(key)).await
     }
 
     pub async fn set(c: Conn, key: String, value: Vec<u8>) -> Result<(), v3::Error> {
-        c.query::<()>(redis::cmd("SET").arg(key).arg(value))
-            .await
-            .map_err(command_error)
+        c.query::<()>(redis::cmd("SET").arg(key).arg(value)).await
     }
 
     pub async fn incr(c: Conn, key: String) -> Result<i64, v3::Error> {
-        c.query(redis::cmd("INCR").arg(key))
-            .await
-            .map_err(command_error)
+        c.query(redis::cmd("INCR").arg(key)).await
     }
 
     pub async fn del(c: Conn, keys: Vec<String>) -> Result<u32, v3::Error> {
         if keys.is_empty() {
             return Ok(0);
         }
-        c.query(redis::cmd("DEL").arg(keys))
-            .await
-            .map_err(command_error)
+        c.query(redis::cmd("DEL").arg(keys)).await
     }
 
     pub async fn sadd(c: Conn, key: String, values: Vec<String>) -> Result<u32, v3::Error> {
-        c.query(redis::cmd("SADD").arg(key).arg(values))
-            .await
-            .map_err(command_error)
+        c.query(redis::cmd("SADD").arg(key).arg(values)).await
     }
 
     pub async fn srem(c: Conn, key: String, values: Vec<String>) -> Result<u32, v3::Error> {
-        c.query(redis::cmd("SREM").arg(key).arg(values))
-            .await
-            .map_err(command_error)
+        c.query(redis::cmd("SREM").arg(key).arg(values)).await
     }
 
-    pub async fn smembers(c: Conn, key: String) -> Result<Vec<String>, v3::Error> {
-        c.query(redis::cmd("SMEMBERS").arg(key))
-            .await
-            .map_err(command_error)
+    pub async fn smembers(mut c: Conn, key: String) -> Result<Vec<String>, v3::Error> {
+        c.probe("SMEMBERS", std::slice::from_ref(&key.clone().into_bytes()))
+            .await?;
+        c.query(redis::cmd("SMEMBERS").arg(key)).await
     }
 
     pub async fn execute(
-        c: Conn,
+        mut c: Conn,
         command: String,
         args: Vec<v3::RedisParameter>,
     ) -> Result<Vec<v3::RedisResult>, v3::Error> {
+        let texts: Vec<Vec<u8>> = args
+            .iter()
+            .map(|a| match a {
+                v3::RedisParameter::Int64(n) => n.to_string().into_bytes(),
+                v3::RedisParameter::Binary(b) => b.clone(),
+            })
+            .collect();
+        c.probe(&command, &texts).await?;
         let mut cmd = redis::cmd(&command);
         for a in args {
             match a {
@@ -484,7 +587,7 @@ mod ops {
                 v3::RedisParameter::Binary(b) => cmd.arg(b),
             };
         }
-        let value: Value = c.query(&cmd).await.map_err(command_error)?;
+        let value: Value = c.query(&cmd).await?;
         let mut out = Vec::new();
         flatten(value, &mut out)?;
         Ok(out)
@@ -521,8 +624,8 @@ mod ops {
 impl Connection {
     fn conn(&self) -> Conn {
         match &self.dedicated {
-            Some((c, _)) => Conn::Dedicated(c.clone()),
-            None => Conn::Shared(self.shared.clone()),
+            Some((c, _)) => Conn::dedicated(c.clone(), &self.budget),
+            None => Conn::shared(self.shared.clone(), &self.budget),
         }
     }
 }
@@ -544,8 +647,8 @@ async fn execute_conn(
         (Needs::Shared, _) | (Needs::Dedicated, Some(_)) => Ok(Ok(c.conn())),
         (Needs::Dedicated, None) => {
             let address = c.address.clone();
-            let pool = &view.host.component.app.redis;
-            match pool.dedicated(&address).await {
+            let component = &view.host.component;
+            match component.app.redis.dedicated(&component.id, &address).await {
                 Ok(d) => {
                     let c = view.table.get_mut(connection)?;
                     c.dedicated = Some(d);
@@ -698,6 +801,7 @@ fn push(
     let r = view.table.push(Connection {
         address,
         shared,
+        budget: view.host.budget.clone(),
         dedicated: None,
     })?;
     view.host.open_connections += 1;
@@ -851,13 +955,14 @@ impl<T: Send> v3::HostConnectionWithStore<T> for HostData {
     ) -> wasmtime::Result<Result<Vec<v3::RedisResult>, v3::Error>> {
         // Settle the connection inside the store, then send outside it.
         let needs = needs(&command, &arguments);
-        let (address, current, pool) = accessor.with(|mut access| {
+        let (address, current, component, budget) = accessor.with(|mut access| {
             let view = access.get();
             let c = view.table.get(&c)?;
             wasmtime::Result::<_>::Ok((
                 c.address.clone(),
                 c.dedicated.as_ref().map(|(d, _)| d.clone()),
-                view.host.component.app.clone(),
+                view.host.component.clone(),
+                c.budget.clone(),
             ))
         })?;
         let conn = match (needs, current) {
@@ -866,22 +971,24 @@ impl<T: Send> v3::HostConnectionWithStore<T> for HostData {
                     "{command} is not supported through execute: it would turn the connection into a subscriber or replica"
                 ))));
             }
-            (_, Some(d)) => Conn::Dedicated(d),
+            (_, Some(d)) => Conn::dedicated(d, &budget),
             (Needs::Shared, None) => conn_v3(accessor, &c)?,
-            (Needs::Dedicated, None) => match pool.redis.dedicated(&address).await {
-                Ok(d) => {
-                    let conn = d.0.clone();
-                    accessor.with(|mut access| {
-                        access
-                            .get()
-                            .table
-                            .get_mut(&c)
-                            .map(|c| c.dedicated = Some(d))
-                    })?;
-                    Conn::Dedicated(conn)
+            (Needs::Dedicated, None) => {
+                match component.app.redis.dedicated(&component.id, &address).await {
+                    Ok(d) => {
+                        let conn = d.0.clone();
+                        accessor.with(|mut access| {
+                            access
+                                .get()
+                                .table
+                                .get_mut(&c)
+                                .map(|c| c.dedicated = Some(d))
+                        })?;
+                        Conn::dedicated(conn, &budget)
+                    }
+                    Err(e) => return Ok(Err(open_error_v3(e))),
                 }
-                Err(e) => return Ok(Err(open_error_v3(e))),
-            },
+            }
         };
         Ok(ops::execute(conn, command, arguments).await)
     }
@@ -898,11 +1005,12 @@ impl HostView<'_> {
         address: &str,
     ) -> impl Future<Output = Result<Conn, v1_types::Error>> + use<> {
         let component = self.host.component.clone();
+        let budget = self.host.budget.clone();
         let address = address.to_string();
         async move {
             open(&component, &address)
                 .await
-                .map(|(_, c)| Conn::Shared(c))
+                .map(|(_, c)| Conn::shared(c, &budget))
                 .map_err(|_| v1_types::Error::Error)
         }
     }
@@ -1042,9 +1150,11 @@ impl v1::Host for HostView<'_> {
                 let Ok((parsed, _)) = open(&component, &address).await else {
                     return Ok(Err(v1_types::Error::Error));
                 };
-                match component.app.redis.dedicated(&parsed).await {
+                match component.app.redis.dedicated(&component.id, &parsed).await {
                     Ok((c, permit)) => {
-                        let results = ops::execute(Conn::Dedicated(c), command, args).await;
+                        let budget = self.host.budget.clone();
+                        let results =
+                            ops::execute(Conn::dedicated(c, &budget), command, args).await;
                         drop(permit);
                         return Ok(results
                             .map(|r| r.into_iter().map(result_v1).collect())

@@ -13,6 +13,10 @@
 //! | `queue_capacity` | 1 to 10000000 |
 //! | `max_queued_bytes` | 1KiB to 64GiB |
 //! | `drain_timeout` | 0s to 1h |
+//! | `max_host_reply` | 1KiB to 1GiB |
+//! | `max_host_listing` | 1 to 10000000 |
+//! | `max_host_received` | 1KiB to 16GiB |
+//! | `max_redis_addresses`, `max_redis_dedicated` | 1 to 1024 |
 //! | `max_deliveries` (stream triggers) | 1 to 1000 |
 //! | `claim_idle` (stream triggers) | 100ms to 48h, and longer than `timeout` |
 //!
@@ -84,6 +88,27 @@ pub const MAX_QUEUED_BYTES: NumberRange = NumberRange {
     min: 1 << 10,
     max: 64 << 30,
     bytes: true,
+};
+
+pub const MAX_HOST_REPLY: NumberRange = NumberRange {
+    min: 1 << 10,
+    max: 1 << 30,
+    bytes: true,
+};
+pub const MAX_HOST_LISTING: NumberRange = NumberRange {
+    min: 1,
+    max: 10_000_000,
+    bytes: false,
+};
+pub const MAX_HOST_RECEIVED: NumberRange = NumberRange {
+    min: 1 << 10,
+    max: 16 << 30,
+    bytes: true,
+};
+pub const MAX_REDIS_CONNECTIONS: NumberRange = NumberRange {
+    min: 1,
+    max: 1024,
+    bytes: false,
 };
 
 impl DurationRange {
