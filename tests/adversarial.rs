@@ -9,23 +9,8 @@
 //! Waiting is bounded polling for an effect; nothing asserts on timing.
 
 use crate::support;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use support::*;
-
-/// `tests/guests/<name>/<name>.wasm`, which must have been built.
-fn guest(name: &str) -> PathBuf {
-    let path = repo()
-        .join("tests/guests")
-        .join(name)
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "the test guest {} is missing: run `bash tests/guests/build.sh` first",
-        path.display()
-    );
-    path
-}
 
 /// One component of a test manifest.
 struct Component<'a> {
@@ -47,91 +32,11 @@ fn wagi<'a>(id: &'a str, source: PathBuf, channel: &'a str) -> Component<'a> {
 
 /// A version 1 manifest binding every component to its channel on `url`.
 fn app(url: &str, components: &[Component]) -> String {
-    let mut m = format!(
-        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"{url}\" }}\n"
-    );
+    let mut m = v1_head(None, url);
     for c in components {
-        m.push_str(&format!(
-            "[[component]]\nid = \"{}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{}\"\nexecutor = {{ type = \"{}\" }}\n",
-            c.id,
-            c.source.display(),
-            c.channel,
-            c.executor
-        ));
+        m.push_str(&v1_component(c.id, &c.source, c.channel, c.executor));
     }
     m
-}
-
-/// Logs every message the dispatcher receives, so a test can wait until a
-/// burst has arrived before it publishes the next message.
-const TRACE_RECEIVED: &str = "info,spin_redis::dispatch=trace";
-
-/// How many messages on `channel` the dispatcher has received so far.
-fn received(stderr: &str, channel: &str) -> usize {
-    stderr
-        .matches(&format!("received channel={channel} "))
-        .count()
-}
-
-/// [`wait_until`], but a failure shows spin-redis's stderr as it is then.
-fn wait_for(s: &SpinRedis, what: &str, mut cond: impl FnMut() -> bool) {
-    let waited = std::panic::catch_unwind(AssertUnwindSafe(|| wait_until(what, &mut cond)));
-    if waited.is_err() {
-        panic!(
-            "gave up waiting for: {what}\nspin-redis stderr:\n{}",
-            s.stderr()
-        );
-    }
-}
-
-/// The reasons of the "handler failed" warnings for `component` on `channel`.
-fn failures(stderr: &str, component: &str, channel: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter(|l| {
-            l.contains("handler failed")
-                && l.contains(&format!("component={component} "))
-                && l.contains(&format!("channel={channel} "))
-        })
-        .map(|l| match l.split_once("reason=") {
-            Some((_, reason)) => reason.to_string(),
-            None => panic!("a failure without a reason: {l}"),
-        })
-        .collect()
-}
-
-/// Waits for a "handler failed" warning naming `component` and `channel`
-/// whose reason contains `reason`, and returns that reason.
-fn wait_failure(s: &SpinRedis, component: &str, channel: &str, reason: &str) -> String {
-    let mut found = None;
-    wait_for(
-        s,
-        &format!(
-            "a \"handler failed\" warning for component={component} channel={channel} with a reason containing {reason:?}"
-        ),
-        || {
-            found = failures(&s.stderr(), component, channel)
-                .into_iter()
-                .find(|r| r.contains(reason));
-            found.is_some()
-        },
-    );
-    found.unwrap()
-}
-
-/// The shutdown summary line: (received, ok, failed, dropped, skipped, cut short).
-fn summary(stderr: &str) -> [u64; 6] {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("spin-redis: received"))
-        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    nums.try_into()
-        .unwrap_or_else(|_| panic!("bad summary {line}"))
 }
 
 /// A handler sleeping in a host call is stopped at the deadline, reported as

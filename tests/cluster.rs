@@ -175,12 +175,7 @@ fn outbound_redis_from_a_component_stays_on_the_node_its_address_names() {
     // Issue 17: a server that says it is a cluster node must not steer a
     // guest to other hosts. A component's outbound Redis is a plain
     // connection to the node it names; a key elsewhere is a MOVED error.
-    let wasm = repo().join("examples/spin-sdk7-rust/handler.wasm");
-    assert!(
-        wasm.exists(),
-        "{} is missing: run bash examples/build.sh (tests/all.sh does)",
-        wasm.display()
-    );
+    let wasm = example("spin-sdk7-rust");
     let cluster = Cluster::start();
     // The component INCRs "words:messages": name a node that does not hold
     // it, so only a cluster connection (which it must not get) reaches it.

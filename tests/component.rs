@@ -8,16 +8,6 @@
 use crate::support;
 use support::*;
 
-fn example(name: &str) -> std::path::PathBuf {
-    let p = repo().join("examples").join(name).join("handler.wasm");
-    assert!(
-        p.is_file(),
-        "{} is missing: build the examples first with `bash examples/build.sh`",
-        p.display()
-    );
-    p
-}
-
 fn mixed() -> std::path::PathBuf {
     for name in [
         "c",

@@ -16,14 +16,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn guest() -> PathBuf {
-    let wasm = repo().join("tests/guests/rust-destinations/rust-destinations.wasm");
-    assert!(
-        wasm.exists(),
-        "{} is missing: run bash tests/guests/build.sh rust-destinations (tests/all.sh does)",
-        wasm.display()
-    );
-    wasm
+fn destinations_guest() -> PathBuf {
+    guest("rust-destinations")
 }
 
 /// A manifest with component `d` (the hostile guest) allowed `allowed`.
@@ -42,7 +36,7 @@ component = "d"
 source = "{}"
 allowed_outbound_hosts = [{}]
 "#,
-        guest().display(),
+        destinations_guest().display(),
         allowed.join(", ")
     ))
 }

@@ -13,13 +13,7 @@ use std::path::{Path, PathBuf};
 use support::*;
 
 fn sdk2() -> PathBuf {
-    let p = repo().join("examples/spin-sdk2-rust/handler.wasm");
-    assert!(
-        p.is_file(),
-        "{} is missing: build the examples first with `bash examples/build.sh`",
-        p.display()
-    );
-    p
+    example("spin-sdk2-rust")
 }
 
 fn fixture_here(name: &str) -> PathBuf {

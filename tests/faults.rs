@@ -13,42 +13,7 @@ fn one(url: &str, id: &str, wat: &str, channel: &str) -> String {
 }
 
 fn many(url: &str, components: &[(&str, &str, &str)], trigger_extra: &str) -> String {
-    let mut m = format!(
-        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"{url}\" }}\n"
-    );
-    for (id, wat, channel) in components {
-        m.push_str(&format!(
-            "[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{channel}\"\nexecutor = {{ type = \"wagi\" }}\n{trigger_extra}",
-            fixture(wat).display()
-        ));
-    }
-    m
-}
-
-/// Logs every message the dispatcher receives, so a test can wait until a
-/// burst has fully arrived before it stops spin-redis.
-const TRACE_RECEIVED: &str = "info,spin_redis::dispatch=trace";
-
-/// How many messages on `channel` the dispatcher has received so far.
-fn received(stderr: &str, channel: &str) -> usize {
-    stderr
-        .matches(&format!("received channel={channel} "))
-        .count()
-}
-
-/// Parses the shutdown summary line into (received, ok, failed, dropped, skipped, cut short).
-fn summary(stderr: &str) -> [u64; 6] {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("spin-redis: received"))
-        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    nums.try_into()
-        .unwrap_or_else(|_| panic!("bad summary {line}"))
+    v1_fixtures(None, url, components, trigger_extra)
 }
 
 #[test]
@@ -165,28 +130,9 @@ fn acl_users_work_and_a_wrong_password_is_a_clear_error_that_never_shows_it() {
 fn tls_is_verified_against_the_given_ca_and_a_bad_certificate_is_a_clear_error() {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path(), "ca");
-    let port = free_port();
-    let p = |f: &str| certs.path().join(f).display().to_string();
-    let port_s = port.to_string();
-    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
-    let redis = Redis::start_on(
-        port,
-        &[
-            "--port",
-            "0",
-            "--tls-port",
-            &port_s,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-        ],
-    );
-    let url = format!("rediss://127.0.0.1:{port}");
+    let ca = certs.path().join("ca.crt").display().to_string();
+    let redis = Redis::start_tls(certs.path());
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
     let (_d, m) = manifest(&one(&url, "echo", "echo.wat", "secure"));
     let mut s = SpinRedis::up(&redis, &m, &["--tls-ca-file", &ca], &["secure"]);
     redis.publish("secure", b"over tls");

@@ -11,20 +11,9 @@
 use crate::support;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
-
-fn example(name: &str) -> PathBuf {
-    let p = repo().join("examples").join(name).join("handler.wasm");
-    assert!(
-        p.is_file(),
-        "{} is missing: build the examples first with `bash examples/build.sh`",
-        p.display()
-    );
-    p
-}
 
 /// A version 2 manifest running `example_name`'s handler as component `id`
 /// on channel `channel` of `redis`, with `extra` lines in its component
@@ -61,18 +50,10 @@ fn grants(id: &str, allowed: &[String], stores: &[&str], vars: &str) -> String {
     )
 }
 
-/// A plain Redis connection for reading back what handlers did.
-fn client(redis: &Redis) -> redis::Connection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .expect("connect to redis")
-}
-
 fn get(redis: &Redis, key: &str) -> Option<String> {
     redis::cmd("GET")
         .arg(key)
-        .query(&mut client(redis))
+        .query(&mut redis.connection())
         .unwrap()
 }
 
@@ -85,7 +66,7 @@ impl Subscriber {
     fn start(redis: &Redis, channel: &str) -> Subscriber {
         let got = Arc::new(Mutex::new(Vec::new()));
         let sink = got.clone();
-        let mut con = client(redis);
+        let mut con = redis.connection();
         let channel = channel.to_string();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -246,6 +227,27 @@ fn up(redis: &Redis, path: &std::path::Path, extra: &[&str], ready: &[&str]) -> 
     s
 }
 
+/// Three components granted `allowed`, the default store and `vars`:
+/// "reverse" (spin-sdk 5) on "names", "words" (spin-sdk 7) on "words",
+/// "summary" (Python) on "events".
+fn three_sdks(redis: &Redis, allowed: &[String], vars: &str) -> String {
+    let mut m = app(
+        redis,
+        "spin-sdk5-rust",
+        "reverse",
+        "names",
+        &grants("reverse", allowed, &["default"], vars),
+    );
+    m.push_str(&format!(
+        "[[trigger.redis]]\nchannel = \"words\"\ncomponent = \"words\"\n[component.words]\nsource = \"{}\"\n{}\n[[trigger.redis]]\nchannel = \"events\"\ncomponent = \"summary\"\n[component.summary]\nsource = \"{}\"\n{}\n",
+        example("spin-sdk7-rust").display(),
+        grants("words", allowed, &["default"], vars),
+        example("python").display(),
+        grants("summary", allowed, &["default"], vars),
+    ));
+    m
+}
+
 fn occurrences(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
 }
@@ -256,21 +258,8 @@ fn outbound_redis_increments_a_counter_and_publishes_the_result_for_every_sdk() 
     let results = Subscriber::start(&redis, "results");
     let allowed = vec![format!("redis://127.0.0.1:{}", redis.port)];
     let vars = variables(&redis, "");
-    let mut m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &vars),
-    );
     // Three SDKs, three interface versions of outbound Redis.
-    m.push_str(&format!(
-        "[[trigger.redis]]\nchannel = \"words\"\ncomponent = \"words\"\n[component.words]\nsource = \"{}\"\n{}\n[[trigger.redis]]\nchannel = \"events\"\ncomponent = \"summary\"\n[component.summary]\nsource = \"{}\"\n{}\n",
-        example("spin-sdk7-rust").display(),
-        grants("words", &allowed, &["default"], &vars),
-        example("python").display(),
-        grants("summary", &allowed, &["default"], &vars),
-    ));
+    let m = three_sdks(&redis, &allowed, &vars);
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names", "words", "events"]);
 
@@ -301,7 +290,7 @@ fn outbound_redis_increments_a_counter_and_publishes_the_result_for_every_sdk() 
     redis::cmd("SET")
         .arg("reverse:messages")
         .arg("not a number")
-        .query::<()>(&mut client(&redis))
+        .query::<()>(&mut redis.connection())
         .unwrap();
     redis.publish("names", b"typed");
     s.wait_stderr("handler failed component=reverse channel=names");
@@ -368,20 +357,7 @@ fn a_redis_backed_store_comes_from_the_runtime_config_file_for_every_sdk() {
     let redis = Redis::start();
     let allowed = vec![format!("redis://127.0.0.1:{}", redis.port)];
     let vars = variables(&redis, "");
-    let mut m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &vars),
-    );
-    m.push_str(&format!(
-        "[[trigger.redis]]\nchannel = \"words\"\ncomponent = \"words\"\n[component.words]\nsource = \"{}\"\n{}\n[[trigger.redis]]\nchannel = \"events\"\ncomponent = \"summary\"\n[component.summary]\nsource = \"{}\"\n{}\n",
-        example("spin-sdk7-rust").display(),
-        grants("words", &allowed, &["default"], &vars),
-        example("python").display(),
-        grants("summary", &allowed, &["default"], &vars),
-    ));
+    let m = three_sdks(&redis, &allowed, &vars);
     let (dir, path) = manifest(&m);
     let rc = dir.path().join("runtime-config.toml");
     std::fs::write(
@@ -723,7 +699,7 @@ fn the_pool_keeps_one_connection_per_address_whatever_the_message_count() {
     // One connection of the test's own, for publishing and asking: the
     // server's count of connections ever accepted then moves only for
     // spin-redis's.
-    let mut con = client(&redis);
+    let mut con = redis.connection();
     let mut accepted = || -> u64 {
         let info: String = redis::cmd("INFO").arg("stats").query(&mut con).unwrap();
         info.lines()
@@ -735,7 +711,7 @@ fn the_pool_keeps_one_connection_per_address_whatever_the_message_count() {
     redis.publish("words", b"warm up");
     s.wait_log("words_stdout.txt", "message 1,");
     let after_first = accepted();
-    let mut publisher = client(&redis);
+    let mut publisher = redis.connection();
     for i in 0..50 {
         let _: i64 = redis::cmd("PUBLISH")
             .arg("words")
@@ -803,28 +779,9 @@ fn passwords_work_for_outbound_redis_and_never_show() {
 fn outbound_rediss_is_verified_with_the_tls_ca_file() {
     let certs = tempfile::tempdir().unwrap();
     certificates(certs.path(), "ca");
-    let p = |f: &str| certs.path().join(f).display().to_string();
-    let port = free_port();
-    let port_s = port.to_string();
-    let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
-    let redis = Redis::start_on(
-        port,
-        &[
-            "--port",
-            "0",
-            "--tls-port",
-            &port_s,
-            "--tls-cert-file",
-            &cert,
-            "--tls-key-file",
-            &key,
-            "--tls-ca-cert-file",
-            &ca,
-            "--tls-auth-clients",
-            "no",
-        ],
-    );
-    let url = format!("rediss://127.0.0.1:{port}");
+    let ca = certs.path().join("ca.crt").display().to_string();
+    let redis = Redis::start_tls(certs.path());
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
     let text = format!(
         "spin_manifest_version = 2\n[application]\nname = \"tls\"\n[application.trigger.redis]\naddress = \"{url}\"\n[[trigger.redis]]\nchannel = \"names\"\ncomponent = \"reverse\"\n[component.reverse]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{url}\"]\n[component.reverse.variables]\nredis_address = \"{url}\"\nresults_channel = \"results\"\nwebhook = \"\"\n",
         example("spin-sdk5-rust").display()
@@ -874,12 +831,7 @@ fn the_pooled_connection_recovers_when_the_server_restarts() {
 
 #[test]
 fn wasi_config_store_reads_the_components_variables() {
-    let guest = repo().join("tests/guests/rust-wasi-config/rust-wasi-config.wasm");
-    assert!(
-        guest.is_file(),
-        "{} is missing: build the test guests with `bash tests/guests/build.sh`",
-        guest.display()
-    );
+    let guest = guest("rust-wasi-config");
     let (_d, path) = manifest(&format!(
         "spin_manifest_version = 2\n[application]\nname = \"config\"\n[application.trigger.redis]\naddress = \"redis://127.0.0.1:1\"\n[variables]\nhost = {{ default = \"api.example.com\" }}\nsecret = {{ required = true, secret = true }}\n[[trigger.redis]]\nchannel = \"c\"\ncomponent = \"x\"\n[component.x]\nsource = \"{}\"\n[component.x.variables]\napi_url = \"https://{{{{ host }}}}/v1\"\ntoken = \"{{{{ secret }}}}\"\n",
         guest.display()

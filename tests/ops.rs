@@ -12,16 +12,7 @@ use support::*;
 
 /// A v1 manifest of compat components `(id, fixture, channel)` at `url`.
 fn compat(url: &str, components: &[(&str, &str, &str)]) -> String {
-    let mut m = format!(
-        "spin_manifest_version = \"1\"\nname = \"ops\"\ntrigger = {{ type = \"redis\", address = \"{url}\" }}\n"
-    );
-    for (id, wat, channel) in components {
-        m.push_str(&format!(
-            "[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{channel}\"\nexecutor = {{ type = \"wagi\" }}\n",
-            fixture(wat).display()
-        ));
-    }
-    m
+    v1_fixtures(Some("ops"), url, components, "")
 }
 
 /// A plain HTTP/1.1 GET on loopback: (status, body).

@@ -10,28 +10,11 @@
 //! asserted.
 
 use crate::support;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use support::*;
 
 fn quota_guest() -> PathBuf {
-    let p = repo().join("tests/guests/rust-host-quotas/rust-host-quotas.wasm");
-    assert!(
-        p.is_file(),
-        "the test guest {} is missing: run `bash tests/guests/build.sh` first",
-        p.display()
-    );
-    p
-}
-
-fn wait_for(s: &SpinRedis, what: &str, mut cond: impl FnMut() -> bool) {
-    let waited = std::panic::catch_unwind(AssertUnwindSafe(|| wait_until(what, &mut cond)));
-    if waited.is_err() {
-        panic!(
-            "gave up waiting for: {what}\nspin-redis stderr:\n{}",
-            s.stderr()
-        );
-    }
+    guest("rust-host-quotas")
 }
 
 /// A version 2 manifest: each `(id, channel, source, extra)` is a
@@ -57,45 +40,19 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn redis_client(redis: &Redis) -> redis::Connection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .expect("connect to redis")
-}
-
 // ---- queued memory: a guaranteed share per trigger ----
 
 /// `spin-redis up` with two C sleepers (`tests/guests/c-sleep`) that never
 /// finish during the test, and the echo fixture on "idle".
 fn hung_app(redis: &Redis, sleepers: &[(&str, &str)]) -> (tempfile::TempDir, PathBuf) {
-    let sleep = repo().join("tests/guests/c-sleep/c-sleep.wasm");
-    assert!(sleep.is_file(), "run `bash tests/guests/build.sh` first");
-    let mut text = format!(
-        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"{}\" }}\n",
-        redis.url()
-    );
-    let mut add = |id: &str, source: &PathBuf, channel: &str| {
-        text.push_str(&format!(
-            "[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{channel}\"\nexecutor = {{ type = \"wagi\" }}\n",
-            source.display()
-        ));
-    };
+    let sleep = guest("c-sleep");
+    let mut text = v1_head(None, &redis.url());
     for (id, channel) in sleepers {
-        add(id, &sleep, channel);
+        text.push_str(&v1_component(id, &sleep, channel, "wagi"));
     }
-    add("echo", &fixture("echo.wat"), "idle");
+    text.push_str(&v1_component("echo", &fixture("echo.wat"), "idle", "wagi"));
     manifest(&text)
 }
-
-/// How many messages on `channel` the dispatcher has received.
-fn received(stderr: &str, channel: &str) -> usize {
-    stderr
-        .matches(&format!("received channel={channel} "))
-        .count()
-}
-
-const TRACE_RECEIVED: &str = "info,spin_redis::dispatch=trace";
 
 #[test]
 fn a_hung_channel_never_makes_an_idle_channel_drop() {
@@ -103,30 +60,8 @@ fn a_hung_channel_never_makes_an_idle_channel_drop() {
     let (_d, m) = hung_app(&redis, &[("sleeper", "hung")]);
     // 64 KiB for two triggers: 16 KiB reserved each, 32 KiB shared. One
     // message runs per trigger, the rest wait in the queue.
-    let mut s = SpinRedis::up_with_env(
-        &redis,
-        &m,
-        &[
-            "--timeout",
-            "1h",
-            "--drain-timeout",
-            "1s",
-            "--max-concurrency",
-            "2",
-            "--max-queued-bytes",
-            "64KiB",
-            "-q",
-        ],
-        &[("SPIN_REDIS_LOG", TRACE_RECEIVED)],
-        &["hung", "idle"],
-    );
-    let payload = vec![b'x'; 4000];
-    for _ in 0..30 {
-        redis.publish("hung", &payload);
-    }
-    wait_for(&s, "the 30 hung messages received", || {
-        received(&s.stderr(), "hung") == 30
-    });
+    let mut s = up_hung(&redis, &m, "2", &["hung", "idle"]);
+    publish_30(&redis, &s, "hung", "the 30 hung messages received");
     let err = s.stderr();
     assert!(
         err.contains("message dropped") && err.contains("component=sleeper channel=hung"),
@@ -157,40 +92,46 @@ fn a_hung_channel_never_makes_an_idle_channel_drop() {
     assert!(s.stop().success(), "{}", s.stderr());
 }
 
-#[test]
-fn every_trigger_that_drops_says_so_in_its_own_line() {
-    let redis = Redis::start();
-    let (_d, m) = hung_app(&redis, &[("first", "one"), ("second", "two")]);
-    let mut s = SpinRedis::up_with_env(
-        &redis,
-        &m,
+/// `spin-redis up` on a [`hung_app`]: handlers that never finish within
+/// the test, `max_concurrency` of them at once, 64 KiB of queued messages,
+/// and every received message logged (for [`received`]).
+fn up_hung(redis: &Redis, m: &std::path::Path, max_concurrency: &str, ready: &[&str]) -> SpinRedis {
+    SpinRedis::up_with_env(
+        redis,
+        m,
         &[
             "--timeout",
             "1h",
             "--drain-timeout",
             "1s",
             "--max-concurrency",
-            "3",
+            max_concurrency,
             "--max-queued-bytes",
             "64KiB",
             "-q",
         ],
         &[("SPIN_REDIS_LOG", TRACE_RECEIVED)],
-        &["one", "two"],
-    );
+        ready,
+    )
+}
+
+/// Publishes 30 messages of 4000 bytes on `channel` and waits until the
+/// dispatcher has received them all.
+fn publish_30(redis: &Redis, s: &SpinRedis, channel: &str, what: &str) {
     let payload = vec![b'x'; 4000];
     for _ in 0..30 {
-        redis.publish("one", &payload);
+        redis.publish(channel, &payload);
     }
-    wait_for(&s, "the 30 messages on one received", || {
-        received(&s.stderr(), "one") == 30
-    });
-    for _ in 0..30 {
-        redis.publish("two", &payload);
-    }
-    wait_for(&s, "the 30 messages on two received", || {
-        received(&s.stderr(), "two") == 30
-    });
+    wait_for(s, what, || received(&s.stderr(), channel) == 30);
+}
+
+#[test]
+fn every_trigger_that_drops_says_so_in_its_own_line() {
+    let redis = Redis::start();
+    let (_d, m) = hung_app(&redis, &[("first", "one"), ("second", "two")]);
+    let mut s = up_hung(&redis, &m, "3", &["one", "two"]);
+    publish_30(&redis, &s, "one", "the 30 messages on one received");
+    publish_30(&redis, &s, "two", "the 30 messages on two received");
     let err = s.stderr();
     for at in [
         "component=first channel=one",
@@ -333,7 +274,7 @@ fn one_component_cannot_hold_every_dedicated_redis_connection() {
 #[test]
 fn replies_and_listings_past_their_caps_are_refused_naming_the_cap() {
     let redis = Redis::start();
-    let mut c = redis_client(&redis);
+    let mut c = redis.connection();
     // 1.1 million one-byte elements: more than 16 MiB once counted with the
     // per-value overhead, which LLEN tells before anything is read.
     let items: Vec<&str> = vec!["x"; 10_000];
@@ -514,7 +455,7 @@ fn an_http_body_past_its_cap_is_refused_and_the_cap_is_logged() {
 #[test]
 fn the_quotas_and_caps_are_settings() {
     let redis = Redis::start();
-    let mut c = redis_client(&redis);
+    let mut c = redis.connection();
     redis::cmd("SELECT").arg(3).query::<()>(&mut c).unwrap();
     for i in 0..5 {
         redis::cmd("SET")

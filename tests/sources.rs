@@ -331,30 +331,7 @@ sharded = true
 /// `trigger` lines added to the trigger and `app` lines to the redis trigger
 /// table.
 fn list_manifest(url: &str, list: &str, trigger: &str, app: &str) -> String {
-    format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{url}"
-{app}
-[[trigger.redis]]
-list = "{list}"
-component = "h"
-executor = {{ type = "wagi" }}
-{trigger}
-[component.h]
-source = "{}"
-"#,
-        fixture("stream.wat").display()
-    )
-}
-
-fn con(redis: &Redis) -> redis::Connection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap()
+    source_manifest("list", url, list, trigger, app)
 }
 
 /// `LPUSH`es `items` in one command, as a producer does.
@@ -362,12 +339,15 @@ fn push(redis: &Redis, list: &str, items: &[String]) {
     let _: i64 = redis::cmd("LPUSH")
         .arg(list)
         .arg(items)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
 }
 
 fn llen(redis: &Redis, key: &str) -> i64 {
-    redis::cmd("LLEN").arg(key).query(&mut con(redis)).unwrap()
+    redis::cmd("LLEN")
+        .arg(key)
+        .query(&mut redis.connection())
+        .unwrap()
 }
 
 fn lrange(redis: &Redis, key: &str) -> Vec<String> {
@@ -375,7 +355,7 @@ fn lrange(redis: &Redis, key: &str) -> Vec<String> {
         .arg(key)
         .arg(0)
         .arg(-1)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap()
 }
 
@@ -383,7 +363,7 @@ fn lrange(redis: &Redis, key: &str) -> Vec<String> {
 fn keys(redis: &Redis, pattern: &str) -> Vec<String> {
     let mut k: Vec<String> = redis::cmd("KEYS")
         .arg(pattern)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     k.sort();
     k
@@ -406,19 +386,8 @@ fn list_attempts(log: &str) -> Vec<(u32, String)> {
 /// The numbers of a list's shutdown line: handled, retried, dead-lettered,
 /// recovered from dead consumers, resumed, handed back.
 fn list_summary(stderr: &str, list: &str) -> [u64; 6] {
-    let prefix = format!("spin-redis: list {list:?}");
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no summary for {list} in:\n{stderr}"));
-    let counts = line.split("): ").nth(1).unwrap();
-    let nums: Vec<u64> = counts
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    nums.try_into()
-        .unwrap_or_else(|_| panic!("bad summary {line}"))
+    let (line, counts) = source_summary(stderr, "list", list);
+    summary_numbers(line, counts)
 }
 
 /// Starts `spin-redis up` and waits until it reads its list(s).

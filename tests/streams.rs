@@ -18,30 +18,7 @@ const GROUP: &str = "app.h";
 /// running stream.wat), `trigger` lines added to the trigger and `app`
 /// lines to the redis trigger table.
 fn manifest_text(url: &str, stream: &str, trigger: &str, app: &str) -> String {
-    format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{url}"
-{app}
-[[trigger.redis]]
-stream = "{stream}"
-component = "h"
-executor = {{ type = "wagi" }}
-{trigger}
-[component.h]
-source = "{}"
-"#,
-        fixture("stream.wat").display()
-    )
-}
-
-fn con(redis: &Redis) -> redis::Connection {
-    redis::Client::open(redis.url())
-        .unwrap()
-        .get_connection()
-        .unwrap()
+    source_manifest("stream", url, stream, trigger, app)
 }
 
 fn xadd(redis: &Redis, stream: &str, fields: &[(&str, &str)]) -> String {
@@ -50,7 +27,7 @@ fn xadd(redis: &Redis, stream: &str, fields: &[(&str, &str)]) -> String {
     for (k, v) in fields {
         cmd.arg(*k).arg(*v);
     }
-    cmd.query(&mut con(redis)).unwrap()
+    cmd.query(&mut redis.connection()).unwrap()
 }
 
 /// Adds `payloads` in one pipeline; returns their ids.
@@ -59,7 +36,7 @@ fn add_all(redis: &Redis, stream: &str, payloads: &[String]) -> Vec<String> {
     for p in payloads {
         pipe.cmd("XADD").arg(stream).arg("*").arg("payload").arg(p);
     }
-    pipe.query(&mut con(redis)).unwrap()
+    pipe.query(&mut redis.connection()).unwrap()
 }
 
 /// Entries pending in the group (`XPENDING` summary).
@@ -67,7 +44,7 @@ fn pending(redis: &Redis, stream: &str) -> i64 {
     let v: Vec<redis::Value> = redis::cmd("XPENDING")
         .arg(stream)
         .arg(GROUP)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     match v.first() {
         Some(redis::Value::Int(n)) => *n,
@@ -84,7 +61,7 @@ fn pending_on(redis: &Redis, stream: &str, consumer: &str) -> usize {
         .arg("+")
         .arg(10_000)
         .arg(consumer)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     v.len()
 }
@@ -94,7 +71,7 @@ fn lag(redis: &Redis, stream: &str) -> Option<i64> {
     let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(stream)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     let g = groups
         .iter()
@@ -123,19 +100,10 @@ fn attempts(log: &str) -> Vec<(String, u32, String)> {
 /// The numbers of a stream's shutdown line: handled, retried,
 /// dead-lettered, claimed from others.
 fn stream_summary(stderr: &str, stream: &str) -> [u64; 4] {
-    let prefix = format!("spin-redis: stream {stream:?}");
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with(&prefix))
-        .unwrap_or_else(|| panic!("no summary for {stream} in:\n{stderr}"));
-    let counts = line.split("): ").nth(1).unwrap().split(';').next().unwrap();
-    let nums: Vec<u64> = counts
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    nums.try_into()
-        .unwrap_or_else(|_| panic!("bad summary {line}"))
+    let (line, counts) = source_summary(stderr, "stream", stream);
+    // What follows the `;` is not a count of this line's four.
+    let counts = counts.split(';').next().unwrap_or(counts);
+    summary_numbers(line, counts)
 }
 
 fn start(m: &std::path::Path, extra: &[&str]) -> SpinRedis {
@@ -153,7 +121,7 @@ fn xrange(redis: &Redis, stream: &str) -> Vec<(String, HashMap<String, String>)>
         .arg(stream)
         .arg("-")
         .arg("+")
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     v.into_iter()
         .map(|(id, f)| (id, f.into_iter().collect()))
@@ -164,12 +132,7 @@ fn xrange(redis: &Redis, stream: &str) -> Vec<(String, HashMap<String, String>)>
 fn entries_are_handled_once_acknowledged_and_see_their_stream_variables() {
     // Both executors: env.wat (compat) and a component that prints its
     // environment, each in a group of its own.
-    let component = repo().join("tests/guests/rust-env-component/rust-env-component.wasm");
-    assert!(
-        component.is_file(),
-        "{} is missing: run bash tests/guests/build.sh (tests/all.sh does)",
-        component.display()
-    );
+    let component = env_component();
     let redis = Redis::start();
     let text = format!(
         r#"spin_manifest_version = 2
@@ -436,7 +399,7 @@ fn three_processes_share_a_stream_and_one_killed_mid_run_loses_nothing() {
         .arg("CONSUMERS")
         .arg("work")
         .arg(GROUP)
-        .query(&mut con(&redis))
+        .query(&mut redis.connection())
         .unwrap();
     let name = consumers
         .iter()

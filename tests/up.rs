@@ -5,16 +5,7 @@ use crate::support;
 use support::*;
 
 fn compat_manifest(url: &str, components: &[(&str, &str, &str)]) -> String {
-    let mut m = format!(
-        "spin_manifest_version = \"1\"\nname = \"t\"\ntrigger = {{ type = \"redis\", address = \"{url}\" }}\n"
-    );
-    for (id, wat, channel) in components {
-        m.push_str(&format!(
-            "\n[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{channel}\"\nexecutor = {{ type = \"wagi\" }}\n",
-            fixture(wat).display()
-        ));
-    }
-    m
+    v1_fixtures(Some("t"), url, components, "")
 }
 
 /// Publishes `payloads` on `channel` in ONE pipeline: Redis receives them
@@ -35,22 +26,6 @@ fn with_trigger_key(manifest: &str, line: &str) -> String {
         "[component.trigger]\n",
         &format!("[component.trigger]\n{line}\n"),
     )
-}
-
-/// The shutdown summary line, parsed: (received, ok, failed, dropped,
-/// skipped, cut short).
-fn summary(stderr: &str) -> [u64; 6] {
-    let line = stderr
-        .lines()
-        .find(|l| l.starts_with("spin-redis: received"))
-        .unwrap_or_else(|| panic!("no summary in:\n{stderr}"));
-    let nums: Vec<u64> = line
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse().unwrap())
-        .collect();
-    nums.try_into()
-        .unwrap_or_else(|_| panic!("bad summary {line}"))
 }
 
 #[test]

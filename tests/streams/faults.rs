@@ -10,7 +10,7 @@ use super::*;
 fn xlen(redis: &Redis, stream: &str) -> usize {
     redis::cmd("XLEN")
         .arg(stream)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap()
 }
 
@@ -19,7 +19,7 @@ fn pending_in(redis: &Redis, stream: &str, group: &str) -> i64 {
     let v: Vec<redis::Value> = redis::cmd("XPENDING")
         .arg(stream)
         .arg(group)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     match v.first() {
         Some(redis::Value::Int(n)) => *n,
@@ -33,7 +33,7 @@ fn consumers(redis: &Redis, stream: &str) -> Vec<(String, i64, i64)> {
         .arg("CONSUMERS")
         .arg(stream)
         .arg(GROUP)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     v.iter()
         .map(|c| {
@@ -58,7 +58,7 @@ fn deliveries(redis: &Redis, stream: &str, id: &str) -> i64 {
         .arg(id)
         .arg(id)
         .arg(1)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     v.first().map_or(0, |r| r.3)
 }
@@ -139,7 +139,7 @@ fn a_group_lost_while_running_with_start_dollar_is_made_again_without_skipping()
         .arg("*")
         .arg("payload")
         .arg("meanwhile-b")
-        .query(&mut con(&redis))
+        .query(&mut redis.connection())
         .unwrap();
     assert_eq!(destroyed, 1);
     s.wait_log("h_stdout.txt", &format!("{a} 1 meanwhile-a\n"));
@@ -240,7 +240,7 @@ fn consumers_left_idle_with_nothing_pending_are_removed_and_none_holding_entries
         .arg("STREAMS")
         .arg("crowd")
         .arg(">")
-        .query(&mut con(&redis))
+        .query(&mut redis.connection())
         .unwrap();
     assert_eq!(pending_on(&redis, "crowd", "ghost-holding"), 1);
     let _: i64 = redis::cmd("XGROUP")
@@ -248,7 +248,7 @@ fn consumers_left_idle_with_nothing_pending_are_removed_and_none_holding_entries
         .arg("crowd")
         .arg(GROUP)
         .arg("ghost-empty")
-        .query(&mut con(&redis))
+        .query(&mut redis.connection())
         .unwrap();
     wait_until("all three idle past claim_idle", || {
         let c = consumers(&redis, "crowd");
@@ -367,7 +367,7 @@ fn lag_of(redis: &Redis, stream: &str, group: &str) -> Option<i64> {
     let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
         .arg("GROUPS")
         .arg(stream)
-        .query(&mut con(redis))
+        .query(&mut redis.connection())
         .unwrap();
     let g = groups
         .iter()

@@ -2,7 +2,8 @@
 //! not own where the handlers come from (`wasm`) or running them
 //! (`spin_redis`).
 
-use std::path::PathBuf;
+use super::fixture;
+use std::path::{Path, PathBuf};
 
 /// Writes `text` as `spin.toml` in a fresh folder and returns (folder, path).
 pub fn manifest(text: &str) -> (tempfile::TempDir, PathBuf) {
@@ -10,4 +11,59 @@ pub fn manifest(text: &str) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("spin.toml");
     std::fs::write(&path, text).expect("write spin.toml");
     (dir, path)
+}
+
+/// The head of a version 1 manifest: the Redis trigger at `url`, after the
+/// application `name` when there is one.
+pub fn v1_head(name: Option<&str>, url: &str) -> String {
+    let name = name.map_or(String::new(), |n| format!("name = \"{n}\"\n"));
+    format!(
+        "spin_manifest_version = \"1\"\n{name}trigger = {{ type = \"redis\", address = \"{url}\" }}\n"
+    )
+}
+
+/// One version 1 component `id` from `source` bound to `channel`, run by
+/// `executor` (`wagi` or `spin`); its trigger table is last, so lines
+/// appended after it belong to the trigger.
+pub fn v1_component(id: &str, source: &Path, channel: &str, executor: &str) -> String {
+    format!(
+        "[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{channel}\"\nexecutor = {{ type = \"{executor}\" }}\n",
+        source.display()
+    )
+}
+
+/// A version 1 manifest of WAT fixtures `(id, fixture, channel)` run by
+/// `wagi`, each trigger table ending with `trigger_extra`.
+pub fn v1_fixtures(
+    name: Option<&str>,
+    url: &str,
+    components: &[(&str, &str, &str)],
+    trigger_extra: &str,
+) -> String {
+    let mut m = v1_head(name, url);
+    for (id, wat, channel) in components {
+        m.push_str(&v1_component(id, &fixture(wat), channel, "wagi"));
+        m.push_str(trigger_extra);
+    }
+    m
+}
+
+/// The head of a version 2 manifest: application `name` and its Redis
+/// trigger at `url`; application-level trigger keys may follow.
+pub fn v2_head(name: &str, url: &str) -> String {
+    format!(
+        "spin_manifest_version = 2\n[application]\nname = \"{name}\"\n[application.trigger.redis]\naddress = \"{url}\"\n"
+    )
+}
+
+/// A version 2 manifest (application "app") with one `wagi` trigger of
+/// `kind` (`stream`, `list`) on `key` for component `h`, the `stream.wat`
+/// fixture; `trigger` and `app` are more lines for the trigger table and
+/// the application's trigger table.
+pub fn source_manifest(kind: &str, url: &str, key: &str, trigger: &str, app: &str) -> String {
+    format!(
+        "{head}{app}\n[[trigger.redis]]\n{kind} = \"{key}\"\ncomponent = \"h\"\nexecutor = {{ type = \"wagi\" }}\n{trigger}\n[component.h]\nsource = \"{}\"\n",
+        fixture("stream.wat").display(),
+        head = v2_head("app", url),
+    )
 }

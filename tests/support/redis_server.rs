@@ -118,6 +118,15 @@ impl Redis {
         (out.status.success() && !text.starts_with("Could not connect")).then_some(text)
     }
 
+    /// A plain synchronous connection, for setting up and reading back
+    /// what handlers did.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .expect("a valid redis URL")
+            .get_connection()
+            .expect("connect to redis")
+    }
+
     pub fn publish(&self, channel: &str, payload: &[u8]) {
         if self.tls_ca.is_some() {
             let text = std::str::from_utf8(payload).expect("text payloads over TLS");

@@ -3,8 +3,9 @@
 //! (`SpinRedis`), waiting on what it logged, and one-shot runs of other
 //! commands (`run`). Does not own writing manifests (`app`).
 
-use super::{PATIENCE, Redis, START_UP_PATIENCE, wait_until, wait_until_within};
+use super::{PATIENCE, Redis, START_UP_PATIENCE, failures, wait_until, wait_until_within};
 use std::io::Read as _;
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -249,4 +250,34 @@ pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String
         .unwrap();
     let status = child.wait().unwrap();
     (status.code().unwrap_or(-1), out, err)
+}
+
+/// [`wait_until`], but a failure shows spin-redis's stderr as it is then.
+pub fn wait_for(s: &SpinRedis, what: &str, mut cond: impl FnMut() -> bool) {
+    let waited = std::panic::catch_unwind(AssertUnwindSafe(|| wait_until(what, &mut cond)));
+    if waited.is_err() {
+        panic!(
+            "gave up waiting for: {what}\nspin-redis stderr:\n{}",
+            s.stderr()
+        );
+    }
+}
+
+/// Waits for a "handler failed" warning naming `component` and `channel`
+/// whose reason contains `reason`, and returns that reason.
+pub fn wait_failure(s: &SpinRedis, component: &str, channel: &str, reason: &str) -> String {
+    let mut found = None;
+    wait_for(
+        s,
+        &format!(
+            "a \"handler failed\" warning for component={component} channel={channel} with a reason containing {reason:?}"
+        ),
+        || {
+            found = failures(&s.stderr(), component, channel)
+                .into_iter()
+                .find(|r| r.contains(reason));
+            found.is_some()
+        },
+    );
+    found.expect("wait_for returned, so a failure was found")
 }

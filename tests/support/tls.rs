@@ -1,5 +1,6 @@
 //! Certificates for the TLS tests, made with `openssl` in a test's folder.
 
+use super::{Redis, free_port};
 use std::path::Path;
 use std::process::Command;
 
@@ -32,4 +33,33 @@ pub fn certificates(dir: &Path, ca_name: &str) {
     sh(&format!(
         "openssl x509 -req -in server.csr -CA {ca_name}.crt -CAkey {ca_name}.key -CAcreateserial -out server.crt -days 2 -extfile ext.cnf"
     ));
+}
+
+impl Redis {
+    /// A TLS-only redis-server on a free port, serving the certificate that
+    /// [`certificates`] made in `certs` with CA name "ca"; clients are not
+    /// asked for certificates. Its URL is `rediss://127.0.0.1:<port>`.
+    pub fn start_tls(certs: &Path) -> Redis {
+        let p = |f: &str| certs.join(f).display().to_string();
+        let port = free_port();
+        let port_s = port.to_string();
+        let (cert, key, ca) = (p("server.crt"), p("server.key"), p("ca.crt"));
+        Redis::start_on(
+            port,
+            &[
+                "--port",
+                "0",
+                "--tls-port",
+                &port_s,
+                "--tls-cert-file",
+                &cert,
+                "--tls-key-file",
+                &key,
+                "--tls-ca-cert-file",
+                &ca,
+                "--tls-auth-clients",
+                "no",
+            ],
+        )
+    }
 }
