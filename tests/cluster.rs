@@ -22,30 +22,16 @@ fn channels_are_subscribed_cluster_wide_and_sharded() {
     let mut cluster = Cluster::start();
     // A sharded channel on node 1, while the manifest names node 0 only.
     let sharded = cluster.key_on(1, "alerts");
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{}"
-cluster = true
-[[trigger.redis]]
-channel = "news"
-component = "plain"
-executor = {{ type = "wagi" }}
-[[trigger.redis]]
-channel = "{sharded}"
-sharded = true
-component = "shard"
-executor = {{ type = "wagi" }}
-[component.plain]
-source = "{e}"
-[component.shard]
-source = "{e}"
-"#,
-        cluster.nodes[0].url(),
-        e = echo()
-    );
+    let text = [
+        v2_head("app", &cluster.nodes[0].url()),
+        "cluster = true\n".into(),
+        wagi_trigger("channel", "news", "plain"),
+        wagi_trigger("channel", &sharded, "shard"),
+        "sharded = true\n".into(),
+        v2_component("plain", echo()),
+        v2_component("shard", echo()),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let mut s = SpinRedis::spawn(&m, &[]);
     wait_until("subscribed to news somewhere in the cluster", || {
@@ -96,25 +82,14 @@ fn a_stream_on_another_nodes_slot_is_read_through_moves_and_restarts() {
     let mut cluster = Cluster::start();
     let key = cluster.key_on(1, "orders");
     let slot = cluster.slot(&key);
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{}"
-timeout = "1s"
-[[trigger.redis]]
-stream = "{key}"
-cluster = true
-claim_idle = "3s"
-component = "h"
-executor = {{ type = "wagi" }}
-[component.h]
-source = "{}"
-"#,
-        cluster.nodes[0].url(),
-        fixture("stream.wat").display()
-    );
+    let text = [
+        v2_head("app", &cluster.nodes[0].url()),
+        "timeout = \"1s\"\n".into(),
+        wagi_trigger("stream", &key, "h"),
+        "cluster = true\nclaim_idle = \"3s\"\n".into(),
+        v2_component("h", fixture("stream.wat").display()),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let mut s = SpinRedis::spawn(&m, &["-q"]);
     s.wait_stderr("reading the stream");
@@ -240,23 +215,13 @@ fn numpat(node: &ClusterNode) -> i64 {
 #[test]
 fn a_pattern_is_subscribed_cluster_wide_and_again_after_its_node_restarts() {
     let mut cluster = Cluster::start();
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{}"
-cluster = true
-[[trigger.redis]]
-pattern = "news.*"
-component = "h"
-executor = {{ type = "wagi" }}
-[component.h]
-source = "{}"
-"#,
-        cluster.nodes[0].url(),
-        echo()
-    );
+    let text = [
+        v2_head("app", &cluster.nodes[0].url()),
+        "cluster = true\n".into(),
+        wagi_trigger("pattern", "news.*", "h"),
+        v2_component("h", echo()),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let mut s = SpinRedis::spawn(&m, &[]);
     let subscribed_on = |cluster: &Cluster| cluster.nodes.iter().position(|n| numpat(n) >= 1);
@@ -294,25 +259,14 @@ fn a_list_on_another_nodes_slot_is_consumed_with_its_processing_list_beside_it()
     // "jobs{tN}": its hash tag puts it, and every key kept beside it, on
     // node 1, while the manifest names node 0 only.
     let list = cluster.key_on(1, "jobs");
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{}"
-cluster = true
-[[trigger.redis]]
-list = "{list}"
-consumer = "w1"
-max_deliveries = 2
-component = "h"
-executor = {{ type = "wagi" }}
-[component.h]
-source = "{}"
-"#,
-        cluster.nodes[0].url(),
-        fixture("stream.wat").display()
-    );
+    let text = [
+        v2_head("app", &cluster.nodes[0].url()),
+        "cluster = true\n".into(),
+        wagi_trigger("list", &list, "h"),
+        "consumer = \"w1\"\nmax_deliveries = 2\n".into(),
+        v2_component("h", fixture("stream.wat").display()),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let mut s = SpinRedis::spawn(&m, &["-q"]);
     s.wait_stderr("reading the list");

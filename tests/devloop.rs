@@ -409,30 +409,15 @@ fn new_refuses_a_non_empty_folder_an_unknown_template_and_bad_values() {
     }
 
     let fresh = tmp.path().join("fresh").display().to_string();
-    let (code, _, err) = run(&[
-        "new",
-        "-t",
-        "redis-c",
-        "app",
-        "-o",
-        &fresh,
-        "-v",
-        "redis-chanel=x",
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("-v \"redis-chanel\""), "{err}");
-    let (code, _, err) = run(&[
-        "new",
-        "-t",
-        "redis-c",
-        "app",
-        "-o",
-        &fresh,
-        "-v",
-        "redis-address=http://x",
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("-v redis-address=\"http://x\""), "{err}");
+    // An unknown variable, then a known one with a bad value: each named.
+    for (value, named) in [
+        ("redis-chanel=x", "-v \"redis-chanel\""),
+        ("redis-address=http://x", "-v redis-address=\"http://x\""),
+    ] {
+        let (code, _, err) = run(&["new", "-t", "redis-c", "app", "-o", &fresh, "-v", value]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains(named), "{err}");
+    }
     assert!(!tmp.path().join("fresh").exists());
 }
 

@@ -227,10 +227,18 @@ fn up(redis: &Redis, path: &std::path::Path, extra: &[&str], ready: &[&str]) -> 
     s
 }
 
-/// Three components granted `allowed`, the default store and `vars`:
-/// "reverse" (spin-sdk 5) on "names", "words" (spin-sdk 7) on "words",
-/// "summary" (Python) on "events".
-fn three_sdks(redis: &Redis, allowed: &[String], vars: &str) -> String {
+/// One more component `id`, `example_name`'s handler, on `channel`, with
+/// `extra` lines in its component table (to append to an [`app`]).
+fn also(id: &str, channel: &str, example_name: &str, extra: &str) -> String {
+    format!(
+        "[[trigger.redis]]\nchannel = \"{channel}\"\ncomponent = \"{id}\"\n[component.{id}]\nsource = \"{}\"\n{extra}\n",
+        example(example_name).display(),
+    )
+}
+
+/// "reverse" (spin-sdk 5) on "names" and "summary" (Python) on "events",
+/// both granted `allowed`, the default store and `vars`.
+fn reverse_and_summary(redis: &Redis, allowed: &[String], vars: &str) -> String {
     let mut m = app(
         redis,
         "spin-sdk5-rust",
@@ -238,12 +246,24 @@ fn three_sdks(redis: &Redis, allowed: &[String], vars: &str) -> String {
         "names",
         &grants("reverse", allowed, &["default"], vars),
     );
-    m.push_str(&format!(
-        "[[trigger.redis]]\nchannel = \"words\"\ncomponent = \"words\"\n[component.words]\nsource = \"{}\"\n{}\n[[trigger.redis]]\nchannel = \"events\"\ncomponent = \"summary\"\n[component.summary]\nsource = \"{}\"\n{}\n",
-        example("spin-sdk7-rust").display(),
-        grants("words", allowed, &["default"], vars),
-        example("python").display(),
-        grants("summary", allowed, &["default"], vars),
+    m.push_str(&also(
+        "summary",
+        "events",
+        "python",
+        &grants("summary", allowed, &["default"], vars),
+    ));
+    m
+}
+
+/// Three SDKs, each granted `allowed`, the default store and `vars`: the
+/// [`reverse_and_summary`] pair and "words" (spin-sdk 7) on "words".
+fn three_sdks(redis: &Redis, allowed: &[String], vars: &str) -> String {
+    let mut m = reverse_and_summary(redis, allowed, vars);
+    m.push_str(&also(
+        "words",
+        "words",
+        "spin-sdk7-rust",
+        &grants("words", allowed, &["default"], vars),
     ));
     m
 }
@@ -489,18 +509,7 @@ fn outbound_http_reaches_an_allowed_server_and_is_refused_elsewhere() {
     // Allowed: wasi:http (spin-sdk 5) and fermyon:spin/http (Python).
     let allowed = vec![redis_host.clone(), server.origin.clone()];
     let vars = variables(&redis, &hook);
-    let mut m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &vars),
-    );
-    m.push_str(&format!(
-        "[[trigger.redis]]\nchannel = \"events\"\ncomponent = \"summary\"\n[component.summary]\nsource = \"{}\"\n{}\n",
-        example("python").display(),
-        grants("summary", &allowed, &["default"], &vars),
-    ));
+    let m = reverse_and_summary(&redis, &allowed, &vars);
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names", "events"]);
     redis.publish("names", b"webhook");
@@ -515,18 +524,7 @@ fn outbound_http_reaches_an_allowed_server_and_is_refused_elsewhere() {
 
     // Refused: the server's origin is not allowed.
     let allowed = vec![redis_host];
-    let mut m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &vars),
-    );
-    m.push_str(&format!(
-        "[[trigger.redis]]\nchannel = \"events\"\ncomponent = \"summary\"\n[component.summary]\nsource = \"{}\"\n{}\n",
-        example("python").display(),
-        grants("summary", &allowed, &["default"], &vars),
-    ));
+    let m = reverse_and_summary(&redis, &allowed, &vars);
     let (_d2, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names", "events"]);
     redis.publish("names", b"webhook");
@@ -748,10 +746,11 @@ fn passwords_work_for_outbound_redis_and_never_show() {
         &format!("address = \"{}\"", redis.plain_url()),
         &format!("address = \"{}\"", redis.url()),
     );
-    m.push_str(&format!(
-        "[[trigger.redis]]\nchannel = \"words\"\ncomponent = \"wrong\"\n[component.wrong]\nsource = \"{}\"\n{}\n",
-        example("spin-sdk5-rust").display(),
-        grants("wrong", &allowed, &["default"], &vars("hunter2-wrong")),
+    m.push_str(&also(
+        "wrong",
+        "words",
+        "spin-sdk5-rust",
+        &grants("wrong", &allowed, &["default"], &vars("hunter2-wrong")),
     ));
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names", "words"]);

@@ -55,40 +55,18 @@ fn patterns_match_as_redis_globs_and_handlers_see_the_channel_and_the_pattern() 
     // `h` (wagi) is bound to the pattern and to one of its channels; `c` (a
     // component) to the pattern only; `q` to a second pattern with `?` and
     // a class.
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{url}"
-[[trigger.redis]]
-pattern = "orders.*"
-component = "h"
-executor = {{ type = "wagi" }}
-[[trigger.redis]]
-channel = "orders.eu"
-component = "h"
-executor = {{ type = "wagi" }}
-[[trigger.redis]]
-pattern = "orders.*"
-component = "c"
-[[trigger.redis]]
-pattern = "r?gion.[ab]"
-component = "q"
-executor = {{ type = "wagi" }}
-[component.h]
-source = "{env}"
-environment = {{ BLOCK = "start", REDIS_PATTERN = "spoofed" }}
-[component.c]
-source = "{component}"
-[component.q]
-source = "{echo}"
-"#,
-        url = redis.url(),
-        env = fixture("env.wat").display(),
-        echo = fixture("echo.wat").display(),
-        component = env_component().display(),
-    );
+    let text = [
+        v2_head("app", &redis.url()),
+        wagi_trigger("pattern", "orders.*", "h"),
+        wagi_trigger("channel", "orders.eu", "h"),
+        v2_trigger("pattern", "orders.*", "c"),
+        wagi_trigger("pattern", "r?gion.[ab]", "q"),
+        v2_component("h", fixture("env.wat").display()),
+        "environment = { BLOCK = \"start\", REDIS_PATTERN = \"spoofed\" }\n".into(),
+        v2_component("c", env_component().display()),
+        v2_component("q", fixture("echo.wat").display()),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let mut s = up_with_patterns(&redis, &m, &["--metrics", &format!("127.0.0.1:{port}")], 2);
     wait_until("the channel subscribed too", || {
@@ -175,30 +153,15 @@ fn keyspace_notifications_run_a_pattern_trigger() {
     redis
         .cli(&["CONFIG", "SET", "notify-keyspace-events", "KA"])
         .unwrap();
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "keyspace"
-[application.trigger.redis]
-address = "{url}"
-[[trigger.redis]]
-pattern = "__keyspace@0__:user:*"
-component = "events"
-executor = {{ type = "wagi" }}
-[[trigger.redis]]
-pattern = "__keyspace@0__:user:*"
-component = "env"
-executor = {{ type = "wagi" }}
-[component.events]
-source = "{echo}"
-[component.env]
-source = "{env}"
-environment = {{ BLOCK = "start" }}
-"#,
-        url = redis.url(),
-        echo = fixture("echo.wat").display(),
-        env = fixture("env.wat").display(),
-    );
+    let text = [
+        v2_head("keyspace", &redis.url()),
+        wagi_trigger("pattern", "__keyspace@0__:user:*", "events"),
+        wagi_trigger("pattern", "__keyspace@0__:user:*", "env"),
+        v2_component("events", fixture("echo.wat").display()),
+        v2_component("env", fixture("env.wat").display()),
+        "environment = { BLOCK = \"start\" }\n".into(),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let mut s = up_with_patterns(&redis, &m, &[], 1);
     redis.cli(&["SET", "user:1", "ada"]).unwrap();
@@ -403,30 +366,16 @@ fn start_list(m: &std::path::Path, extra: &[&str]) -> SpinRedis {
 #[test]
 fn list_items_are_handled_once_removed_and_see_their_list_variables() {
     let redis = Redis::start();
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{url}"
-[[trigger.redis]]
-list = "jobs"
-component = "h"
-executor = {{ type = "wagi" }}
-[[trigger.redis]]
-list = "{{tasks}}"
-component = "c"
-[component.h]
-source = "{env}"
-environment = {{ BLOCK = "start", REDIS_LIST = "spoofed", REDIS_CHANNEL = "spoofed" }}
-[component.c]
-source = "{component}"
-environment = {{ REDIS_DELIVERY = "spoofed" }}
-"#,
-        url = redis.url(),
-        env = fixture("env.wat").display(),
-        component = env_component().display(),
-    );
+    let text = [
+        v2_head("app", &redis.url()),
+        wagi_trigger("list", "jobs", "h"),
+        v2_trigger("list", "{tasks}", "c"),
+        v2_component("h", fixture("env.wat").display()),
+        "environment = { BLOCK = \"start\", REDIS_LIST = \"spoofed\", REDIS_CHANNEL = \"spoofed\" }\n".into(),
+        v2_component("c", env_component().display()),
+        "environment = { REDIS_DELIVERY = \"spoofed\" }\n".into(),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     // Pushed before start: the list is the queue.
     push(&redis, "jobs", &["hello".into()]);
@@ -629,26 +578,14 @@ fn list_triggers_that_cannot_work_are_refused_at_start_up() {
     // Two triggers on one list as one consumer would share a processing
     // list; a cluster list whose keys cannot share its slot; a stream-only
     // field.
-    let twice = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "redis://127.0.0.1:1"
-[[trigger.redis]]
-list = "jobs"
-component = "a"
-executor = {{ type = "wagi" }}
-[[trigger.redis]]
-list = "jobs"
-component = "b"
-executor = {{ type = "wagi" }}
-[component.a]
-source = "{wasm}"
-[component.b]
-source = "{wasm}"
-"#
-    );
+    let twice = [
+        v2_head("app", "redis://127.0.0.1:1"),
+        wagi_trigger("list", "jobs", "a"),
+        wagi_trigger("list", "jobs", "b"),
+        v2_component("a", &wasm),
+        v2_component("b", &wasm),
+    ]
+    .concat();
     let unslotted = list_manifest("redis://127.0.0.1:1", "a}b", "", "cluster = true");
     let grouped = list_manifest("redis://127.0.0.1:1", "jobs", "group = \"g\"", "");
     for (text, wanted) in [

@@ -134,30 +134,16 @@ fn entries_are_handled_once_acknowledged_and_see_their_stream_variables() {
     // environment, each in a group of its own.
     let component = env_component();
     let redis = Redis::start();
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{}"
-[[trigger.redis]]
-stream = "events"
-component = "h"
-executor = {{ type = "wagi" }}
-[[trigger.redis]]
-stream = "events"
-component = "c"
-[component.h]
-source = "{}"
-environment = {{ REDIS_MESSAGE_ID = "spoofed", REDIS_CHANNEL = "spoofed" }}
-[component.c]
-source = "{}"
-environment = {{ REDIS_DELIVERY = "spoofed" }}
-"#,
-        redis.url(),
-        fixture("env.wat").display(),
-        component.display()
-    );
+    let text = [
+        v2_head("app", &redis.url()),
+        wagi_trigger("stream", "events", "h"),
+        v2_trigger("stream", "events", "c"),
+        v2_component("h", fixture("env.wat").display()),
+        "environment = { REDIS_MESSAGE_ID = \"spoofed\", REDIS_CHANNEL = \"spoofed\" }\n".into(),
+        v2_component("c", component.display()),
+        "environment = { REDIS_DELIVERY = \"spoofed\" }\n".into(),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let id = xadd(&redis, "events", &[("payload", "hello"), ("other", "x")]);
     let mut s = start(&m, &[]);

@@ -38,6 +38,11 @@ fn module(name: &str, sandbox: Sandbox, limits: Limits) -> CompatModule {
     CompatModule::prepare(engine(), &fixture(name), "_start", sandbox, limits).expect("prepare")
 }
 
+/// Runs fixture `name` once, in the default sandbox, under `limits`.
+fn run_fixture(name: &str, limits: Limits, payload: &[u8]) -> Outcome {
+    run(&module(name, sandbox(), limits), payload)
+}
+
 fn sandbox() -> Sandbox {
     Sandbox {
         component_id: "comp".into(),
@@ -61,8 +66,7 @@ fn run(m: &CompatModule, payload: &[u8]) -> Outcome {
 
 #[test]
 fn payload_goes_to_stdin_and_stdout_is_captured() {
-    let m = module("echo.wat", sandbox(), Limits::default());
-    let o = run(&m, b"hello \xff world");
+    let o = run_fixture("echo.wat", Limits::default(), b"hello \xff world");
     assert_eq!(o.result, Ok(()));
     assert_eq!(&o.stdout[..], b"hello \xff world\n");
     assert!(o.stderr.is_empty());
@@ -70,32 +74,28 @@ fn payload_goes_to_stdin_and_stdout_is_captured() {
 
 #[test]
 fn empty_payload_is_just_end_of_file() {
-    let m = module("echo.wat", sandbox(), Limits::default());
-    let o = run(&m, b"");
+    let o = run_fixture("echo.wat", Limits::default(), b"");
     assert_eq!(o.result, Ok(()));
     assert_eq!(&o.stdout[..], b"\n");
 }
 
 #[test]
 fn nonzero_exit_is_an_error_carrying_the_code_and_stderr_is_kept() {
-    let m = module("exit7.wat", sandbox(), Limits::default());
-    let o = run(&m, b"x");
+    let o = run_fixture("exit7.wat", Limits::default(), b"x");
     assert_eq!(o.result, Err(HandlerError::Exit(7)));
     assert_eq!(&o.stderr[..], b"about to fail\n");
 }
 
 #[test]
 fn proc_exit_zero_is_success() {
-    let m = module("exit0.wat", sandbox(), Limits::default());
-    let o = run(&m, b"");
+    let o = run_fixture("exit0.wat", Limits::default(), b"");
     assert_eq!(o.result, Ok(()));
     assert_eq!(&o.stdout[..], b"bye\n");
 }
 
 #[test]
 fn a_trap_is_an_error_carrying_the_trap_message() {
-    let m = module("trap.wat", sandbox(), Limits::default());
-    let o = run(&m, b"");
+    let o = run_fixture("trap.wat", Limits::default(), b"");
     match o.result {
         Err(HandlerError::Trap(msg)) => assert!(msg.contains("unreachable"), "{msg}"),
         other => panic!("expected a trap, got {other:?}"),
@@ -108,8 +108,7 @@ fn an_endless_loop_is_stopped_at_the_deadline() {
         timeout: Duration::from_millis(200),
         ..Limits::default()
     };
-    let m = module("spin.wat", sandbox(), limits);
-    let o = run(&m, b"");
+    let o = run_fixture("spin.wat", limits, b"");
     assert_eq!(
         o.result,
         Err(HandlerError::TimedOut(Duration::from_millis(200)))
@@ -122,8 +121,7 @@ fn growing_memory_past_the_cap_is_an_error() {
         max_memory_bytes: 8 << 20,
         ..Limits::default()
     };
-    let m = module("grow.wat", sandbox(), limits);
-    let o = run(&m, b"");
+    let o = run_fixture("grow.wat", limits, b"");
     match o.result {
         Err(HandlerError::MemoryLimit(msg)) => assert!(msg.contains("8388608"), "{msg}"),
         other => panic!("expected the memory limit, got {other:?}"),
@@ -136,8 +134,7 @@ fn output_past_the_cap_is_cut_and_counted_and_the_run_still_succeeds() {
         max_stdout_bytes: 1 << 20,
         ..Limits::default()
     };
-    let m = module("flood.wat", sandbox(), limits);
-    let o = run(&m, b"");
+    let o = run_fixture("flood.wat", limits, b"");
     assert_eq!(o.result, Ok(()));
     assert_eq!(o.stdout.len(), 1 << 20);
     assert_eq!(o.stdout_cut, (16 << 20) - (1 << 20));
@@ -346,8 +343,7 @@ fn nothing_outside_the_mount_is_reachable() {
     );
     assert!(o.stdout.is_empty());
     // And with no mount at all there is no directory to open anything in.
-    let m = module("readfile.wat", sandbox(), Limits::default());
-    let o = run(&m, b"etc/passwd");
+    let o = run_fixture("readfile.wat", Limits::default(), b"etc/passwd");
     assert_eq!(
         o.result,
         Err(HandlerError::Exit(8)),

@@ -276,29 +276,15 @@ fn consumers_left_idle_with_nothing_pending_are_removed_and_none_holding_entries
 fn a_stuck_log_file_of_one_component_does_not_hold_up_acknowledging_another() {
     let redis = Redis::start();
     // Component h on stream "stuck", one at a time; g on "fine".
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{url}"
-[[trigger.redis]]
-stream = "stuck"
-component = "h"
-executor = {{ type = "wagi" }}
-max_concurrency = 1
-[[trigger.redis]]
-stream = "fine"
-component = "g"
-executor = {{ type = "wagi" }}
-[component.h]
-source = "{wat}"
-[component.g]
-source = "{wat}"
-"#,
-        url = redis.url(),
-        wat = fixture("stream.wat").display()
-    );
+    let text = [
+        v2_head("app", &redis.url()),
+        wagi_trigger("stream", "stuck", "h"),
+        "max_concurrency = 1\n".into(),
+        wagi_trigger("stream", "fine", "g"),
+        v2_component("h", fixture("stream.wat").display()),
+        v2_component("g", fixture("stream.wat").display()),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     // h's stdout log is a pipe nobody reads: once its buffer (64 KiB) is
     // full, every write or flush of that file blocks, as on a hung disk.

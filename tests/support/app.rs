@@ -67,3 +67,21 @@ pub fn source_manifest(kind: &str, url: &str, key: &str, trigger: &str, app: &st
         head = v2_head("app", url),
     )
 }
+
+/// A `[[trigger.redis]]` table of a version 2 manifest: `kind` (`channel`,
+/// `pattern`, `stream`, `list`) = `key`, for `component`, run by the
+/// default executor; lines appended after it belong to the trigger.
+pub fn v2_trigger(kind: &str, key: &str, component: &str) -> String {
+    format!("[[trigger.redis]]\n{kind} = \"{key}\"\ncomponent = \"{component}\"\n")
+}
+
+/// Like [`v2_trigger`], run by the `wagi` executor.
+pub fn wagi_trigger(kind: &str, key: &str, component: &str) -> String {
+    v2_trigger(kind, key, component) + "executor = { type = \"wagi\" }\n"
+}
+
+/// A `[component.<id>]` table of a version 2 manifest with its `source`;
+/// lines appended after it belong to the component.
+pub fn v2_component(id: &str, source: impl std::fmt::Display) -> String {
+    format!("[component.{id}]\nsource = \"{source}\"\n")
+}
