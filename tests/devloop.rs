@@ -175,6 +175,15 @@ fn channel_template_runs(template: &str, name: &str, expect: &dyn Fn(&str, &str)
     s.wait_log(&format!("{name}_stdout.txt"), &expect(&channel, &payload));
 }
 
+/// Every template `new` offers.
+const TEMPLATES: [&str; 6] = [
+    "redis-rust",
+    "redis-python",
+    "redis-go",
+    "redis-c",
+    "redis-assemblyscript",
+    "redis-stream-c",
+];
 #[test]
 fn redis_rust_template_builds_and_runs() {
     channel_template_runs("redis-rust", "hello-rust", &|_, p| format!("{p}\n"));
@@ -397,14 +406,7 @@ fn new_refuses_a_non_empty_folder_an_unknown_template_and_bad_values() {
     let (code, _, err) = run(&["new", "-t", "redis-cobol", "app", "-o", &o]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("unknown template \"redis-cobol\""), "{err}");
-    for t in [
-        "redis-rust",
-        "redis-python",
-        "redis-go",
-        "redis-c",
-        "redis-assemblyscript",
-        "redis-stream-c",
-    ] {
+    for t in TEMPLATES {
         assert!(err.contains(t), "{err}");
     }
 
@@ -449,14 +451,7 @@ fn new_without_a_terminal_takes_the_defaults() {
 fn templates_list_names_every_template() {
     let (code, out, err) = run(&["templates", "list"]);
     assert_eq!(code, 0, "{err}");
-    for t in [
-        "redis-rust",
-        "redis-python",
-        "redis-go",
-        "redis-c",
-        "redis-assemblyscript",
-        "redis-stream-c",
-    ] {
+    for t in TEMPLATES {
         assert!(
             out.lines().any(|l| l.starts_with(&format!("{t} "))),
             "{t} in:\n{out}"

@@ -227,6 +227,25 @@ fn up(redis: &Redis, path: &std::path::Path, extra: &[&str], ready: &[&str]) -> 
     s
 }
 
+/// "reverse" (spin-sdk 5) on "names", granted `allowed`, `stores` and
+/// `vars` (see [`grants`]).
+fn reverse(redis: &Redis, allowed: &[String], stores: &[&str], vars: &str) -> String {
+    app(
+        redis,
+        "spin-sdk5-rust",
+        "reverse",
+        "names",
+        &grants("reverse", allowed, stores, vars),
+    )
+}
+
+/// "reverse" (spin-sdk 5) on "names", allowed `redis` and the default
+/// store, its variables pointing at `redis`.
+fn reverse_app(redis: &Redis) -> String {
+    let allowed = vec![format!("redis://127.0.0.1:{}", redis.port)];
+    reverse(redis, &allowed, &["default"], &variables(redis, ""))
+}
+
 /// One more component `id`, `example_name`'s handler, on `channel`, with
 /// `extra` lines in its component table (to append to an [`app`]).
 fn also(id: &str, channel: &str, example_name: &str, extra: &str) -> String {
@@ -239,13 +258,7 @@ fn also(id: &str, channel: &str, example_name: &str, extra: &str) -> String {
 /// "reverse" (spin-sdk 5) on "names" and "summary" (Python) on "events",
 /// both granted `allowed`, the default store and `vars`.
 fn reverse_and_summary(redis: &Redis, allowed: &[String], vars: &str) -> String {
-    let mut m = app(
-        redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", allowed, &["default"], vars),
-    );
+    let mut m = reverse(redis, allowed, &["default"], vars);
     m.push_str(&also(
         "summary",
         "events",
@@ -321,14 +334,7 @@ fn outbound_redis_increments_a_counter_and_publishes_the_result_for_every_sdk() 
 #[test]
 fn key_value_state_in_sqlite_survives_a_restart_in_spins_own_file_and_table() {
     let redis = Redis::start();
-    let allowed = vec![format!("redis://127.0.0.1:{}", redis.port)];
-    let m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &variables(&redis, "")),
-    );
+    let m = reverse_app(&redis);
     let (dir, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
     // One at a time: handlers run concurrently, and a get-then-set from two
@@ -420,13 +426,7 @@ fn a_refused_host_fails_the_message_and_is_logged_once_with_the_entry_that_allow
     let redis = Redis::start();
     // Allowed: another port only.
     let allowed = vec![format!("redis://127.0.0.1:{}", free_port())];
-    let m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &variables(&redis, "")),
-    );
+    let m = reverse(&redis, &allowed, &["default"], &variables(&redis, ""));
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
     redis.publish("names", b"one");
@@ -460,13 +460,7 @@ fn a_refused_host_fails_the_message_and_is_logged_once_with_the_entry_that_allow
 fn a_store_the_component_did_not_list_is_access_denied() {
     let redis = Redis::start();
     let allowed = vec![format!("redis://127.0.0.1:{}", redis.port)];
-    let m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &[], &variables(&redis, "")),
-    );
+    let m = reverse(&redis, &allowed, &[], &variables(&redis, ""));
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
     redis.publish("names", b"count:visits");
@@ -484,13 +478,7 @@ fn an_undefined_variable_is_undefined() {
         "[component.VARS.variables]\nredis_address = \"{}\"\n",
         redis.plain_url()
     );
-    let m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &vars),
-    );
+    let m = reverse(&redis, &allowed, &["default"], &vars);
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
     redis.publish("names", b"hello");
@@ -735,14 +723,7 @@ fn passwords_work_for_outbound_redis_and_never_show() {
             "[component.VARS.variables]\nredis_address = \"redis://:{pw}@127.0.0.1:{port}\"\nresults_channel = \"results\"\nwebhook = \"\"\n"
         )
     };
-    let mut m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &vars("s3cret-pw")),
-    )
-    .replace(
+    let mut m = reverse(&redis, &allowed, &["default"], &vars("s3cret-pw")).replace(
         &format!("address = \"{}\"", redis.plain_url()),
         &format!("address = \"{}\"", redis.url()),
     );
@@ -801,14 +782,7 @@ fn outbound_rediss_is_verified_with_the_tls_ca_file() {
 #[test]
 fn the_pooled_connection_recovers_when_the_server_restarts() {
     let mut redis = Redis::start();
-    let allowed = vec![format!("redis://127.0.0.1:{}", redis.port)];
-    let m = app(
-        &redis,
-        "spin-sdk5-rust",
-        "reverse",
-        "names",
-        &grants("reverse", &allowed, &["default"], &variables(&redis, "")),
-    );
+    let m = reverse_app(&redis);
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
     redis.publish("names", b"before");

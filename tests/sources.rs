@@ -289,14 +289,6 @@ sharded = true
 
 // ---- Lists ----
 
-/// A v2 manifest with one list trigger on `list` (component `h`, running
-/// stream.wat, which logs `- <delivery> <payload>` for every attempt),
-/// `trigger` lines added to the trigger and `app` lines to the redis trigger
-/// table.
-fn list_manifest(url: &str, list: &str, trigger: &str, app: &str) -> String {
-    source_manifest("list", url, list, trigger, app)
-}
-
 /// `LPUSH`es `items` in one command, as a producer does.
 fn push(redis: &Redis, list: &str, items: &[String]) {
     let _: i64 = redis::cmd("LPUSH")
@@ -422,7 +414,8 @@ fn three_processes_share_a_queue_and_one_killed_with_sigkill_loses_nothing() {
     let manifests: Vec<(tempfile::TempDir, std::path::PathBuf)> = ["w1", "w2", "w3"]
         .iter()
         .map(|w| {
-            manifest(&list_manifest(
+            manifest(&source_manifest(
+                "list",
                 &redis.url(),
                 "jobs",
                 &format!("consumer = \"{w}\"\nclaim_idle = \"2s\"\nmax_concurrency = 2"),
@@ -488,8 +481,7 @@ fn three_processes_share_a_queue_and_one_killed_with_sigkill_loses_nothing() {
 #[test]
 fn failures_are_retried_and_dead_lettered_with_their_delivery_count() {
     let redis = Redis::start();
-    let text = list_manifest(&redis.url(), "jobs", "max_deliveries = 3", "");
-    let (_d, m) = manifest(&text);
+    let (_d, m) = source_app("list", &redis, "jobs", "max_deliveries = 3", "");
     push(
         &redis,
         "jobs",
@@ -544,13 +536,13 @@ fn a_restart_with_the_same_consumer_name_resumes_its_own_processing_list_first()
     let redis = Redis::start();
     // No other consumer, and a heartbeat that outlives the test: only the
     // restarted process itself can take its items up.
-    let text = list_manifest(
-        &redis.url(),
+    let (_d, m) = source_app(
+        "list",
+        &redis,
         "jobs",
         "consumer = \"w1\"\nclaim_idle = \"1h\"\nmax_concurrency = 2",
         "",
     );
-    let (_d, m) = manifest(&text);
     let mut s = start_list(&m, &["-q"]);
     push(&redis, "jobs", &["slow-1".into(), "slow-2".into()]);
     wait_until("both taken", || {
@@ -586,8 +578,8 @@ fn list_triggers_that_cannot_work_are_refused_at_start_up() {
         v2_component("b", &wasm),
     ]
     .concat();
-    let unslotted = list_manifest("redis://127.0.0.1:1", "a}b", "", "cluster = true");
-    let grouped = list_manifest("redis://127.0.0.1:1", "jobs", "group = \"g\"", "");
+    let unslotted = source_manifest("list", "redis://127.0.0.1:1", "a}b", "", "cluster = true");
+    let grouped = source_manifest("list", "redis://127.0.0.1:1", "jobs", "group = \"g\"", "");
     for (text, wanted) in [
         (twice.as_str(), "both read list \"jobs\" as consumer"),
         (unslotted.as_str(), "cannot share its cluster slot"),

@@ -14,13 +14,6 @@ mod faults;
 
 const GROUP: &str = "app.h";
 
-/// A v2 manifest with one stream trigger on `stream` (component `h`,
-/// running stream.wat), `trigger` lines added to the trigger and `app`
-/// lines to the redis trigger table.
-fn manifest_text(url: &str, stream: &str, trigger: &str, app: &str) -> String {
-    source_manifest("stream", url, stream, trigger, app)
-}
-
 fn xadd(redis: &Redis, stream: &str, fields: &[(&str, &str)]) -> String {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(stream).arg("*");
@@ -186,13 +179,13 @@ fn entries_are_handled_once_acknowledged_and_see_their_stream_variables() {
 #[test]
 fn poison_is_dead_lettered_after_exactly_max_deliveries_and_a_flaky_entry_succeeds_on_its_second() {
     let redis = Redis::start();
-    let text = manifest_text(
-        &redis.url(),
+    let (_d, m) = source_app(
+        "stream",
+        &redis,
         "jobs",
         "max_deliveries = 3\nclaim_idle = \"5s\"",
         "timeout = \"2s\"",
     );
-    let (_d, m) = manifest(&text);
     let poison = xadd(&redis, "jobs", &[("payload", "poison"), ("tenant", "t1")]);
     let flaky = xadd(&redis, "jobs", &[("payload", "flaky")]);
     let fine = xadd(&redis, "jobs", &[("payload", "good")]);
@@ -247,8 +240,7 @@ fn poison_is_dead_lettered_after_exactly_max_deliveries_and_a_flaky_entry_succee
 fn entries_added_while_no_consumer_ran_are_handled_when_one_starts() {
     let redis = Redis::start();
     // One at a time: entries are handled in stream order.
-    let text = manifest_text(&redis.url(), "later", "max_concurrency = 1", "");
-    let (_d, m) = manifest(&text);
+    let (_d, m) = source_app("stream", &redis, "later", "max_concurrency = 1", "");
     // Before the group exists: the group starts at the beginning ("0").
     let early = add_all(
         &redis,
@@ -288,8 +280,7 @@ fn entries_added_while_no_consumer_ran_are_handled_when_one_starts() {
 #[test]
 fn sigterm_finishes_and_acknowledges_what_is_in_flight_and_leaves_the_rest() {
     let redis = Redis::start();
-    let text = manifest_text(&redis.url(), "slowly", "max_concurrency = 2", "");
-    let (_d, m) = manifest(&text);
+    let (_d, m) = source_app("stream", &redis, "slowly", "max_concurrency = 2", "");
     let s_ids = add_all(
         &redis,
         "slowly",
@@ -316,13 +307,13 @@ fn a_restarted_consumer_first_handles_its_own_pending_entries() {
     let redis = Redis::start();
     // claim_idle is far off: only the consumer's own recovery can pick the
     // entries up within the test.
-    let text = manifest_text(
-        &redis.url(),
+    let (_d, m) = source_app(
+        "stream",
+        &redis,
         "own",
         "consumer = \"worker-1\"\nclaim_idle = \"10m\"\nmax_concurrency = 3",
         "",
     );
-    let (_d, m) = manifest(&text);
     let ids = add_all(
         &redis,
         "own",
@@ -360,13 +351,13 @@ fn a_restarted_consumer_first_handles_its_own_pending_entries() {
 fn three_processes_share_a_stream_and_one_killed_mid_run_loses_nothing() {
     const N: usize = 3000;
     let redis = Redis::start();
-    let text = manifest_text(
-        &redis.url(),
+    let (_d, m) = source_app(
+        "stream",
+        &redis,
         "work",
         "max_concurrency = 4\nclaim_idle = \"2s\"",
         "timeout = \"1s\"",
     );
-    let (_d, m) = manifest(&text);
     // Each takes about 10 ms ("w" + 9 bytes).
     let payloads: Vec<String> = (0..N).map(|i| format!("w{i:08}")).collect();
     let ids = add_all(&redis, "work", &payloads);
@@ -449,8 +440,7 @@ fn three_processes_share_a_stream_and_one_killed_mid_run_loses_nothing() {
 #[test]
 fn a_redis_restart_that_loses_the_group_is_survived() {
     let mut redis = Redis::start();
-    let text = manifest_text(&redis.url(), "fresh", "", "");
-    let (_d, m) = manifest(&text);
+    let (_d, m) = source_app("stream", &redis, "fresh", "", "");
     let mut s = start(&m, &["-q"]);
     let first = xadd(&redis, "fresh", &[("payload", "before")]);
     s.wait_log("h_stdout.txt", &format!("{first} 1 before\n"));
@@ -478,7 +468,7 @@ fn up_bounded(m: &std::path::Path, extra: &[&str]) -> (i32, String) {
 #[test]
 fn stream_settings_are_checked_with_the_file_line_and_field() {
     let url = "redis://127.0.0.1:1";
-    let v2 = |trigger: &str, app: &str| manifest_text(url, "orders", trigger, app);
+    let v2 = |trigger: &str, app: &str| source_manifest("stream", url, "orders", trigger, app);
     let v1 = |trigger: &str| {
         format!(
             "spin_manifest_version = \"1\"\nname = \"app\"\ntrigger = {{ type = \"redis\", address = \"{url}\" }}\n[[component]]\nid = \"h\"\nsource = \"{}\"\n[component.trigger]\nexecutor = {{ type = \"wagi\" }}\n{trigger}\n",

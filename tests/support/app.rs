@@ -2,7 +2,7 @@
 //! not own where the handlers come from (`wasm`) or running them
 //! (`spin_redis`).
 
-use super::fixture;
+use super::{Redis, fixture};
 use std::path::{Path, PathBuf};
 
 /// Writes `text` as `spin.toml` in a fresh folder and returns (folder, path).
@@ -84,4 +84,15 @@ pub fn wagi_trigger(kind: &str, key: &str, component: &str) -> String {
 /// lines appended after it belong to the component.
 pub fn v2_component(id: &str, source: impl std::fmt::Display) -> String {
     format!("[component.{id}]\nsource = \"{source}\"\n")
+}
+
+/// [`source_manifest`] on `redis`, written in a fresh folder.
+pub fn source_app(
+    kind: &str,
+    redis: &Redis,
+    key: &str,
+    trigger: &str,
+    app: &str,
+) -> (tempfile::TempDir, PathBuf) {
+    manifest(&source_manifest(kind, &redis.url(), key, trigger, app))
 }
