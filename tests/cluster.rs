@@ -91,8 +91,7 @@ fn a_stream_on_another_nodes_slot_is_read_through_moves_and_restarts() {
     ]
     .concat();
     let (_d, m) = manifest(&text);
-    let mut s = SpinRedis::spawn(&m, &["-q"]);
-    s.wait_stderr("reading the stream");
+    let mut s = SpinRedis::reading(&m, &["-q"], "stream");
     let mut con = cluster.connection();
     let mut add = |payload: &str| -> String {
         redis::cmd("XADD")
@@ -268,8 +267,7 @@ fn a_list_on_another_nodes_slot_is_consumed_with_its_processing_list_beside_it()
     ]
     .concat();
     let (_d, m) = manifest(&text);
-    let mut s = SpinRedis::spawn(&m, &["-q"]);
-    s.wait_stderr("reading the list");
+    let mut s = SpinRedis::reading(&m, &["-q"], "list");
     let mut con = cluster.connection();
     let _: i64 = redis::cmd("LPUSH")
         .arg(&list)

@@ -187,31 +187,14 @@ fn keyspace_notifications_run_a_pattern_trigger() {
 #[test]
 fn patterns_are_subscribed_with_the_channels_and_again_after_a_redis_restart() {
     let mut redis = Redis::start();
-    let text = format!(
-        r#"spin_manifest_version = "1"
-trigger = {{ type = "redis", address = "{url}" }}
-[[component]]
-id = "a"
-source = "{echo}"
-[component.trigger]
-pattern = "news.*"
-executor = {{ type = "wagi" }}
-[[component]]
-id = "b"
-source = "{echo}"
-[component.trigger]
-pattern = "alerts.*"
-executor = {{ type = "wagi" }}
-[[component]]
-id = "c"
-source = "{echo}"
-[component.trigger]
-channel = "plain"
-executor = {{ type = "wagi" }}
-"#,
-        url = redis.url(),
-        echo = fixture("echo.wat").display(),
-    );
+    let echo = fixture("echo.wat");
+    let text = [
+        v1_head(None, &redis.url()),
+        v1_component_on("a", &echo, "pattern", "news.*", "wagi"),
+        v1_component_on("b", &echo, "pattern", "alerts.*", "wagi"),
+        v1_component("c", &echo, "plain", "wagi"),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let mut s = up_with_patterns(&redis, &m, &[], 2);
     wait_until("the channel subscribed", || redis.subscribers("plain") >= 1);
@@ -347,12 +330,7 @@ fn list_summary(stderr: &str, list: &str) -> [u64; 6] {
 
 /// Starts `spin-redis up` and waits until it reads its list(s).
 fn start_list(m: &std::path::Path, extra: &[&str]) -> SpinRedis {
-    let s = SpinRedis::spawn(m, extra);
-    wait_until_within("spin-redis reads the list", START_UP_PATIENCE, || {
-        assert!(s.is_running(), "spin-redis exited early:\n{}", s.stderr());
-        s.stderr().contains("reading the list")
-    });
-    s
+    SpinRedis::reading(m, extra, "list")
 }
 
 #[test]

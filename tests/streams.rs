@@ -100,12 +100,7 @@ fn stream_summary(stderr: &str, stream: &str) -> [u64; 4] {
 }
 
 fn start(m: &std::path::Path, extra: &[&str]) -> SpinRedis {
-    let s = SpinRedis::spawn(m, extra);
-    wait_until("spin-redis reads the stream", || {
-        assert!(s.is_running(), "spin-redis exited early:\n{}", s.stderr());
-        s.stderr().contains("reading the stream")
-    });
-    s
+    SpinRedis::reading(m, extra, "stream")
 }
 
 /// Entries of a stream as (id, fields).

@@ -20,14 +20,6 @@ fn publish_pipelined(redis: &Redis, channel: &str, payloads: &[String]) {
     let () = pipe.query(&mut con).expect("pipelined PUBLISH");
 }
 
-/// Adds `line` to every `[component.trigger]` table of a v1 manifest.
-fn with_trigger_key(manifest: &str, line: &str) -> String {
-    manifest.replace(
-        "[component.trigger]\n",
-        &format!("[component.trigger]\n{line}\n"),
-    )
-}
-
 #[test]
 fn messages_are_handled_in_order_of_arrival_for_one_component() {
     let redis = Redis::start();
@@ -36,9 +28,11 @@ fn messages_are_handled_in_order_of_arrival_for_one_component() {
     // messages would finish first and the output would come out reversed.
     // Only the trigger's `max_concurrency = 1` keeps arrival order; the
     // global bound is left at its default (64), so nothing else serialises.
-    let text = with_trigger_key(
-        &compat_manifest(&redis.url(), &[("echo", "nap.wat", "news")]),
-        "max_concurrency = 1",
+    let text = v1_fixtures(
+        Some("t"),
+        &redis.url(),
+        &[("echo", "nap.wat", "news")],
+        "max_concurrency = 1\n",
     );
     let (_d, m) = manifest(&text);
     let mut s = SpinRedis::up(&redis, &m, &[], &["news"]);
@@ -62,9 +56,11 @@ fn each_message_gets_a_fresh_instance() {
     // reused message after message: counter.wat counts its runs in a global
     // and in linear memory, so a slot that kept either would print a 2.
     let redis = Redis::start();
-    let text = with_trigger_key(
-        &compat_manifest(&redis.url(), &[("counter", "counter.wat", "count")]),
-        "max_concurrency = 1",
+    let text = v1_fixtures(
+        Some("t"),
+        &redis.url(),
+        &[("counter", "counter.wat", "count")],
+        "max_concurrency = 1\n",
     );
     let (_d, m) = manifest(&text);
     let mut s = SpinRedis::up(&redis, &m, &[], &["count"]);
@@ -289,9 +285,11 @@ fn sigterm_drains_in_flight_handlers_before_exiting() {
             .open(data.join(fifo))
             .ok()
     };
-    let text = with_trigger_key(
-        &compat_manifest(&redis.url(), &[("gated", "opens.wat", "drain")]),
-        "max_concurrency = 1",
+    let text = v1_fixtures(
+        Some("t"),
+        &redis.url(),
+        &[("gated", "opens.wat", "drain")],
+        "max_concurrency = 1\n",
     )
     .replace(
         "[component.trigger]",

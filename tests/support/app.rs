@@ -26,8 +26,13 @@ pub fn v1_head(name: Option<&str>, url: &str) -> String {
 /// `executor` (`wagi` or `spin`); its trigger table is last, so lines
 /// appended after it belong to the trigger.
 pub fn v1_component(id: &str, source: &Path, channel: &str, executor: &str) -> String {
+    v1_component_on(id, source, "channel", channel, executor)
+}
+
+/// Like [`v1_component`], bound by `kind` (`channel`, `pattern`) to `key`.
+pub fn v1_component_on(id: &str, source: &Path, kind: &str, key: &str, executor: &str) -> String {
     format!(
-        "[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"{channel}\"\nexecutor = {{ type = \"{executor}\" }}\n",
+        "[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\n{kind} = \"{key}\"\nexecutor = {{ type = \"{executor}\" }}\n",
         source.display()
     )
 }

@@ -106,6 +106,18 @@ impl SpinRedis {
         }
     }
 
+    /// Spawns `spin-redis up` (see [`SpinRedis::spawn`]) and waits until it
+    /// logs that it is reading its `kind` (`stream`, `list`) source.
+    pub fn reading(manifest: &Path, extra: &[&str], kind: &str) -> SpinRedis {
+        let s = Self::spawn(manifest, extra);
+        let line = format!("reading the {kind}");
+        wait_until_within(&format!("spin-redis {line}"), START_UP_PATIENCE, || {
+            assert!(s.is_running(), "spin-redis exited early:\n{}", s.stderr());
+            s.stderr().contains(&line)
+        });
+        s
+    }
+
     /// The process id (0 once waited for).
     pub fn pid(&self) -> u32 {
         self.child.as_ref().map_or(0, Child::id)
