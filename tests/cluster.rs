@@ -156,26 +156,16 @@ fn outbound_redis_from_a_component_stays_on_the_node_its_address_names() {
     let owner = cluster.owner(cluster.slot("words:messages"));
     let other = (owner + 1) % 3;
     let node = cluster.nodes[other].url();
-    let text = format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "app"
-[application.trigger.redis]
-address = "{node}"
-cluster = true
-[[trigger.redis]]
-channel = "messages"
-component = "words"
-[component.words]
-source = "{}"
-allowed_outbound_hosts = ["redis://127.0.0.1:*"]
-key_value_stores = ["default"]
-[component.words.variables]
-redis_address = "{node}"
-results_channel = "results"
-"#,
-        wasm.display()
-    );
+    let text = [
+        v2_head("app", &node),
+        "cluster = true\n".into(),
+        v2_trigger("channel", "messages", "words"),
+        v2_component("words", wasm.display()),
+        format!(
+            "allowed_outbound_hosts = [\"redis://127.0.0.1:*\"]\nkey_value_stores = [\"default\"]\n[component.words.variables]\nredis_address = \"{node}\"\nresults_channel = \"results\"\n"
+        ),
+    ]
+    .concat();
     let (_d, m) = manifest(&text);
     let mut s = SpinRedis::spawn(&m, &[]);
     wait_until("subscribed to messages", || {

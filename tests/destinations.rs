@@ -23,22 +23,15 @@ fn destinations_guest() -> PathBuf {
 /// A manifest with component `d` (the hostile guest) allowed `allowed`.
 fn app(allowed: &[String]) -> (tempfile::TempDir, PathBuf) {
     let allowed: Vec<String> = allowed.iter().map(|a| format!("{a:?}")).collect();
-    manifest(&format!(
-        r#"spin_manifest_version = 2
-[application]
-name = "destinations"
-[application.trigger.redis]
-address = "redis://127.0.0.1:1"
-[[trigger.redis]]
-channel = "requests"
-component = "d"
-[component.d]
-source = "{}"
-allowed_outbound_hosts = [{}]
-"#,
-        destinations_guest().display(),
-        allowed.join(", ")
-    ))
+    manifest(
+        &[
+            v2_head("destinations", "redis://127.0.0.1:1"),
+            v2_trigger("channel", "requests", "d"),
+            v2_component("d", destinations_guest().display()),
+            format!("allowed_outbound_hosts = [{}]\n", allowed.join(", ")),
+        ]
+        .concat(),
+    )
 }
 
 /// Runs the guest once on `payload`; its one line of stdout.

@@ -14,6 +14,16 @@ mod faults;
 
 const GROUP: &str = "app.h";
 
+/// A stream app: [`source_app`] for a stream trigger on `stream`.
+fn stream_app(
+    redis: &Redis,
+    stream: &str,
+    trigger: &str,
+    app: &str,
+) -> (tempfile::TempDir, std::path::PathBuf) {
+    source_app("stream", redis, stream, trigger, app)
+}
+
 fn xadd(redis: &Redis, stream: &str, fields: &[(&str, &str)]) -> String {
     let mut cmd = redis::cmd("XADD");
     cmd.arg(stream).arg("*");
@@ -174,8 +184,7 @@ fn entries_are_handled_once_acknowledged_and_see_their_stream_variables() {
 #[test]
 fn poison_is_dead_lettered_after_exactly_max_deliveries_and_a_flaky_entry_succeeds_on_its_second() {
     let redis = Redis::start();
-    let (_d, m) = source_app(
-        "stream",
+    let (_d, m) = stream_app(
         &redis,
         "jobs",
         "max_deliveries = 3\nclaim_idle = \"5s\"",
@@ -235,7 +244,7 @@ fn poison_is_dead_lettered_after_exactly_max_deliveries_and_a_flaky_entry_succee
 fn entries_added_while_no_consumer_ran_are_handled_when_one_starts() {
     let redis = Redis::start();
     // One at a time: entries are handled in stream order.
-    let (_d, m) = source_app("stream", &redis, "later", "max_concurrency = 1", "");
+    let (_d, m) = stream_app(&redis, "later", "max_concurrency = 1", "");
     // Before the group exists: the group starts at the beginning ("0").
     let early = add_all(
         &redis,
@@ -275,7 +284,7 @@ fn entries_added_while_no_consumer_ran_are_handled_when_one_starts() {
 #[test]
 fn sigterm_finishes_and_acknowledges_what_is_in_flight_and_leaves_the_rest() {
     let redis = Redis::start();
-    let (_d, m) = source_app("stream", &redis, "slowly", "max_concurrency = 2", "");
+    let (_d, m) = stream_app(&redis, "slowly", "max_concurrency = 2", "");
     let s_ids = add_all(
         &redis,
         "slowly",
@@ -302,8 +311,7 @@ fn a_restarted_consumer_first_handles_its_own_pending_entries() {
     let redis = Redis::start();
     // claim_idle is far off: only the consumer's own recovery can pick the
     // entries up within the test.
-    let (_d, m) = source_app(
-        "stream",
+    let (_d, m) = stream_app(
         &redis,
         "own",
         "consumer = \"worker-1\"\nclaim_idle = \"10m\"\nmax_concurrency = 3",
@@ -346,8 +354,7 @@ fn a_restarted_consumer_first_handles_its_own_pending_entries() {
 fn three_processes_share_a_stream_and_one_killed_mid_run_loses_nothing() {
     const N: usize = 3000;
     let redis = Redis::start();
-    let (_d, m) = source_app(
-        "stream",
+    let (_d, m) = stream_app(
         &redis,
         "work",
         "max_concurrency = 4\nclaim_idle = \"2s\"",
@@ -435,7 +442,7 @@ fn three_processes_share_a_stream_and_one_killed_mid_run_loses_nothing() {
 #[test]
 fn a_redis_restart_that_loses_the_group_is_survived() {
     let mut redis = Redis::start();
-    let (_d, m) = source_app("stream", &redis, "fresh", "", "");
+    let (_d, m) = stream_app(&redis, "fresh", "", "");
     let mut s = start(&m, &["-q"]);
     let first = xadd(&redis, "fresh", &[("payload", "before")]);
     s.wait_log("h_stdout.txt", &format!("{first} 1 before\n"));

@@ -68,8 +68,7 @@ fn a_failing_handler_leaves_the_backlog_in_redis_and_holds_few_entries() {
     const N: usize = 2000;
     const CONCURRENCY: i64 = 4;
     let redis = Redis::start();
-    let (_d, m) = source_app(
-        "stream",
+    let (_d, m) = stream_app(
         &redis,
         "outage",
         &format!("max_concurrency = {CONCURRENCY}\nmax_deliveries = 3"),
@@ -115,7 +114,7 @@ fn a_failing_handler_leaves_the_backlog_in_redis_and_holds_few_entries() {
 #[test]
 fn a_group_lost_while_running_with_start_dollar_is_made_again_without_skipping() {
     let redis = Redis::start();
-    let (_d, m) = source_app("stream", &redis, "live", "start = \"$\"", "");
+    let (_d, m) = stream_app(&redis, "live", "start = \"$\"", "");
     let mut s = start(&m, &["-q"]);
     let first = xadd(&redis, "live", &[("payload", "before")]);
     s.wait_log("h_stdout.txt", &format!("{first} 1 before\n"));
@@ -165,8 +164,7 @@ fn a_refused_acknowledgement_never_leaves_a_dead_letter_twice() {
     let redis = Redis::start();
     // claim_idle short: the entry is taken up again (and dead-lettering
     // tried again) every 2 s.
-    let (_d, m) = source_app(
-        "stream",
+    let (_d, m) = stream_app(
         &redis,
         "acl",
         "max_deliveries = 1\nclaim_idle = \"2s\"",
@@ -211,13 +209,7 @@ fn a_refused_acknowledgement_never_leaves_a_dead_letter_twice() {
 #[test]
 fn consumers_left_idle_with_nothing_pending_are_removed_and_none_holding_entries() {
     let redis = Redis::start();
-    let (_d, m) = source_app(
-        "stream",
-        &redis,
-        "crowd",
-        "claim_idle = \"2s\"",
-        "timeout = \"1s\"",
-    );
+    let (_d, m) = stream_app(&redis, "crowd", "claim_idle = \"2s\"", "timeout = \"1s\"");
     // A process that ran (default name "<hostname>-<pid>") and was killed.
     let earlier = start(&m, &["-q"]);
     let earlier_name = format!("-{}", earlier.pid());
