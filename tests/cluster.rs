@@ -77,21 +77,37 @@ fn channels_are_subscribed_cluster_wide_and_sharded() {
     );
 }
 
+/// `spin-redis up -q` on a [`source_manifest`] of `kind` on `key` that
+/// names node 0 only, once it reads its source.
+fn reading_on_node_0(
+    cluster: &Cluster,
+    kind: &str,
+    key: &str,
+    trigger: &str,
+    app: &str,
+) -> (tempfile::TempDir, SpinRedis) {
+    let (d, m) = manifest(&source_manifest(
+        kind,
+        &cluster.nodes[0].url(),
+        key,
+        trigger,
+        app,
+    ));
+    (d, SpinRedis::reading(&m, &["-q"], kind))
+}
+
 #[test]
 fn a_stream_on_another_nodes_slot_is_read_through_moves_and_restarts() {
     let mut cluster = Cluster::start();
     let key = cluster.key_on(1, "orders");
     let slot = cluster.slot(&key);
-    let text = [
-        v2_head("app", &cluster.nodes[0].url()),
-        "timeout = \"1s\"\n".into(),
-        wagi_trigger("stream", &key, "h"),
-        "cluster = true\nclaim_idle = \"3s\"\n".into(),
-        v2_component("h", fixture("stream.wat").display()),
-    ]
-    .concat();
-    let (_d, m) = manifest(&text);
-    let mut s = SpinRedis::reading(&m, &["-q"], "stream");
+    let (_d, mut s) = reading_on_node_0(
+        &cluster,
+        "stream",
+        &key,
+        "cluster = true\nclaim_idle = \"3s\"",
+        "timeout = \"1s\"",
+    );
     let mut con = cluster.connection();
     let mut add = |payload: &str| -> String {
         redis::cmd("XADD")
@@ -248,16 +264,13 @@ fn a_list_on_another_nodes_slot_is_consumed_with_its_processing_list_beside_it()
     // "jobs{tN}": its hash tag puts it, and every key kept beside it, on
     // node 1, while the manifest names node 0 only.
     let list = cluster.key_on(1, "jobs");
-    let text = [
-        v2_head("app", &cluster.nodes[0].url()),
-        "cluster = true\n".into(),
-        wagi_trigger("list", &list, "h"),
-        "consumer = \"w1\"\nmax_deliveries = 2\n".into(),
-        v2_component("h", fixture("stream.wat").display()),
-    ]
-    .concat();
-    let (_d, m) = manifest(&text);
-    let mut s = SpinRedis::reading(&m, &["-q"], "list");
+    let (_d, mut s) = reading_on_node_0(
+        &cluster,
+        "list",
+        &list,
+        "consumer = \"w1\"\nmax_deliveries = 2",
+        "cluster = true",
+    );
     let mut con = cluster.connection();
     let _: i64 = redis::cmd("LPUSH")
         .arg(&list)

@@ -336,16 +336,15 @@ fn start_list(m: &std::path::Path, extra: &[&str]) -> SpinRedis {
 #[test]
 fn list_items_are_handled_once_removed_and_see_their_list_variables() {
     let redis = Redis::start();
-    let text = [
-        v2_head("app", &redis.url()),
-        wagi_trigger("list", "jobs", "h"),
-        v2_trigger("list", "{tasks}", "c"),
-        v2_component("h", fixture("env.wat").display()),
-        "environment = { BLOCK = \"start\", REDIS_LIST = \"spoofed\", REDIS_CHANNEL = \"spoofed\" }\n".into(),
-        v2_component("c", env_component().display()),
-        "environment = { REDIS_DELIVERY = \"spoofed\" }\n".into(),
-    ]
-    .concat();
+    let text = env_printers(
+        "list",
+        &redis.url(),
+        (
+            "jobs",
+            "BLOCK = \"start\", REDIS_LIST = \"spoofed\", REDIS_CHANNEL = \"spoofed\"",
+        ),
+        ("{tasks}", "REDIS_DELIVERY = \"spoofed\""),
+    );
     let (_d, m) = manifest(&text);
     // Pushed before start: the list is the queue.
     push(&redis, "jobs", &["hello".into()]);

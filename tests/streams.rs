@@ -130,18 +130,16 @@ fn xrange(redis: &Redis, stream: &str) -> Vec<(String, HashMap<String, String>)>
 fn entries_are_handled_once_acknowledged_and_see_their_stream_variables() {
     // Both executors: env.wat (compat) and a component that prints its
     // environment, each in a group of its own.
-    let component = env_component();
     let redis = Redis::start();
-    let text = [
-        v2_head("app", &redis.url()),
-        wagi_trigger("stream", "events", "h"),
-        v2_trigger("stream", "events", "c"),
-        v2_component("h", fixture("env.wat").display()),
-        "environment = { REDIS_MESSAGE_ID = \"spoofed\", REDIS_CHANNEL = \"spoofed\" }\n".into(),
-        v2_component("c", component.display()),
-        "environment = { REDIS_DELIVERY = \"spoofed\" }\n".into(),
-    ]
-    .concat();
+    let text = env_printers(
+        "stream",
+        &redis.url(),
+        (
+            "events",
+            "REDIS_MESSAGE_ID = \"spoofed\", REDIS_CHANNEL = \"spoofed\"",
+        ),
+        ("events", "REDIS_DELIVERY = \"spoofed\""),
+    );
     let (_d, m) = manifest(&text);
     let id = xadd(&redis, "events", &[("payload", "hello"), ("other", "x")]);
     let mut s = start(&m, &[]);

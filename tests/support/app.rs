@@ -2,7 +2,7 @@
 //! not own where the handlers come from (`wasm`) or running them
 //! (`spin_redis`).
 
-use super::{Redis, fixture};
+use super::{Redis, env_component, fixture};
 use std::path::{Path, PathBuf};
 
 /// Writes `text` as `spin.toml` in a fresh folder and returns (folder, path).
@@ -89,6 +89,28 @@ pub fn wagi_trigger(kind: &str, key: &str, component: &str) -> String {
 /// lines appended after it belong to the component.
 pub fn v2_component(id: &str, source: impl std::fmt::Display) -> String {
     format!("[component.{id}]\nsource = \"{source}\"\n")
+}
+
+/// A version 2 manifest (application "app") with two environment printers
+/// on `kind` sources: `h` (`env.wat`, run by `wagi`) on `h_key` and `c` (the
+/// Rust environment component) on `c_key`, each with an `environment` table
+/// (`h_env`, `c_env`) of values the host must override with its own.
+pub fn env_printers(
+    kind: &str,
+    url: &str,
+    (h_key, h_env): (&str, &str),
+    (c_key, c_env): (&str, &str),
+) -> String {
+    [
+        v2_head("app", url),
+        wagi_trigger(kind, h_key, "h"),
+        v2_trigger(kind, c_key, "c"),
+        v2_component("h", fixture("env.wat").display()),
+        format!("environment = {{ {h_env} }}\n"),
+        v2_component("c", env_component().display()),
+        format!("environment = {{ {c_env} }}\n"),
+    ]
+    .concat()
 }
 
 /// [`source_manifest`] on `redis`, written in a fresh folder.
