@@ -26,7 +26,7 @@ use crate::up::Request;
 use anyhow::Context as _;
 use notify_debouncer_mini::notify::{RecommendedWatcher, RecursiveMode};
 use notify_debouncer_mini::{DebounceEventResult, Debouncer, new_debouncer};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
@@ -116,6 +116,17 @@ fn rebuild_loop(
     rx: &std_mpsc::Receiver<DebounceEventResult>,
     requests: &mpsc::UnboundedSender<Request>,
 ) {
+    // What each watched file was when last seen: an event that leaves a
+    // file as it was (a build reading its inputs) is no change.
+    let mut seen: HashMap<PathBuf, Option<Stamp>> = HashMap::new();
+    for w in watched {
+        for g in &w.globs {
+            for p in glob::glob(g.as_str()).into_iter().flatten().flatten() {
+                let stamp = stamp(&p);
+                seen.insert(p, stamp);
+            }
+        }
+    }
     while let Ok(events) = rx.recv() {
         let paths: Vec<PathBuf> = match events {
             Ok(events) => events.into_iter().map(|e| e.path).collect(),
@@ -124,6 +135,13 @@ fn rebuild_loop(
                 continue;
             }
         };
+        let paths: Vec<PathBuf> = paths
+            .into_iter()
+            .filter(|p| {
+                let now = stamp(p);
+                seen.insert(p.clone(), now) != Some(now)
+            })
+            .collect();
         let touched: Vec<&Watched> = watched
             .iter()
             .filter(|w| {
@@ -161,6 +179,14 @@ fn rebuild_loop(
             return;
         }
     }
+}
+
+/// A file's modification time and length; `None` when it is gone.
+type Stamp = (std::time::SystemTime, u64);
+
+fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::metadata(path).ok()?;
+    Some((m.modified().ok()?, m.len()))
 }
 
 /// Builds components `ids` of the manifest as it is now.

@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+mod http;
+pub use http::*;
+
 /// How long to wait for an expected effect before failing the test.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
@@ -275,12 +278,23 @@ impl SpinRedis {
     }
 
     pub fn spawn_with_env(manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> SpinRedis {
+        Self::spawn_command("up", manifest, extra, env)
+    }
+
+    /// Starts `spin-redis <command> -f manifest` (`up` or `watch`) with a
+    /// fresh log folder.
+    pub fn spawn_command(
+        command: &str,
+        manifest: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> SpinRedis {
         let dir = tempfile::tempdir().unwrap();
         let log_dir = dir.path().join("logs");
         let stderr_path = dir.path().join("stderr.txt");
         let stdout_path = dir.path().join("stdout.txt");
         let child = bin()
-            .arg("up")
+            .arg(command)
             .arg("-f")
             .arg(manifest)
             .arg("-L")
