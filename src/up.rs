@@ -53,15 +53,17 @@ pub fn up(args: UpArgs, log_format: LogFormat) -> Result<(), Failure> {
     run::<()>(args, log_format, None)
 }
 
+/// Starts watching an app's files (see `watch`): given the app and where
+/// to send reload requests, returns what keeps the watching going.
+pub type StartWatcher<'a, W> =
+    &'a dyn Fn(&crate::manifest::App, mpsc::UnboundedSender<Request>) -> anyhow::Result<W>;
+
 /// Runs the app of `args` until SIGINT or SIGTERM, reloading on SIGHUP.
-/// `watcher`, given the app and the request channel, starts watching its
-/// files (and is kept until the end).
+/// `watcher` starts watching its files (kept until the end).
 pub fn run<W>(
     args: UpArgs,
     log_format: LogFormat,
-    watcher: Option<
-        &dyn Fn(&crate::manifest::App, mpsc::UnboundedSender<Request>) -> anyhow::Result<W>,
-    >,
+    watcher: Option<StartWatcher<'_, W>>,
 ) -> Result<(), Failure> {
     if args.build {
         crate::build::build_manifest(&args.common.from, &[], crate::build::Echo::AsIs)?;

@@ -13,6 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 mod http;
+#[allow(unused_imports)] // the benchmark, which shares this module, reads no metrics
 pub use http::*;
 
 /// How long to wait for an expected effect before failing the test.
