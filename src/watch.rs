@@ -135,8 +135,15 @@ fn rebuild_loop(
                 continue;
             }
         };
+        // Only watched files, and only those that changed (the folders
+        // watched hold others, such as the log files).
         let paths: Vec<PathBuf> = paths
             .into_iter()
+            .filter(|p| {
+                watched
+                    .iter()
+                    .any(|w| w.globs.iter().any(|g| g.matches_path(p)))
+            })
             .filter(|p| {
                 let now = stamp(p);
                 seen.insert(p.clone(), now) != Some(now)

@@ -183,7 +183,7 @@ fn sighup_swaps_a_changed_component_and_adds_a_trigger_without_losing_a_message(
     let (dir, m) = app(&redis, "");
     let mut s = SpinRedis::up(&redis, &m, &[], &["load"]);
     let publisher = Publisher::start(&redis);
-    publisher.wait_more(300);
+    publisher.wait_more(1000);
     // Both changes in one reload: a new version and a new trigger.
     write_atomically(&dir.path().join("handler.wat"), &echo_wat("v2:"));
     write_atomically(&m, &app_manifest(&redis.url(), "", true));
@@ -200,7 +200,7 @@ fn sighup_swaps_a_changed_component_and_adds_a_trigger_without_losing_a_message(
     s.wait_log("extra_stdout.txt", "x:hello\n");
     // The subscription to `load` stayed: one subscriber all along.
     assert_eq!(redis.subscribers("load"), 1);
-    publisher.wait_more(300);
+    publisher.wait_more(1000);
     let sent = publisher.stop();
     every_number_once(&s, sent, "v1", "v2");
     assert!(s.stop().success(), "{}", s.stderr());
@@ -229,7 +229,7 @@ fn watch_rebuilds_and_swaps_a_changed_component_without_losing_a_message() {
         redis.subscribers("load") >= 1
     });
     let publisher = Publisher::start(&redis);
-    publisher.wait_more(300);
+    publisher.wait_more(1000);
 
     // A build that fails leaves v1 running, and says why.
     write_atomically(&dir.path().join("src/version.txt"), "fail");
@@ -237,7 +237,7 @@ fn watch_rebuilds_and_swaps_a_changed_component_without_losing_a_message() {
     wait_until("the failed reload counted", || {
         scrape(port).get("spin_redis_reloads_total{result=\"error\"}") == Some(&1.0)
     });
-    publisher.wait_more(300);
+    publisher.wait_more(1000);
     assert!(handled(&s).iter().all(|(v, _)| v == "v1"));
 
     // A good change is rebuilt and swapped.
@@ -247,7 +247,7 @@ fn watch_rebuilds_and_swaps_a_changed_component_without_losing_a_message() {
     wait_until("v2 handled messages", || {
         handled(&s).iter().any(|(v, _)| v == "v2")
     });
-    publisher.wait_more(300);
+    publisher.wait_more(1000);
     let sent = publisher.stop();
     every_number_once(&s, sent, "v1", "v2");
     let m = scrape(port);
@@ -264,7 +264,7 @@ fn a_manifest_made_invalid_before_sighup_changes_nothing() {
     let metrics = format!("127.0.0.1:{port}");
     let mut s = SpinRedis::up(&redis, &m, &["--metrics", &metrics], &["load"]);
     let publisher = Publisher::start(&redis);
-    publisher.wait_more(300);
+    publisher.wait_more(1000);
     // A new version on disk, but a manifest that no longer validates: the
     // reload stops at the manifest, and v1 stays.
     write_atomically(&dir.path().join("handler.wat"), &echo_wat("v2:"));
@@ -283,7 +283,7 @@ fn a_manifest_made_invalid_before_sighup_changes_nothing() {
     wait_until("the failed reload counted", || {
         scrape(port).get("spin_redis_reloads_total{result=\"error\"}") == Some(&1.0)
     });
-    publisher.wait_more(300);
+    publisher.wait_more(1000);
     // A component that no longer prepares changes nothing either.
     write_atomically(&m, &app_manifest(&redis.url(), "", false));
     write_atomically(
@@ -294,7 +294,7 @@ fn a_manifest_made_invalid_before_sighup_changes_nothing() {
     wait_until("the second failed reload counted", || {
         scrape(port).get("spin_redis_reloads_total{result=\"error\"}") == Some(&2.0)
     });
-    publisher.wait_more(300);
+    publisher.wait_more(1000);
     let sent = publisher.stop();
     wait_until_within(
         &format!("{sent} messages handled"),
@@ -314,5 +314,41 @@ fn a_manifest_made_invalid_before_sighup_changes_nothing() {
         scrape(port).get("spin_redis_reloads_total{result=\"ok\"}"),
         Some(&0.0)
     );
+    assert!(s.stop().success(), "{}", s.stderr());
+}
+
+#[test]
+fn sighup_unsubscribes_a_removed_trigger_and_keeps_the_others() {
+    let redis = Redis::start();
+    let (_dir, m) = app(&redis, "");
+    write_atomically(&m, &app_manifest(&redis.url(), "", true));
+    let mut s = SpinRedis::up(&redis, &m, &[], &["load", "extra"]);
+    redis.publish("extra", b"before");
+    s.wait_log("extra_stdout.txt", "x:before\n");
+    write_atomically(&m, &app_manifest(&redis.url(), "", false));
+    s.signal("-HUP");
+    s.wait_stderr("reloaded");
+    let stderr = s.stderr();
+    let line = stderr.lines().find(|l| l.contains("reloaded")).unwrap();
+    assert!(
+        line.contains("removed=[\"channel \\\"extra\\\" -> extra\"]"),
+        "{line}"
+    );
+    assert!(
+        line.contains("added=[]") && line.contains("swapped=[]"),
+        "{line}"
+    );
+    wait_until("the removed trigger unsubscribed", || {
+        redis.subscribers("extra") == 0
+    });
+    assert_eq!(
+        redis.subscribers("load"),
+        1,
+        "the other subscription stayed"
+    );
+    redis.publish("load", b"0");
+    wait_until("the staying trigger still handled", || {
+        handled(&s) == vec![("v1".to_string(), 0)]
+    });
     assert!(s.stop().success(), "{}", s.stderr());
 }
