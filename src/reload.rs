@@ -14,8 +14,9 @@
 //! - a new trigger gets its route (or stream or list reader) first, then
 //!   its subscription; a removed one is unsubscribed and its queue drains;
 //!   a subscription that stays is never touched (see `source::pubsub`);
-//! - a stream or list trigger whose handler changed is stopped and started
-//!   again (Redis keeps what it has not handled; nothing is lost);
+//! - a stream or list trigger whose handler changed is stopped, finishes
+//!   and acknowledges what it was running, and is started again with the
+//!   new handler (Redis keeps what it has not handled; nothing is lost);
 //! - changed limits reach new deliveries through the re-prepared handlers.
 //!
 //! Settings that size the process (`max_concurrency`, the queue bounds, the
@@ -41,6 +42,7 @@ use crate::source::stream::{self, StreamSource};
 use anyhow::Context as _;
 use sha2::Digest as _;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -269,9 +271,11 @@ impl Live {
         });
         match loaded {
             Ok(next) => {
-                let c = self.apply(next);
+                let restarted = self.stop_restarting(&next).await;
+                let mut c = self.apply(next);
+                c.added.retain(|t| !restarted.contains(t));
                 self.wiring.metrics.reloaded(true);
-                tracing::info!(cause, added = ?c.added, removed = ?c.removed, swapped = ?c.swapped, "reloaded");
+                tracing::info!(cause, added = ?c.added, removed = ?c.removed, swapped = ?c.swapped, restarted = ?restarted, "reloaded");
                 true
             }
             Err(e) => self.refused(origin, cause, &format!("{e:#}")),
@@ -301,7 +305,6 @@ impl Live {
             warn_fixed(old, &config);
         }
         // 1. Handlers: changed ones into their slots, new ones in new slots.
-        let mut swapped = HashSet::new();
         for (key, fingerprint) in &fingerprints {
             let Some(handler) = fresh.remove(key) else {
                 continue;
@@ -310,7 +313,6 @@ impl Live {
                 Some((known, slot)) => {
                     slot.store(handler);
                     *known = fingerprint.clone();
-                    swapped.insert(key.clone());
                     changes.swapped.push(key.0.clone());
                 }
                 None => {
@@ -331,12 +333,9 @@ impl Live {
             .collect();
         let mut added = Vec::new();
         for t in &app.triggers {
-            let restart = swapped.contains(&(t.component.clone(), t.executor.clone()));
-            let same = old.iter_mut().find(|r| {
-                r.as_ref().is_some_and(|r| {
-                    r.trigger == *t && (!restart || matches!(r.source, Source::Queue { .. }))
-                })
-            });
+            let same = old
+                .iter_mut()
+                .find(|r| r.as_ref().is_some_and(|r| r.trigger == *t));
             match same.and_then(Option::take) {
                 Some(r) => kept.push(r),
                 None => added.push(t.clone()),
@@ -557,36 +556,63 @@ impl Live {
     /// `dispatch::queues`); a stream or list reader stops and finishes its
     /// last acknowledgements in the background.
     fn retire(&mut self, r: Running) {
+        if let Some(finish) = self.stop_reader(r) {
+            self.retiring.spawn(finish);
+        }
+    }
+
+    /// Stops a stream or list trigger's reader; the future returned waits
+    /// for its last acknowledgements and logs its summary. `None` for a
+    /// pub/sub route (its queue drains by itself).
+    fn stop_reader(&self, r: Running) -> Option<impl Future<Output = ()> + use<>> {
         let what = describe(&r.trigger);
-        match r.source {
-            Source::Queue { .. } => {}
-            Source::Stream {
-                running,
-                stop,
-                ready,
-            } => {
-                stop.cancel();
-                self.wiring.health.forget(&ready);
-                self.retiring.spawn(async move {
+        let (stop, ready) = match &r.source {
+            Source::Queue { .. } => return None,
+            Source::Stream { stop, ready, .. } | Source::List { stop, ready, .. } => (stop, ready),
+        };
+        stop.cancel();
+        self.wiring.health.forget(ready);
+        Some(async move {
+            let summary = match r.source {
+                Source::Stream { running, .. } => {
                     running.stopped().await;
-                    let summary = running.finish(ACK_PATIENCE).await;
-                    tracing::info!(trigger = %what, "{summary}");
-                });
-            }
-            Source::List {
-                running,
-                stop,
-                ready,
-            } => {
-                stop.cancel();
-                self.wiring.health.forget(&ready);
-                self.retiring.spawn(async move {
+                    running.finish(ACK_PATIENCE).await.to_string()
+                }
+                Source::List { running, .. } => {
                     running.stopped().await;
-                    let summary = running.finish(ACK_PATIENCE).await;
-                    tracing::info!(trigger = %what, "{summary}");
-                });
+                    running.finish(ACK_PATIENCE).await.to_string()
+                }
+                Source::Queue { .. } => unreachable!("invariant: returned above"),
+            };
+            tracing::info!(trigger = %what, "{summary}");
+        })
+    }
+
+    /// Stops, and waits for, the stream and list triggers that stay but whose
+    /// handler `next` changes: their readers start again with the new
+    /// handler in [`Live::apply`], after the old ones acknowledged what they
+    /// handled (else the new reader would take those entries up again from
+    /// the consumer's pending list). Returns them as the log line names them.
+    async fn stop_restarting(&mut self, next: &Next) -> Vec<String> {
+        let swapped = |k: &HandlerKey| self.handlers.contains_key(k) && next.fresh.contains_key(k);
+        let (restart, keep): (Vec<Running>, Vec<Running>) = std::mem::take(&mut self.triggers)
+            .into_iter()
+            .partition(|r| {
+                !matches!(r.source, Source::Queue { .. })
+                    && swapped(&r.key)
+                    && next.app.triggers.contains(&r.trigger)
+            });
+        self.triggers = keep;
+        // Their reserved slots come back; `apply` takes them again.
+        self.wiring.shared.pool.add_permits(restart.len());
+        let mut names = Vec::new();
+        for r in restart {
+            names.push(describe(&r.trigger));
+            if let Some(finish) = self.stop_reader(r) {
+                finish.await;
             }
         }
+        names
     }
 
     /// At shutdown (after [`Wiring::stop`]): waits for every reader to
