@@ -217,7 +217,7 @@ pub struct Changes {
 /// The running app; see the module docs.
 pub struct Live {
     wiring: Wiring,
-    app: Option<App>,
+    /// `None` until the start-up apply.
     config: Option<RunConfig>,
     handlers: HashMap<HandlerKey, (Fingerprint, Arc<HandlerSlot>)>,
     triggers: Vec<Running>,
@@ -232,18 +232,12 @@ impl Live {
     pub fn new(wiring: Wiring) -> Live {
         Live {
             wiring,
-            app: None,
             config: None,
             handlers: HashMap::new(),
             triggers: Vec::new(),
             subscribers: BTreeMap::new(),
             retiring: TaskTracker::new(),
         }
-    }
-
-    /// The manifest running now.
-    pub fn manifest(&self) -> Option<&std::path::Path> {
-        self.app.as_ref().map(|a| a.manifest.as_path())
     }
 
     /// What each running handler was prepared from.
@@ -400,7 +394,8 @@ impl Live {
         }
         // 5. One reserved slot per trigger (see `dispatch::capacity`).
         let pool = &self.wiring.shared.pool;
-        if self.app.is_some() {
+        // At start-up the pool was made with them already set aside.
+        if self.config.is_some() {
             let now = self.triggers.len();
             match now.cmp(&before) {
                 std::cmp::Ordering::Greater => {
@@ -413,7 +408,6 @@ impl Live {
         // Handlers no trigger uses any more go with their last delivery.
         let used: HashSet<&HandlerKey> = self.triggers.iter().map(|r| &r.key).collect();
         self.handlers.retain(|k, _| used.contains(k));
-        self.app = Some(app);
         self.config = Some(config);
         changes
     }
