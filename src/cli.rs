@@ -39,8 +39,11 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Subscribe to every channel of the manifest and run its handlers until
-    /// SIGINT or SIGTERM.
+    /// SIGINT or SIGTERM; SIGHUP reloads the manifest.
     Up(UpArgs),
+    /// Build and run the app like `up`, and rebuild and swap in a component
+    /// when its files (`build.watch`, or its wasm source) change.
+    Watch(UpArgs),
     /// Run one component once on one payload, without Redis, and print its
     /// output and result.
     Invoke(InvokeArgs),
@@ -62,7 +65,7 @@ pub struct CheckArgs {
 }
 
 /// Options shared by `up` and `invoke`.
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct Common {
     /// The manifest: a spin.toml file, or a folder holding one.
     #[arg(

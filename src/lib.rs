@@ -6,9 +6,10 @@
 //!
 //! 1. **Commands.** [`cli`] defines the flags; [`up`] runs an app, [`invoke`]
 //!    runs one component once, [`check`] validates without connecting;
-//!    [`templates`] (`new`, `templates list`) and [`build`] are the
-//!    developer's loop. [`prepare`] is the start-up they share; [`failure`]
-//!    maps errors to exit codes.
+//!    [`templates`] (`new`, `templates list`), [`build`] and [`watch`] are
+//!    the developer's loop. [`prepare`] is the start-up they share;
+//!    [`reload`] wires the running app and changes it while it runs (SIGHUP,
+//!    `watch`); [`failure`] maps errors to exit codes.
 //! 2. **Configuration.** [`manifest`] reads `spin.toml` (Spin's v1 or v2) into
 //!    a [`manifest::App`]; [`config`] holds the run settings and their
 //!    defaults; [`address`] parses and redacts Redis addresses.
@@ -18,8 +19,9 @@
 //!    `source::list` (a list as a reliable queue), `source::connect` (a
 //!    single server or a Redis Cluster).
 //! 4. **Dispatch.** [`dispatch`] routes each message to its triggers' queues
-//!    (bounded by memory) and runs handlers with bounded concurrency; the
-//!    shutdown drain ends there.
+//!    (`dispatch::queues`, bounded by memory), runs handlers with bounded
+//!    concurrency (`dispatch::capacity`, `dispatch::run`); the shutdown
+//!    drain ends there.
 //! 5. **Run.** [`executor`] is the closed set of executors (`wagi` modules
 //!    and commands, `spin` components and seed-era modules), the one wasmtime
 //!    engine, and the registry that prepares every handler once; the sandbox
@@ -46,7 +48,9 @@ pub mod manifest;
 pub mod ops;
 pub mod prepare;
 pub mod queue_budget;
+pub mod reload;
 pub mod source;
 pub mod stats;
 pub mod templates;
 pub mod up;
+pub mod watch;

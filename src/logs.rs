@@ -24,6 +24,7 @@
 //! to stderr) and capturing the output (the executors do that).
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use spin_redis_sandbox::Outcome;
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
@@ -47,10 +48,14 @@ const ECHO_SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
 type LogFile = Mutex<BufWriter<File>>;
 
+/// The files of every component, by id; a reload that adds a component
+/// stores a new map (see [`Logs::open_more`]).
+type Files = ArcSwap<HashMap<String, Arc<ComponentLog>>>;
+
 /// The open log files of every component, and the terminal echo.
 pub struct Logs {
     dir: PathBuf,
-    files: Arc<HashMap<String, ComponentLog>>,
+    files: Arc<Files>,
     /// `None` when quiet.
     echo: Option<Echo>,
     stop_flusher: Arc<AtomicBool>,
@@ -78,6 +83,26 @@ struct ComponentLog {
     stderr: LogFile,
 }
 
+impl ComponentLog {
+    /// Opens (appending) `<id>_stdout.txt` and `<id>_stderr.txt` in `dir`.
+    fn open(dir: &Path, id: &str) -> anyhow::Result<ComponentLog> {
+        let open = |path: PathBuf| -> anyhow::Result<LogFile> {
+            let f = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .with_context(|| {
+                    format!("cannot open the log file {:?}", path.display().to_string())
+                })?;
+            Ok(Mutex::new(BufWriter::with_capacity(64 * 1024, f)))
+        };
+        Ok(ComponentLog {
+            stdout: open(dir.join(format!("{id}_stdout.txt")))?,
+            stderr: open(dir.join(format!("{id}_stderr.txt")))?,
+        })
+    }
+}
+
 impl Logs {
     /// Creates `dir` and opens (appending) the two files of each component.
     pub fn open<'a>(
@@ -91,27 +116,11 @@ impl Logs {
                 dir.display().to_string()
             )
         })?;
-        let open = |path: PathBuf| -> anyhow::Result<LogFile> {
-            let f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&path)
-                .with_context(|| {
-                    format!("cannot open the log file {:?}", path.display().to_string())
-                })?;
-            Ok(Mutex::new(BufWriter::with_capacity(64 * 1024, f)))
-        };
         let mut files = HashMap::new();
         for id in ids {
-            files.insert(
-                id.to_string(),
-                ComponentLog {
-                    stdout: open(dir.join(format!("{id}_stdout.txt")))?,
-                    stderr: open(dir.join(format!("{id}_stderr.txt")))?,
-                },
-            );
+            files.insert(id.to_string(), Arc::new(ComponentLog::open(dir, id)?));
         }
-        let files = Arc::new(files);
+        let files = Arc::new(ArcSwap::from_pointee(files));
         let stop_flusher = Arc::new(AtomicBool::new(false));
         {
             let files = files.clone();
@@ -121,7 +130,7 @@ impl Logs {
                 .spawn(move || {
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(FLUSH_INTERVAL);
-                        flush_all(&files);
+                        flush_all(&files.load());
                     }
                 })
                 .context("cannot start the log flusher thread")?;
@@ -139,16 +148,32 @@ impl Logs {
         &self.dir
     }
 
+    /// Opens the files of the components in `ids` that have none yet (a
+    /// reload added them).
+    pub fn open_more<'a>(&self, ids: impl IntoIterator<Item = &'a str>) -> anyhow::Result<()> {
+        let files = self.files.load();
+        let mut more = HashMap::clone(&files);
+        for id in ids {
+            if !more.contains_key(id) {
+                more.insert(id.to_string(), Arc::new(ComponentLog::open(&self.dir, id)?));
+            }
+        }
+        if more.len() > files.len() {
+            self.files.store(Arc::new(more));
+        }
+        Ok(())
+    }
+
     /// Writes out everything buffered.
     pub fn flush(&self) {
-        flush_all(&self.files);
+        flush_all(&self.files.load());
     }
 
     /// Writes out what is buffered for component `id` only (before its
     /// stream entries are acknowledged): another component's slow or stuck
     /// log file never holds it up. It may block: call it off the runtimes.
     pub fn flush_component(&self, id: &str) {
-        if let Some(log) = self.files.get(id) {
+        if let Some(log) = self.files.load().get(id) {
             flush_one(id, log);
         }
     }
@@ -174,7 +199,8 @@ impl Logs {
 
     /// Appends one message's output to the component's logs and the terminal.
     pub fn record(&self, id: &str, outcome: &Outcome) {
-        let Some(log) = self.files.get(id) else {
+        let files = self.files.load();
+        let Some(log) = files.get(id) else {
             tracing::error!(component = %id, "no log files were opened for this component; its output is lost");
             return;
         };
@@ -224,7 +250,7 @@ impl Logs {
     }
 }
 
-fn flush_all(files: &HashMap<String, ComponentLog>) {
+fn flush_all(files: &HashMap<String, Arc<ComponentLog>>) {
     for (id, log) in files {
         flush_one(id, log);
     }

@@ -26,6 +26,7 @@ fn main() -> ExitCode {
     let log_format = cli.log_format;
     let result = match cli.command {
         Command::Up(args) => spin_redis::up::up(args, log_format).map(|()| 0),
+        Command::Watch(args) => spin_redis::watch::watch(args, log_format),
         Command::Invoke(args) => spin_redis::invoke::invoke(args),
         Command::Check(args) => spin_redis::check::check(args),
         Command::New(args) => spin_redis::templates::new(args),

@@ -24,9 +24,22 @@ pub struct Prepared {
 /// will run.
 pub fn setup(
     common: &Common,
-    mut overrides: Overrides,
+    overrides: Overrides,
     only: Option<&str>,
 ) -> Result<(App, RunConfig, Runtime), Failure> {
+    let (app, config) = settle(common, overrides, only)?;
+    let runtime = engine(common, &app, &config)?;
+    Ok((app, config, runtime))
+}
+
+/// Loads and validates the app named by `common.from` and settles its
+/// settings, runtime config included; no engine (a reload keeps the one it
+/// runs with).
+pub fn settle(
+    common: &Common,
+    mut overrides: Overrides,
+    only: Option<&str>,
+) -> Result<(App, RunConfig), Failure> {
     let app = manifest::load(&common.from).map_err(Failure::usage)?;
     overrides.timeout = common.timeout;
     overrides.max_memory = common.max_memory;
@@ -51,6 +64,11 @@ pub fn setup(
             .map_err(Failure::usage)?;
         crate::source::list::check(&app).map_err(Failure::usage)?;
     }
+    Ok((app, config))
+}
+
+/// The engine for `app`: sized by its triggers and settings.
+fn engine(common: &Common, app: &App, config: &RunConfig) -> Result<Runtime, Failure> {
     let cache_dir = if common.no_cache {
         None
     } else {
@@ -62,7 +80,7 @@ pub fn setup(
             .or_else(default_cache_dir)
             .map(|d| std::path::absolute(&d).unwrap_or(d))
     };
-    let runtime = Runtime::new(&EngineOptions {
+    Runtime::new(&EngineOptions {
         // Each trigger has a slot of its own besides the shared ones (see
         // `dispatch`), so as many as this may run at once.
         max_instances: u32::try_from(config.max_concurrency.max(app.triggers.len()))
@@ -70,8 +88,7 @@ pub fn setup(
         max_memory: config.limits.max_memory_bytes as u64,
         cache_dir,
     })
-    .map_err(Failure::runtime)?;
-    Ok((app, config, runtime))
+    .map_err(Failure::runtime)
 }
 
 /// Loads and prepares the app named by `common.from` (only component `only`,

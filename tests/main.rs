@@ -21,6 +21,7 @@ mod invoke;
 mod manifest;
 mod ops;
 mod quotas;
+mod reload;
 mod sources;
 mod streams;
 mod up;

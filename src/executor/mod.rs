@@ -29,7 +29,7 @@ pub mod seed_era;
 pub mod spin;
 pub mod wagi_command;
 
-pub use registry::{Handler, Handlers};
+pub use registry::{Handler, HandlerKey, Handlers};
 
 use seed_era::SeedModule;
 use spin::ComponentHandler;

@@ -32,13 +32,18 @@ use std::sync::Arc;
 pub struct Handler {
     pub component: String,
     pub executor: Executor,
+    /// Staged `files` folders, deleted with the handler: after the last
+    /// delivery that holds it (a reload may have swapped it out meanwhile).
+    /// Declared last, so the executor is dropped before its files.
+    _staging: Vec<tempfile::TempDir>,
 }
+
+/// A handler's key: its component id and executor.
+pub type HandlerKey = (String, ExecutorConfig);
 
 /// All handlers of an app, keyed by component id and executor.
 pub struct Handlers {
-    map: HashMap<(String, ExecutorConfig), Arc<Handler>>,
-    /// Staged `files` folders; deleted when the handlers are dropped.
-    _staging: Vec<tempfile::TempDir>,
+    map: HashMap<HandlerKey, Arc<Handler>>,
 }
 
 impl Handlers {
@@ -46,6 +51,11 @@ impl Handlers {
         self.map
             .get(&(component.to_string(), executor.clone()))
             .cloned()
+    }
+
+    /// Every handler, by key (a reload keeps them in slots of its own).
+    pub fn into_map(self) -> HashMap<HandlerKey, Arc<Handler>> {
+        self.map
     }
 
     /// Prepares every (component, executor) pair the app's triggers use, or
@@ -58,32 +68,46 @@ impl Handlers {
         env: &[(String, String)],
         only: Option<&str>,
     ) -> anyhow::Result<Handlers> {
+        Self::prepare_where(runtime, app, config, env, |(id, _)| {
+            only.is_none_or(|only| only == id)
+        })
+    }
+
+    /// Prepares the (component, executor) pairs the app's triggers use for
+    /// which `wanted` holds (a reload prepares only what changed).
+    pub fn prepare_where(
+        runtime: &Runtime,
+        app: &App,
+        config: &RunConfig,
+        env: &[(String, String)],
+        wanted: impl Fn(&HandlerKey) -> bool,
+    ) -> anyhow::Result<Handlers> {
         let mut map = HashMap::new();
-        let mut staging = Vec::new();
-        // Spin's host APIs: one state for the app, shared by its components.
-        let host = crate::host::AppHost::new(app, config)?;
-        for t in app
+        let keys = app
             .triggers
             .iter()
-            .filter(|t| only.is_none_or(|id| id == t.component))
-        {
-            let key = (t.component.clone(), t.executor.clone());
+            .map(|t| (t.component.clone(), t.executor.clone()))
+            .filter(|key| wanted(key));
+        let mut host = None;
+        for key in keys {
             if map.contains_key(&key) {
                 continue;
             }
+            // Spin's host APIs: one state for the app, shared by its
+            // components; made only when something is prepared.
+            let host = match &host {
+                Some(host) => host,
+                None => host.insert(crate::host::AppHost::new(app, config)?),
+            };
             let c = app
                 .components
                 .iter()
-                .find(|c| c.id == t.component)
+                .find(|c| c.id == key.0)
                 .expect("invariant: the manifest checked that every trigger names a component");
-            let (handler, stage) = prepare_one(runtime, app, c, &t.executor, config, env, &host)?;
-            staging.extend(stage);
+            let handler = prepare_one(runtime, app, c, &key.1, config, env, host)?;
             map.insert(key, Arc::new(handler));
         }
-        Ok(Handlers {
-            map,
-            _staging: staging,
-        })
+        Ok(Handlers { map })
     }
 }
 
@@ -95,7 +119,7 @@ fn prepare_one(
     config: &RunConfig,
     env: &[(String, String)],
     host: &Arc<crate::host::AppHost>,
-) -> anyhow::Result<(Handler, Vec<tempfile::TempDir>)> {
+) -> anyhow::Result<Handler> {
     let what = || {
         format!(
             "component {:?} (source {:?})",
@@ -158,13 +182,11 @@ fn prepare_one(
         tracing::info!(component = %c.id, componentize_cache = %state, adapter = super::componentize::ADAPTER_VERSION, elapsed = ?took, "made a component of a core module with component-type metadata");
     }
     tracing::info!(component = %c.id, executor = %exec.describe(), bytes = bytes.len(), %cache, elapsed = ?started.elapsed(), "prepared");
-    Ok((
-        Handler {
-            component: c.id.clone(),
-            executor: exec,
-        },
-        stage,
-    ))
+    Ok(Handler {
+        component: c.id.clone(),
+        executor: exec,
+        _staging: stage,
+    })
 }
 
 /// The spin executor's choice, from what the wasm is (see `detect`): a

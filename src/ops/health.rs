@@ -36,6 +36,14 @@ impl Health {
         Condition(flag)
     }
 
+    /// Stops counting `condition` (its trigger was removed by a reload).
+    pub fn forget(&self, condition: &Condition) {
+        self.conditions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|(_, flag)| !Arc::ptr_eq(flag, &condition.0));
+    }
+
     /// `Ok` when every condition holds; else the names of those down.
     pub fn ready(&self) -> Result<(), Vec<String>> {
         let down: Vec<String> = self
@@ -91,5 +99,7 @@ mod tests {
         assert!(h.ready().is_ok());
         b.set(false);
         assert_eq!(h.ready().unwrap_err(), vec!["subscription redis://b"]);
+        h.forget(&b);
+        assert!(h.ready().is_ok(), "a forgotten condition no longer counts");
     }
 }

@@ -11,6 +11,7 @@
 //! | `spin_redis_reconnects_total` | address |
 //! | `spin_redis_stream_pending` | stream, group |
 //! | `spin_redis_stream_lag` | stream, group |
+//! | `spin_redis_reloads_total` | result (ok, error) |
 //!
 //! `source` is the channel, pattern, stream or list name. Not owned here: serving the text
 //! (see `ops::server`) and deciding readiness (see `ops::health`).
@@ -46,6 +47,11 @@ struct AddressLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct StreamLabels {
     stream: String,
     group: String,
@@ -68,6 +74,7 @@ pub struct Metrics {
     reconnects: Family<AddressLabels, Counter>,
     stream_pending: Family<StreamLabels, Gauge>,
     stream_lag: Family<StreamLabels, Gauge>,
+    reloads: Family<ReloadLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -149,6 +156,16 @@ impl Metrics {
             "Entries of the stream not yet delivered to the group",
             stream_lag.clone(),
         );
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        registry.register(
+            "reloads",
+            "Reloads of the manifest (SIGHUP, watch) by whether they applied",
+            reloads.clone(),
+        );
+        // Both series exist from the start, at 0.
+        for result in ["ok", "error"] {
+            reloads.get_or_create_owned(&ReloadLabels { result });
+        }
         Metrics {
             registry,
             deliveries,
@@ -158,7 +175,14 @@ impl Metrics {
             reconnects,
             stream_pending,
             stream_lag,
+            reloads,
         }
+    }
+
+    /// Counts one reload: `ok` when it applied, else it changed nothing.
+    pub fn reloaded(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.reloads.get_or_create(&ReloadLabels { result }).inc();
     }
 
     /// The handles of one route; every outcome's series exists from the
@@ -237,6 +261,7 @@ mod tests {
         r.queue_depth.set(3);
         let a = m.address("redis://h:6379");
         a.up.set(1);
+        m.reloaded(false);
         let text = m.encode();
         for line in [
             "spin_redis_deliveries_total{component=\"billing\",source=\"orders\",outcome=\"ok\"} 1",
@@ -246,6 +271,8 @@ mod tests {
             "spin_redis_queue_depth{component=\"billing\",source=\"orders\"} 3",
             "spin_redis_redis_up{address=\"redis://h:6379\"} 1",
             "spin_redis_reconnects_total{address=\"redis://h:6379\"} 0",
+            "spin_redis_reloads_total{result=\"ok\"} 0",
+            "spin_redis_reloads_total{result=\"error\"} 1",
         ] {
             assert!(text.contains(line), "{line:?} missing from:\n{text}");
         }

@@ -30,6 +30,12 @@
 //! ends (`SUNSUBSCRIBE` from the server), ends the session here, and the
 //! whole subscription is made again with the same backoff and logs.
 //!
+//! The channels and patterns wanted may change while running (a reload):
+//! the session subscribes to what was added and unsubscribes from what was
+//! removed on the connection it has, so a channel that stays subscribed is
+//! never dropped and resubscribed (pub/sub loses what is published while
+//! nobody is subscribed).
+//!
 //! Knows nothing of wasm. Only the redacted address is ever logged.
 
 use super::connect::{Endpoint, describe};
@@ -37,7 +43,9 @@ use crate::ops::health::RedisLink;
 use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt as _};
 use redis::{PushKind, Value};
+use std::collections::BTreeSet;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub const PING_INTERVAL: Duration = Duration::from_secs(15);
@@ -58,12 +66,29 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 /// channel it was published to. Must not block.
 pub type Deliver = dyn Fn(Option<&str>, &str, Bytes) + Send + Sync;
 
+/// The channels and patterns one subscription wants.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Wanted {
+    pub channels: BTreeSet<String>,
+    /// Subscribed with `PSUBSCRIBE` (never sharded).
+    pub patterns: BTreeSet<String>,
+}
+
+impl Wanted {
+    /// What `self` wants that `have` lacks: (channels, patterns).
+    fn beyond(&self, have: &Wanted) -> (Vec<String>, Vec<String>) {
+        (
+            self.channels.difference(&have.channels).cloned().collect(),
+            self.patterns.difference(&have.patterns).cloned().collect(),
+        )
+    }
+}
+
 /// Everything one subscriber needs.
 pub struct Subscription {
     pub endpoint: Endpoint,
-    pub channels: Vec<String>,
-    /// Subscribed with `PSUBSCRIBE` (never sharded).
-    pub patterns: Vec<String>,
+    /// What to subscribe to; a reload sends a new value.
+    pub wanted: watch::Receiver<Wanted>,
     /// `SSUBSCRIBE` rather than `SUBSCRIBE` (cluster only).
     pub sharded: bool,
     /// Where the connection's state is reported (metrics, readiness).
@@ -128,20 +153,16 @@ async fn session(
     if sub.endpoint.cluster {
         return cluster_session(sub, deliver, shutdown, failures, reconnecting).await;
     }
+    let mut wanted = sub.wanted.clone();
+    let mut have = Wanted::default();
+    let want = wanted.borrow_and_update().clone();
     let connect = async {
         let client = sub.endpoint.client()?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        // One command for every channel of this address, one for every
-        // pattern (a command with no argument would be refused).
-        if !sub.channels.is_empty() {
-            pubsub.subscribe(&sub.channels).await?;
-        }
-        if !sub.patterns.is_empty() {
-            pubsub.psubscribe(&sub.patterns).await?;
-        }
-        Ok::<_, redis::RedisError>(pubsub)
+        let (mut sink, stream) = client.get_async_pubsub().await?.split();
+        follow(&mut sink, false, &mut have, &want).await?;
+        Ok::<_, redis::RedisError>((sink, stream))
     };
-    let pubsub = tokio::select! {
+    let (mut sink, mut stream) = tokio::select! {
         _ = shutdown.cancelled() => return Ended::Shutdown,
         r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => match r {
             Ok(Ok(p)) => p,
@@ -156,16 +177,15 @@ async fn session(
     };
     sub.link.connected(reconnecting);
     if failures > 0 {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "reconnected to redis and resubscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?have.channels, patterns = ?have.patterns, "reconnected to redis and resubscribed");
     } else {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "subscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?have.channels, patterns = ?have.patterns, "subscribed");
     }
     let since = std::time::Instant::now();
     let lost = |reason: String| Ended::Lost {
         reason,
         up_for: Some(since.elapsed()),
     };
-    let (sink, mut stream) = pubsub.split();
     let mut ping = tokio::time::interval(PING_INTERVAL);
     ping.tick().await; // the first tick is immediate
     // The ping in flight, if any: a task of its own, so that reading goes on
@@ -193,6 +213,15 @@ async fn session(
                 }
                 None => break lost("the server closed the connection".into()),
             },
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    break Ended::Shutdown;
+                }
+                let want = wanted.borrow_and_update().clone();
+                if let Err(reason) = change(&mut sink, false, &mut have, &want, &sub.endpoint).await {
+                    break lost(reason);
+                }
+            }
             _ = ping.tick(), if pong.is_none() => {
                 let mut sink = sink.clone();
                 pong = Some(tokio::spawn(async move {
@@ -229,20 +258,16 @@ async fn cluster_session(
     reconnecting: bool,
 ) -> Ended {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut wanted = sub.wanted.clone();
+    let mut have = Wanted::default();
+    let want = wanted.borrow_and_update().clone();
     let connect = async {
         let client = sub.endpoint.cluster_client(CONNECT_TIMEOUT, Some(tx))?;
         let mut conn = client.get_async_connection().await?;
-        if sub.sharded {
-            conn.ssubscribe(&sub.channels).await?;
-        } else if !sub.channels.is_empty() {
-            conn.subscribe(&sub.channels).await?;
-        }
-        if !sub.patterns.is_empty() {
-            conn.psubscribe(&sub.patterns).await?;
-        }
+        follow(&mut conn, sub.sharded, &mut have, &want).await?;
         Ok::<_, redis::RedisError>(conn)
     };
-    let conn = tokio::select! {
+    let mut conn = tokio::select! {
         _ = shutdown.cancelled() => return Ended::Shutdown,
         r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => match r {
             Ok(Ok(c)) => c,
@@ -262,9 +287,9 @@ async fn cluster_session(
         "SUBSCRIBE"
     };
     if failures > 0 {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, how, "reconnected to the redis cluster and resubscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?have.channels, patterns = ?have.patterns, how, "reconnected to the redis cluster and resubscribed");
     } else {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, how, "subscribed");
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?have.channels, patterns = ?have.patterns, how, "subscribed");
     }
     let since = std::time::Instant::now();
     let lost = |reason: String| Ended::Lost {
@@ -301,6 +326,15 @@ async fn cluster_session(
                     _ => {}
                 },
             },
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    break Ended::Shutdown;
+                }
+                let want = wanted.borrow_and_update().clone();
+                if let Err(reason) = change(&mut conn, sub.sharded, &mut have, &want, &sub.endpoint).await {
+                    break lost(reason);
+                }
+            }
             _ = ping.tick(), if pong.is_none() => {
                 let mut conn = conn.clone();
                 pong = Some(tokio::spawn(async move {
@@ -326,4 +360,119 @@ async fn cluster_session(
         p.abort();
     }
     ended
+}
+
+/// The subscribe commands of a connection: a plain subscriber's sink or a
+/// cluster connection. `sharded`: `SSUBSCRIBE` and `SUNSUBSCRIBE` for
+/// channels (cluster only).
+trait SubscribeCommands {
+    async fn channels(
+        &mut self,
+        on: bool,
+        sharded: bool,
+        names: &[String],
+    ) -> redis::RedisResult<()>;
+    async fn patterns(&mut self, on: bool, names: &[String]) -> redis::RedisResult<()>;
+}
+
+impl SubscribeCommands for redis::aio::PubSubSink {
+    async fn channels(
+        &mut self,
+        on: bool,
+        _sharded: bool,
+        names: &[String],
+    ) -> redis::RedisResult<()> {
+        match on {
+            true => self.subscribe(names).await,
+            false => self.unsubscribe(names).await,
+        }
+    }
+
+    async fn patterns(&mut self, on: bool, names: &[String]) -> redis::RedisResult<()> {
+        match on {
+            true => self.psubscribe(names).await,
+            false => self.punsubscribe(names).await,
+        }
+    }
+}
+
+impl SubscribeCommands for redis::cluster_async::ClusterConnection {
+    async fn channels(
+        &mut self,
+        on: bool,
+        sharded: bool,
+        names: &[String],
+    ) -> redis::RedisResult<()> {
+        match (on, sharded) {
+            (true, true) => self.ssubscribe(names).await,
+            (false, true) => self.sunsubscribe(names).await,
+            (true, false) => self.subscribe(names).await,
+            (false, false) => self.unsubscribe(names).await,
+        }
+    }
+
+    async fn patterns(&mut self, on: bool, names: &[String]) -> redis::RedisResult<()> {
+        match on {
+            true => self.psubscribe(names).await,
+            false => self.punsubscribe(names).await,
+        }
+    }
+}
+
+/// Brings the connection's subscriptions from `have` to `want`: one command
+/// for the channels added, one for the patterns added, then one for each
+/// removed (a command with no argument would be refused). What stays is not
+/// touched. `have` follows each command that succeeded.
+async fn follow(
+    conn: &mut impl SubscribeCommands,
+    sharded: bool,
+    have: &mut Wanted,
+    want: &Wanted,
+) -> redis::RedisResult<()> {
+    let (channels, patterns) = want.beyond(have);
+    let (gone_channels, gone_patterns) = have.beyond(want);
+    if !channels.is_empty() {
+        conn.channels(true, sharded, &channels).await?;
+        have.channels.extend(channels);
+    }
+    if !patterns.is_empty() {
+        conn.patterns(true, &patterns).await?;
+        have.patterns.extend(patterns);
+    }
+    if !gone_channels.is_empty() {
+        conn.channels(false, sharded, &gone_channels).await?;
+        have.channels.retain(|c| !gone_channels.contains(c));
+    }
+    if !gone_patterns.is_empty() {
+        conn.patterns(false, &gone_patterns).await?;
+        have.patterns.retain(|p| !gone_patterns.contains(p));
+    }
+    Ok(())
+}
+
+/// [`follow`] on a live session (a reload), bounded by [`CONNECT_TIMEOUT`]
+/// and logged; the error ends the session, whose reconnect subscribes to
+/// what is wanted then.
+async fn change(
+    conn: &mut impl SubscribeCommands,
+    sharded: bool,
+    have: &mut Wanted,
+    want: &Wanted,
+    endpoint: &Endpoint,
+) -> Result<(), String> {
+    let (channels, patterns) = want.beyond(have);
+    let (gone_channels, gone_patterns) = have.beyond(want);
+    match tokio::time::timeout(CONNECT_TIMEOUT, follow(conn, sharded, have, want)).await {
+        Ok(Ok(())) => {
+            tracing::info!(address = %endpoint.shown(), subscribed = ?channels, psubscribed = ?patterns, unsubscribed = ?gone_channels, punsubscribed = ?gone_patterns, "subscriptions changed");
+            Ok(())
+        }
+        Ok(Err(e)) => Err(format!(
+            "changing the subscriptions failed: {}",
+            describe(&e)
+        )),
+        Err(_) => Err(format!(
+            "changing the subscriptions took longer than {CONNECT_TIMEOUT:?}"
+        )),
+    }
 }

@@ -21,7 +21,9 @@ pub struct NewArgs {
     pub template: Option<String>,
 
     /// The new app's name; its component id is the name in kebab-case.
-    pub name: String,
+    /// Spin's positional form `TEMPLATE NAME` (without -t) is accepted too.
+    #[arg(value_name = "NAME", num_args = 1..=2, required = true)]
+    pub name: Vec<String>,
 
     /// A parameter's value, without being asked (repeatable):
     /// project-description, redis-address, redis-channel (redis-stream for
@@ -41,7 +43,8 @@ pub struct NewArgs {
 
 /// `spin-redis new`: returns the exit code.
 pub fn new(args: NewArgs) -> Result<u8, Failure> {
-    let template = match &args.template {
+    let (template, name) = template_and_name(args.template.as_deref(), &args.name)?;
+    let template = match template {
         Some(id) => find(id).ok_or_else(|| {
             Failure::usage(anyhow!(
                 "unknown template {id:?}; the templates are: {}",
@@ -55,12 +58,9 @@ pub fn new(args: NewArgs) -> Result<u8, Failure> {
             )));
         }
     };
-    check_name(&args.name).map_err(Failure::usage)?;
+    check_name(name).map_err(Failure::usage)?;
     let mut values = given_values(template, &args.values).map_err(Failure::usage)?;
-    let dir = args
-        .output
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&args.name));
+    let dir = args.output.clone().unwrap_or_else(|| PathBuf::from(name));
     check_output(&dir).map_err(Failure::usage)?;
 
     let interactive =
@@ -78,7 +78,7 @@ pub fn new(args: NewArgs) -> Result<u8, Failure> {
         };
         values.insert(p.name, value);
     }
-    values.insert("project-name", args.name.clone());
+    values.insert("project-name", name.to_string());
 
     let mut rendered = Vec::new();
     for (path, text) in template.files {
@@ -90,8 +90,8 @@ pub fn new(args: NewArgs) -> Result<u8, Failure> {
 
     println!(
         "Created app {:?} (component {:?}) from template {} in {}",
-        args.name,
-        kebab_case(&args.name),
+        name,
+        kebab_case(name),
         template.id,
         dir.display()
     );
@@ -100,6 +100,24 @@ pub fn new(args: NewArgs) -> Result<u8, Failure> {
     println!("  spin-redis build");
     println!("  spin-redis up");
     Ok(0)
+}
+
+/// The template and the app's name from `-t TEMPLATE NAME` or Spin's
+/// positional `TEMPLATE NAME`.
+fn template_and_name<'a>(
+    flag: Option<&'a str>,
+    words: &'a [String],
+) -> Result<(Option<&'a str>, &'a str), Failure> {
+    match (flag, words) {
+        (flag, [name]) => Ok((flag, name)),
+        (None, [template, name]) => Ok((Some(template), name)),
+        (Some(t), [w, _]) => Err(Failure::usage(anyhow!(
+            "two templates given ({t:?} with -t, and {w:?}): use -t TEMPLATE NAME or TEMPLATE NAME"
+        ))),
+        _ => Err(Failure::usage(anyhow!(
+            "give the app's name: -t TEMPLATE NAME"
+        ))),
+    }
 }
 
 /// The app's name must make a component id and a package name in every
@@ -221,6 +239,23 @@ fn write_files(dir: &Path, files: &[(&str, String)]) -> anyhow::Result<()> {
 mod tests {
     use super::super::TEMPLATES;
     use super::*;
+
+    #[test]
+    fn the_template_comes_from_the_flag_or_first_in_spins_positional_form() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let one = words(&["hello"]);
+        assert_eq!(
+            template_and_name(Some("redis-rust"), &one).ok(),
+            Some((Some("redis-rust"), "hello"))
+        );
+        let two = words(&["redis-rust", "hello"]);
+        assert_eq!(
+            template_and_name(None, &two).ok(),
+            Some((Some("redis-rust"), "hello"))
+        );
+        assert!(template_and_name(Some("redis-c"), &two).is_err());
+        assert_eq!(template_and_name(None, &one).ok(), Some((None, "hello")));
+    }
 
     fn template() -> &'static Template {
         &TEMPLATES[0]

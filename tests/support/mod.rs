@@ -15,6 +15,7 @@
 mod app;
 mod blocks;
 mod cluster;
+mod http;
 mod output;
 mod redis_server;
 mod spin_redis;
@@ -25,6 +26,7 @@ mod wasm;
 pub use app::*;
 pub use blocks::*;
 pub use cluster::*;
+pub use http::*;
 pub use output::*;
 pub use redis_server::*;
 pub use spin_redis::*;

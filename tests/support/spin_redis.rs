@@ -62,18 +62,31 @@ impl SpinRedis {
     }
 
     pub fn spawn_with_env(manifest: &Path, extra: &[&str], env: &[(&str, &str)]) -> SpinRedis {
-        Self::launch(manifest, extra, env, None)
+        Self::launch("up", manifest, extra, env, None)
+    }
+
+    /// Starts `spin-redis <command> -f manifest` (`up` or `watch`) with a
+    /// fresh log folder.
+    pub fn spawn_command(
+        command: &str,
+        manifest: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> SpinRedis {
+        Self::launch(command, manifest, extra, env, None)
     }
 
     /// Like [`SpinRedis::spawn`], with the log files in `log_dir`, which the
     /// test may have prepared (a log file that is a pipe, say).
     pub fn spawn_logging_to(manifest: &Path, extra: &[&str], log_dir: &Path) -> SpinRedis {
-        Self::launch(manifest, extra, &[], Some(log_dir))
+        Self::launch("up", manifest, extra, &[], Some(log_dir))
     }
 
-    /// Spawns `spin-redis up` with its stdout, stderr and compile cache in
-    /// a fresh folder, logging to `log_dir` or to that folder's `logs`.
+    /// Spawns `spin-redis <command>` (`up` or `watch`) with its stdout,
+    /// stderr and compile cache in a fresh folder, logging to `log_dir` or
+    /// to that folder's `logs`.
     fn launch(
+        command: &str,
         manifest: &Path,
         extra: &[&str],
         env: &[(&str, &str)],
@@ -84,7 +97,7 @@ impl SpinRedis {
         let stderr_path = dir.path().join("stderr.txt");
         let stdout_path = dir.path().join("stdout.txt");
         let child = bin()
-            .arg("up")
+            .arg(command)
             .arg("-f")
             .arg(manifest)
             .arg("-L")

@@ -1,5 +1,5 @@
-//! From a received message to running handlers: routing, bounded queues,
-//! bounded concurrency, and the shutdown drain.
+//! Queues: routing a received pub/sub message to its triggers' bounded
+//! queues, a worker per queue, and the shutdown drain.
 //!
 //! Every trigger (channel → component) has its own queue and worker.
 //! [`Dispatcher::deliver`] never blocks: it routes a message to each queue of
@@ -16,17 +16,19 @@
 //! channel.
 //!
 //! A worker takes messages in arrival order and starts each as a task once
-//! it holds a permit of its own trigger (`max_concurrency`, `1` = strictly
-//! one at a time in order) and a handler slot. The workers live on the
-//! handler runtime: a message crosses threads once, into the queue (and the
-//! worker is woken only when it was idle); starting its task is then a
-//! local spawn on a handler thread, not a second cross-thread hand-off.
+//! it holds a permit of its own trigger and a handler slot (see
+//! `capacity`). The workers live on the handler runtime: a message crosses
+//! threads once, into the queue (and the worker is woken only when it was
+//! idle); starting its task is then a local spawn on a handler thread, not a
+//! second cross-thread hand-off.
 //!
-//! Slots: every trigger has one slot reserved for itself, and the rest of the
-//! global bound is a pool shared by all triggers. A trigger whose handlers
-//! hang can take the whole pool, but never another trigger's reserved slot,
-//! so every other channel keeps going (one at a time at worst) until the hung
-//! handlers reach their deadline and give their slots back.
+//! Reloads: the routing table is one value swapped whole
+//! ([`Dispatcher::change`]), so a message is routed by the old table or the
+//! new one, never half of each. A removed route's queue is closed when the
+//! last table holding it goes, and its worker runs what is queued before it
+//! ends (it drains). A route's handler sits in a [`HandlerSlot`]: each
+//! delivery takes the handler in the slot when it starts, so a swap reaches
+//! the next delivery while running ones finish on the handler they hold.
 //!
 //! Each queued delivery carries its [`Delivery`] account, so it is counted
 //! exactly once whatever happens to it (see `stats`). At the drain deadline
@@ -37,29 +39,29 @@
 //! deliveries carries the channel the message was published to (charged
 //! against the memory budget with the payload).
 //!
-//! Stream triggers have no queue (the stream is the queue): their source
-//! holds a [`Capacity`] (the same own bound, reserved slot and shared pool),
-//! reads only as many entries as it holds slots for, and runs each through
-//! [`run_delivery`], like a queued delivery.
-//!
 //! Not owned here: Redis (see `source`) and running wasm (see `executor`).
 
+use super::capacity::acquire;
+use super::run::run_delivery;
 use crate::executor::Handler;
 use crate::logs::Logs;
 use crate::ops::metrics::{Metrics, RouteMetrics};
 use crate::ops::telemetry::Telemetry;
 use crate::queue_budget::{QueueBudget, TriggerBudget};
 use crate::stats::{Delivery, Settled, Stats};
+use arc_swap::ArcSwap;
 use bytes::Bytes;
-use spin_redis_sandbox::HandlerError;
 use spin_redis_sandbox::wasi::{Message, Origin};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+
+/// Where a route's handler is: swapped by a reload, read by each delivery.
+pub type HandlerSlot = ArcSwap<Handler>;
 
 /// One trigger's route: where its messages go.
 pub struct RouteSpec {
@@ -69,7 +71,7 @@ pub struct RouteSpec {
     /// `channel` is a pattern: deliveries come through
     /// [`Dispatcher::deliver_pattern`].
     pub pattern: bool,
-    pub handler: Arc<Handler>,
+    pub handler: Arc<HandlerSlot>,
     /// The address as handlers see it (no credentials).
     pub address_shown: String,
     pub max_concurrency: Option<usize>,
@@ -126,6 +128,7 @@ impl Queued {
 }
 
 struct RouteTx {
+    id: RouteId,
     component: String,
     tx: mpsc::Sender<Queued>,
     metrics: Arc<RouteMetrics>,
@@ -135,82 +138,132 @@ struct RouteTx {
     dropped: AtomicU64,
 }
 
+/// Names one route, to remove it later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RouteId(u64);
+
+/// address key → name (channel or pattern) → routes.
+type ByName = HashMap<String, HashMap<String, Vec<Arc<RouteTx>>>>;
+
+/// The routing table: looked up by `&str` for every message, without
+/// allocating.
+#[derive(Clone, Default)]
+struct Table {
+    channels: ByName,
+    /// Routes of pattern subscriptions, by pattern.
+    patterns: ByName,
+}
+
 /// Routes messages to trigger queues; see the module docs.
 pub struct Dispatcher {
-    /// address key → channel → routes: looked up by `&str` for every
-    /// message, without allocating.
-    routes: HashMap<String, HashMap<String, Vec<RouteTx>>>,
-    /// address key → pattern → routes, for messages to pattern
-    /// subscriptions.
-    patterns: HashMap<String, HashMap<String, Vec<RouteTx>>>,
+    table: ArcSwap<Table>,
     shared: Arc<Shared>,
+    budget: Arc<QueueBudget>,
+    /// Each queue's count bound.
+    capacity: usize,
+    workers: TaskTracker,
+    next_id: AtomicU64,
 }
 
 impl Dispatcher {
-    /// Creates the queues (`queue_capacity` messages each, or bounded by
-    /// memory only) and spawns one worker per route on the handler runtime.
-    /// The workers end when the dispatcher is dropped and their queues are
-    /// empty, or at [`Shared::cancel`].
-    pub fn start(
-        specs: Vec<RouteSpec>,
-        queue_capacity: Option<usize>,
-        shared: Arc<Shared>,
-    ) -> (Dispatcher, TaskTracker) {
-        let workers = TaskTracker::new();
-        let mut routes: HashMap<String, HashMap<String, Vec<RouteTx>>> = HashMap::new();
-        let mut patterns: HashMap<String, HashMap<String, Vec<RouteTx>>> = HashMap::new();
+    /// A dispatcher without routes (see [`Dispatcher::change`]): queues of
+    /// `queue_capacity` messages each (or bounded by memory only), the
+    /// memory budget shared as among `triggers` triggers.
+    pub fn new(queue_capacity: Option<usize>, triggers: usize, shared: Arc<Shared>) -> Dispatcher {
         // Without a count bound the channel's own bound is the largest tokio
         // allows; memory (`max_queued_bytes`) is reached long before it.
         let capacity = queue_capacity.unwrap_or(Semaphore::MAX_PERMITS);
-        let budget = QueueBudget::new(shared.max_queued_bytes, specs.len());
+        let budget = QueueBudget::new(shared.max_queued_bytes, triggers);
         tracing::debug!(
-            triggers = specs.len(),
+            triggers,
             max_queued_bytes = shared.max_queued_bytes,
             reserved_per_trigger = budget.reserved(),
             "queued-memory budget"
         );
-        for spec in specs {
-            let trigger_budget = Arc::new(budget.trigger());
-            let (tx, rx) = mpsc::channel(capacity);
-            let metrics = Arc::new(shared.metrics.route(&spec.handler.component, &spec.channel));
+        Dispatcher {
+            table: ArcSwap::default(),
+            shared,
+            budget,
+            capacity,
+            workers: TaskTracker::new(),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// Adds the routes `add` (a queue each, and a worker on the handler
+    /// runtime) and removes the routes `remove`, in one swap of the table.
+    /// A removed route's worker runs what is queued, then ends. Returns the
+    /// ids of the added routes, in order.
+    pub fn change(&self, add: Vec<RouteSpec>, remove: &[RouteId]) -> Vec<RouteId> {
+        let mut table = Table::clone(&self.table.load());
+        for by_address in [&mut table.channels, &mut table.patterns] {
+            for by_name in by_address.values_mut() {
+                for routes in by_name.values_mut() {
+                    routes.retain(|r| !remove.contains(&r.id));
+                }
+                by_name.retain(|_, routes| !routes.is_empty());
+            }
+            by_address.retain(|_, by_name| !by_name.is_empty());
+        }
+        let mut ids = Vec::with_capacity(add.len());
+        for spec in add {
+            let id = RouteId(self.next_id.fetch_add(1, Ordering::Relaxed));
+            ids.push(id);
+            let trigger_budget = Arc::new(self.budget.trigger());
+            let (tx, rx) = mpsc::channel(self.capacity);
+            let component = spec.handler.load().component.clone();
+            let metrics = Arc::new(self.shared.metrics.route(&component, &spec.channel));
             let by_name = if spec.pattern {
-                &mut patterns
+                &mut table.patterns
             } else {
-                &mut routes
+                &mut table.channels
             };
             by_name
                 .entry(spec.address_key.clone())
                 .or_default()
                 .entry(spec.channel.clone())
                 .or_default()
-                .push(RouteTx {
-                    component: spec.handler.component.clone(),
+                .push(Arc::new(RouteTx {
+                    id,
+                    component,
                     tx,
                     metrics: metrics.clone(),
                     budget: trigger_budget.clone(),
                     dropped: AtomicU64::new(0),
-                });
-            // One slot of its own, see the module docs.
+                }));
+            // One slot of its own, see `capacity`.
             let reserved = Arc::new(Semaphore::new(1));
-            workers.spawn_on(
-                worker(spec, rx, reserved, metrics, trigger_budget, shared.clone()),
-                &shared.handlers,
+            self.workers.spawn_on(
+                worker(
+                    spec,
+                    rx,
+                    reserved,
+                    metrics,
+                    trigger_budget,
+                    self.shared.clone(),
+                ),
+                &self.shared.handlers,
             );
         }
-        workers.close();
-        let d = Dispatcher {
-            routes,
-            patterns,
-            shared,
-        };
-        (d, workers)
+        self.table.store(Arc::new(table));
+        ids
+    }
+
+    /// Stops routing: every queue closes once the deliveries in progress
+    /// are done, and the workers end when their queues are empty (or at
+    /// [`Shared::cancel`]). Returns the workers, for [`drain`].
+    pub fn close(&self) -> TaskTracker {
+        self.table.store(Arc::default());
+        self.workers.close();
+        self.workers.clone()
     }
 
     /// Queues one message for every component bound to its channel. Never
     /// blocks.
     pub fn deliver(&self, address_key: &str, channel: &str, payload: Bytes) {
-        let Some(routes) = self
-            .routes
+        let table = self.table.load();
+        let Some(routes) = table
+            .channels
             .get(address_key)
             .and_then(|by_channel| by_channel.get(channel))
         else {
@@ -225,7 +278,8 @@ impl Dispatcher {
     /// bound to `pattern`; `channel` is the channel it was published to.
     /// Never blocks.
     pub fn deliver_pattern(&self, address_key: &str, pattern: &str, channel: &str, payload: Bytes) {
-        let Some(routes) = self
+        let table = self.table.load();
+        let Some(routes) = table
             .patterns
             .get(address_key)
             .and_then(|by_pattern| by_pattern.get(pattern))
@@ -239,7 +293,7 @@ impl Dispatcher {
 
     fn queue(
         &self,
-        routes: &[RouteTx],
+        routes: &[Arc<RouteTx>],
         channel: &str,
         published: Option<Arc<str>>,
         payload: Bytes,
@@ -350,7 +404,9 @@ async fn worker(
             _ = shared.cancel.cancelled() => break,
             p = acquire(own.as_ref(), &reserved, &shared.pool) => p,
         };
-        let handler = spec.handler.clone();
+        // The handler in the slot now: a swap after this reaches the next
+        // delivery, not this one.
+        let handler = spec.handler.load_full();
         let shared2 = shared.clone();
         let channel = channel.clone();
         let address = address.clone();
@@ -368,77 +424,6 @@ async fn worker(
     }
     // What is left in the queue is dropped with `rx`: each counts itself cut
     // short (see `stats`).
-}
-
-/// The permits one running delivery holds: its trigger's own bound (if it
-/// has one) and a handler slot.
-pub type Permits = (Option<OwnedSemaphorePermit>, OwnedSemaphorePermit);
-
-/// The handler capacity of a trigger that reads only what it can run at once
-/// (a stream): the same own bound, reserved slot and shared pool as a
-/// worker's.
-pub struct Capacity {
-    own: Option<Arc<Semaphore>>,
-    reserved: Arc<Semaphore>,
-    pool: Arc<Semaphore>,
-}
-
-impl Capacity {
-    pub fn new(max_concurrency: Option<usize>, pool: Arc<Semaphore>) -> Capacity {
-        Capacity {
-            own: max_concurrency.map(|n| Arc::new(Semaphore::new(n.max(1)))),
-            reserved: Arc::new(Semaphore::new(1)),
-            pool,
-        }
-    }
-
-    /// Waits for a slot; see the private `acquire`.
-    pub async fn acquire(&self) -> Permits {
-        acquire(self.own.as_ref(), &self.reserved, &self.pool).await
-    }
-
-    /// A slot if one is free now.
-    pub fn try_acquire(&self) -> Option<Permits> {
-        let own = match &self.own {
-            Some(s) => Some(s.clone().try_acquire_owned().ok()?),
-            None => None,
-        };
-        let slot = self
-            .reserved
-            .clone()
-            .try_acquire_owned()
-            .or_else(|_| self.pool.clone().try_acquire_owned())
-            .ok()?;
-        Some((own, slot))
-    }
-}
-
-/// Waits for a permit of the trigger's own bound (if it has one), then for a
-/// handler slot: its reserved one or one from the shared pool, whichever is
-/// free first.
-async fn acquire(
-    own: Option<&Arc<Semaphore>>,
-    reserved: &Arc<Semaphore>,
-    pool: &Arc<Semaphore>,
-) -> Permits {
-    // The semaphores live as long as the workers and are never closed, so
-    // acquiring cannot fail.
-    let own_permit = match own {
-        Some(s) => Some(
-            s.clone()
-                .acquire_owned()
-                .await
-                .expect("invariant: semaphore never closed"),
-        ),
-        None => None,
-    };
-    let slot = tokio::select! {
-        biased;
-        p = reserved.clone().acquire_owned() => p,
-        p = pool.clone().acquire_owned() => p,
-    }
-    .expect("invariant: semaphore never closed");
-    (own_permit, slot)
 }
 
 /// Runs one queued delivery; see [`run_delivery`]. `channel` is the
@@ -465,80 +450,6 @@ async fn run_one(
         origin: pattern.then_some(Origin::Pattern(channel)),
     };
     run_delivery(handler, msg, account, metrics, shared).await;
-}
-
-/// How a delivery run by [`run_delivery`] ended.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ran {
-    Ok,
-    /// An error, a trap or a timeout, with its reason.
-    Failed(String),
-    /// Stopped at the drain deadline.
-    CutShort,
-}
-
-/// Runs one handler on one delivery and records what happened: the ledger,
-/// the route's metrics, the log line, the span. Cancelled by
-/// [`Shared::cancel`] (the drain deadline): then the delivery is cut short.
-/// Queued deliveries and stream entries both run through here; a stream
-/// source then acknowledges, retries or dead-letters by the result.
-pub async fn run_delivery(
-    handler: &Handler,
-    msg: Message<'_>,
-    account: Delivery,
-    metrics: &RouteMetrics,
-    shared: &Shared,
-) -> Ran {
-    let channel = msg.channel;
-    let started = std::time::Instant::now();
-    let span = shared
-        .telemetry
-        .as_ref()
-        .map(|t| t.delivery(channel, &handler.component));
-    let run = handler.executor.run(msg);
-    let outcome = tokio::select! {
-        biased;
-        _ = shared.cancel.cancelled() => {
-            account.settle(Settled::CutShort);
-            metrics.cut_short.inc();
-            if let Some(span) = span {
-                span.end("cut_short", None);
-            }
-            tracing::warn!(component = %handler.component, channel = %channel, outcome = "cut_short", "handler stopped at the drain deadline; cut short");
-            return Ran::CutShort;
-        }
-        outcome = run => outcome,
-    };
-    let elapsed = started.elapsed();
-    metrics.duration.observe(elapsed.as_secs_f64());
-    shared.logs.record(&handler.component, &outcome);
-    let duration_ms = elapsed.as_secs_f64() * 1000.0;
-    match &outcome.result {
-        Ok(()) => {
-            account.settle(Settled::Ok);
-            metrics.ok.inc();
-            if let Some(span) = span {
-                span.end("ok", None);
-            }
-            tracing::debug!(component = %handler.component, channel = %channel, outcome = "ok", duration_ms, "handled");
-            Ran::Ok
-        }
-        Err(e) => {
-            account.settle(Settled::Failed);
-            let label = if matches!(e, HandlerError::TimedOut(_)) {
-                metrics.timed_out.inc();
-                "timed_out"
-            } else {
-                metrics.failed.inc();
-                "failed"
-            };
-            if let Some(span) = span {
-                span.end(label, Some(e.to_string()));
-            }
-            tracing::warn!(component = %handler.component, channel = %channel, outcome = label, duration_ms, reason = %e, "handler failed");
-            Ran::Failed(e.to_string())
-        }
-    }
 }
 
 /// Waits for queued and running deliveries to finish, up to `deadline`; then
