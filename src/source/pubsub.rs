@@ -13,17 +13,12 @@
 //! The connection is read continuously: each message is handed to a
 //! non-blocking `deliver` callback (the dispatcher queues it or drops and
 //! counts it), so a slow handler can never make Redis cut this subscriber off
-//! for its output buffer. A lost connection is logged once, retried with
-//! capped exponential backoff, and its recovery is logged; a server that is
-//! down at start-up is retried the same way. A ping every
-//! [`PING_INTERVAL`] notices a connection that died without closing; it runs
-//! beside the reading, which never waits for the pong.
+//! for its output buffer. Losing the connection, retrying it and pinging it
+//! follow the shared policy ([`super::reconnect`]: capped backoff, a ping
+//! watchdog beside the reading).
 //!
 //! Connecting and subscribing (all channels of an address in one `SUBSCRIBE`,
-//! all its patterns in one `PSUBSCRIBE`) are bounded by [`CONNECT_TIMEOUT`]. The backoff goes back to its minimum
-//! only after a connection stayed up for [`STABLE_AFTER`]: a server that
-//! accepts and then drops every connection is retried at the capped pace,
-//! not hammered.
+//! all its patterns in one `PSUBSCRIBE`) are bounded by [`CONNECT_TIMEOUT`].
 //!
 //! A cluster connection follows `MOVED` and failovers itself; a node
 //! connection that drops, or a sharded subscription that a slot migration
@@ -33,25 +28,20 @@
 //! Knows nothing of wasm. Only the redacted address is ever logged.
 
 use super::connect::{Endpoint, describe};
+use super::reconnect::{Ended, Reads, Reconnect, Up, Watchdog, connect_unless_shutdown};
 use crate::ops::health::RedisLink;
 use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt as _};
 use redis::{PushKind, Value};
+use std::future::Future;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-pub const PING_INTERVAL: Duration = Duration::from_secs(15);
-/// How long a pong may take before the connection counts as dead.
-const PING_TIMEOUT: Duration = Duration::from_secs(5);
 /// Messages already received that are delivered in one go before the
 /// subscriber looks at shutdown and pings again.
 const READY_BATCH: usize = 256;
 /// How long connecting, authenticating and subscribing may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long a connection must stay up before the backoff starts over.
-pub const STABLE_AFTER: Duration = Duration::from_secs(30);
-const BACKOFF_START: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Receives every message: `(pattern, channel, payload)`, where `pattern`
 /// is `Some` for a message to a pattern subscription and `channel` is the
@@ -70,52 +60,34 @@ pub struct Subscription {
     pub link: RedisLink,
 }
 
-/// Why one connection attempt or session ended.
-enum Ended {
-    Shutdown,
-    /// The connection failed; `up_for` is how long it had been subscribed
-    /// (`None`: it never got that far).
-    Lost {
-        reason: String,
-        up_for: Option<Duration>,
-    },
-}
-
 /// Runs until `shutdown`: connect, subscribe, read; on any loss, back off and
 /// do it again.
 pub async fn run(sub: Subscription, deliver: &Deliver, shutdown: CancellationToken) {
-    let mut backoff = BACKOFF_START;
-    let mut failures: u32 = 0;
-    let mut ever_connected = false;
+    let mut reconnect = Reconnect::new(&sub.endpoint, Reads::Channels, &sub.link);
     loop {
-        let ended = session(&sub, deliver, &shutdown, failures, ever_connected).await;
-        sub.link.lost();
-        match ended {
-            Ended::Shutdown => return,
-            Ended::Lost { reason, up_for } => {
-                if let Some(up_for) = up_for {
-                    ever_connected = true;
-                    tracing::warn!(address = %sub.endpoint.shown(), reason = %reason, "lost the connection to redis; reconnecting");
-                    failures = 1;
-                    if up_for >= STABLE_AFTER {
-                        backoff = BACKOFF_START;
-                    }
-                } else {
-                    if failures == 0 || failures.is_multiple_of(20) {
-                        tracing::warn!(address = %sub.endpoint.shown(), reason = %reason, attempts = failures + 1, "cannot connect to redis; retrying");
-                    } else {
-                        tracing::debug!(address = %sub.endpoint.shown(), reason = %reason, "still cannot connect to redis");
-                    }
-                    failures += 1;
-                }
-            }
+        let (failures, again) = (reconnect.failures(), reconnect.ever_connected());
+        let ended = session(&sub, deliver, &shutdown, failures, again).await;
+        if !reconnect.after(ended, &shutdown).await {
+            return;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(BACKOFF_MAX);
     }
+}
+
+/// Connects and subscribes within [`CONNECT_TIMEOUT`], unless shutdown
+/// comes first.
+async fn subscribe<T>(
+    shutdown: &CancellationToken,
+    connect: impl Future<Output = redis::RedisResult<T>>,
+) -> Result<T, Ended> {
+    connect_unless_shutdown(shutdown, async {
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(r) => r.map_err(|e| describe(&e)),
+            Err(_) => Err(format!(
+                "connecting and subscribing took longer than {CONNECT_TIMEOUT:?}"
+            )),
+        }
+    })
+    .await
 }
 
 async fn session(
@@ -141,18 +113,9 @@ async fn session(
         }
         Ok::<_, redis::RedisError>(pubsub)
     };
-    let pubsub = tokio::select! {
-        _ = shutdown.cancelled() => return Ended::Shutdown,
-        r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => match r {
-            Ok(Ok(p)) => p,
-            Ok(Err(e)) => return Ended::Lost { reason: describe(&e), up_for: None },
-            Err(_) => {
-                return Ended::Lost {
-                    reason: format!("connecting and subscribing took longer than {CONNECT_TIMEOUT:?}"),
-                    up_for: None,
-                };
-            }
-        },
+    let pubsub = match subscribe(shutdown, connect).await {
+        Ok(p) => p,
+        Err(ended) => return ended,
     };
     sub.link.connected(reconnecting);
     if failures > 0 {
@@ -160,20 +123,12 @@ async fn session(
     } else {
         tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "subscribed");
     }
-    let since = std::time::Instant::now();
-    let lost = |reason: String| Ended::Lost {
-        reason,
-        up_for: Some(since.elapsed()),
-    };
+    let up = Up::now();
     let (sink, mut stream) = pubsub.split();
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.tick().await; // the first tick is immediate
-    // The ping in flight, if any: a task of its own, so that reading goes on
-    // while it waits for the pong.
-    let mut pong: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
-    let ended = loop {
+    let mut watchdog = Watchdog::start().await;
+    loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break Ended::Shutdown,
+            _ = shutdown.cancelled() => return Ended::Shutdown,
             msg = stream.next() => match msg {
                 Some(first) => {
                     // Take what else has already arrived without going
@@ -191,32 +146,14 @@ async fn session(
                         }
                     }
                 }
-                None => break lost("the server closed the connection".into()),
+                None => return up.lost("the server closed the connection".into()),
             },
-            _ = ping.tick(), if pong.is_none() => {
+            reason = watchdog.dead(|| {
                 let mut sink = sink.clone();
-                pong = Some(tokio::spawn(async move {
-                    match tokio::time::timeout(PING_TIMEOUT, sink.ping::<redis::Value>()).await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(format!("ping failed: {}", describe(&e))),
-                        Err(_) => Err("ping timed out".into()),
-                    }
-                }));
-            }
-            r = async { pong.as_mut().expect("invariant: guarded by the condition").await }, if pong.is_some() => {
-                pong = None;
-                match r {
-                    Ok(Ok(())) => {}
-                    Ok(Err(reason)) => break lost(reason),
-                    Err(e) => break lost(format!("ping task failed: {e}")),
-                }
-            }
+                async move { sink.ping::<Value>().await }
+            }) => return up.lost(reason),
         }
-    };
-    if let Some(p) = pong {
-        p.abort();
     }
-    ended
 }
 
 /// One session on a Redis Cluster: a RESP3 cluster client whose pushes carry
@@ -242,18 +179,9 @@ async fn cluster_session(
         }
         Ok::<_, redis::RedisError>(conn)
     };
-    let conn = tokio::select! {
-        _ = shutdown.cancelled() => return Ended::Shutdown,
-        r = tokio::time::timeout(CONNECT_TIMEOUT, connect) => match r {
-            Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Ended::Lost { reason: describe(&e), up_for: None },
-            Err(_) => {
-                return Ended::Lost {
-                    reason: format!("connecting and subscribing took longer than {CONNECT_TIMEOUT:?}"),
-                    up_for: None,
-                };
-            }
-        },
+    let conn = match subscribe(shutdown, connect).await {
+        Ok(c) => c,
+        Err(ended) => return ended,
     };
     sub.link.connected(reconnecting);
     let how = if sub.sharded {
@@ -266,19 +194,13 @@ async fn cluster_session(
     } else {
         tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, how, "subscribed");
     }
-    let since = std::time::Instant::now();
-    let lost = |reason: String| Ended::Lost {
-        reason,
-        up_for: Some(since.elapsed()),
-    };
-    let mut ping = tokio::time::interval(PING_INTERVAL);
-    ping.tick().await; // the first tick is immediate
-    let mut pong: Option<tokio::task::JoinHandle<Result<(), String>>> = None;
-    let ended = loop {
+    let up = Up::now();
+    let mut watchdog = Watchdog::start().await;
+    loop {
         tokio::select! {
-            _ = shutdown.cancelled() => break Ended::Shutdown,
+            _ = shutdown.cancelled() => return Ended::Shutdown,
             push = rx.recv() => match push {
-                None => break lost("the cluster client stopped".into()),
+                None => return up.lost("the cluster client stopped".into()),
                 Some(p) => match p.kind {
                     PushKind::Message | PushKind::SMessage => {
                         if let [Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
@@ -294,36 +216,17 @@ async fn cluster_session(
                             deliver(Some(pattern), channel, Bytes::copy_from_slice(payload));
                         }
                     }
-                    PushKind::Disconnection => break lost("a cluster node closed the connection".into()),
+                    PushKind::Disconnection => return up.lost("a cluster node closed the connection".into()),
                     // A slot migration ends the sharded subscriptions of the
                     // slot: subscribe again where the slot now is.
-                    PushKind::SUnsubscribe => break lost("a sharded subscription ended (slot migrated)".into()),
+                    PushKind::SUnsubscribe => return up.lost("a sharded subscription ended (slot migrated)".into()),
                     _ => {}
                 },
             },
-            _ = ping.tick(), if pong.is_none() => {
+            reason = watchdog.dead(|| {
                 let mut conn = conn.clone();
-                pong = Some(tokio::spawn(async move {
-                    let ping = redis::cmd("PING");
-                    match tokio::time::timeout(PING_TIMEOUT, ping.query_async::<Value>(&mut conn)).await {
-                        Ok(Ok(_)) => Ok(()),
-                        Ok(Err(e)) => Err(format!("ping failed: {}", describe(&e))),
-                        Err(_) => Err("ping timed out".into()),
-                    }
-                }));
-            }
-            r = async { pong.as_mut().expect("invariant: guarded by the condition").await }, if pong.is_some() => {
-                pong = None;
-                match r {
-                    Ok(Ok(())) => {}
-                    Ok(Err(reason)) => break lost(reason),
-                    Err(e) => break lost(format!("ping task failed: {e}")),
-                }
-            }
+                async move { redis::cmd("PING").query_async::<Value>(&mut conn).await }
+            }) => return up.lost(reason),
         }
-    };
-    if let Some(p) = pong {
-        p.abort();
     }
-    ended
 }

@@ -1,5 +1,6 @@
 //! Taking items and running them: the reader (a connection of its own,
-//! reconnected with capped backoff; a slot held before every take), one
+//! reconnected by the shared policy, `source/reconnect.rs`; a slot held
+//! before every take), one
 //! attempt per item, and the retrier that hands failed items to a handler
 //! again once their backoff has passed.
 //!
@@ -10,16 +11,18 @@
 use super::running::{Chans, Inner};
 use super::{recover, scripts, settle};
 use crate::dispatch::{self, Permits, Ran};
-use crate::source::connect::{Conn, RESPONSE_TIMEOUT, broken, describe};
-use crate::source::stream::backoff;
+use crate::source::connect::{Conn, RESPONSE_TIMEOUT, describe};
+use crate::source::reading::{Refusals, finish_read, slots};
+use crate::source::reconnect::{
+    BACKOFF_MAX, Ended, Reads, Reconnect, Up, broken, connect_unless_shutdown,
+};
+use crate::source::retry::{Schedule, retry_wait};
 use bytes::Bytes;
 use redis::Value;
 use spin_redis_sandbox::wasi::{Message, Origin};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,11 +30,6 @@ use tokio_util::sync::CancellationToken;
 const BLOCK: Duration = Duration::from_secs(1);
 /// Items taken at once, at most.
 const BATCH: usize = 128;
-const RECONNECT_FIRST: Duration = Duration::from_millis(100);
-pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
-/// How long a reading connection must stay up before the backoff starts
-/// over.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 /// A failed item waiting for its next attempt.
 pub struct Retry {
@@ -41,51 +39,17 @@ pub struct Retry {
     pub wait: Duration,
 }
 
-/// Why a reading session ended.
-enum Ended {
-    Shutdown,
-    Lost {
-        reason: String,
-        /// How long it had been reading; `None`: it never got that far.
-        up_for: Option<Duration>,
-    },
-}
-
-/// Reads the list until `shutdown`: reconnects with capped backoff, logs a
-/// loss once and the recovery.
+/// Reads the list until `shutdown`, reconnecting by the shared policy.
 pub async fn read_loop(inner: Arc<Inner>, chans: Chans, shutdown: CancellationToken) {
     let spec = &inner.spec;
-    let shown = spec.endpoint.shown();
-    let mut backoff = RECONNECT_FIRST;
-    let mut failures: u32 = 0;
     let mut started = false;
+    let mut reconnect = Reconnect::new(&spec.endpoint, Reads::List(&spec.list), &inner.link);
     loop {
+        let failures = reconnect.failures();
         let ended = read_session(&inner, &chans, &shutdown, &mut started, failures).await;
-        inner.link.lost();
-        match ended {
-            Ended::Shutdown => return,
-            Ended::Lost { reason, up_for } => {
-                if let Some(up_for) = up_for {
-                    tracing::warn!(address = %shown, list = %spec.list, reason = %reason, "lost the connection to redis; reconnecting");
-                    failures = 1;
-                    if up_for >= STABLE_AFTER {
-                        backoff = RECONNECT_FIRST;
-                    }
-                } else {
-                    if failures == 0 || failures.is_multiple_of(20) {
-                        tracing::warn!(address = %shown, list = %spec.list, reason = %reason, attempts = failures + 1, "cannot read the list; retrying");
-                    } else {
-                        tracing::debug!(address = %shown, list = %spec.list, reason = %reason, "still cannot read the list");
-                    }
-                    failures += 1;
-                }
-            }
+        if !reconnect.after(ended, &shutdown).await {
+            return;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(RECONNECT_MAX);
     }
 }
 
@@ -104,13 +68,13 @@ async fn read_session(
         recover::beat(&mut conn, inner).await?;
         Ok::<_, redis::RedisError>(conn)
     };
-    let mut conn = tokio::select! {
-        _ = shutdown.cancelled() => return Ended::Shutdown,
-        r = connect => match r {
+    let mut conn =
+        match connect_unless_shutdown(shutdown, async { connect.await.map_err(|e| describe(&e)) })
+            .await
+        {
             Ok(c) => c,
-            Err(e) => return Ended::Lost { reason: describe(&e), up_for: None },
-        },
-    };
+            Err(ended) => return ended,
+        };
     inner.link.connected(failures > 0);
     let shown = spec.endpoint.shown();
     if failures > 0 {
@@ -118,53 +82,38 @@ async fn read_session(
     } else {
         tracing::info!(address = %shown, list = %spec.list, consumer = %spec.consumer, processing = %spec.keys.processing, "reading the list");
     }
-    let since = Instant::now();
-    let lost = |reason: String| Ended::Lost {
-        reason,
-        up_for: Some(since.elapsed()),
-    };
+    let up = Up::now();
     // This consumer's own processing list: left by a previous process of
     // the same name, or by an attempt that could not be settled.
     match recover::resume_own(inner, &mut conn, chans, shutdown, !*started).await {
         Ok(()) => *started = true,
-        Err(e) => return lost(describe(&e)),
+        Err(e) => return up.lost(describe(&e)),
     }
     let mut want = 1;
-    // Takes refused in a row.
-    let mut refused = 0u32;
+    let mut refused = Refusals::default();
     loop {
         // Capacity first: one slot (waiting for it), more if free.
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => return Ended::Shutdown,
-            p = inner.capacity.acquire() => p,
+        let Some(mut permits) = slots(&inner.capacity, want, shutdown).await else {
+            return Ended::Shutdown;
         };
-        let mut permits = vec![first];
-        while permits.len() < want {
-            match inner.capacity.try_acquire() {
-                Some(p) => permits.push(p),
-                None => break,
-            }
-        }
         let n = permits.len();
         let taken = match scripts::take(&mut conn, &spec.keys, n).await {
             Ok(t) => t,
             Err(e) if !broken(&e) => {
                 // Refused (such as a key of another type): said, and tried
                 // again later.
-                refused += 1;
-                if refused == 1 || refused.is_multiple_of(20) {
-                    tracing::warn!(list = %spec.list, reason = %describe(&e), attempts = refused, "redis refused to take from the list; retrying");
+                if let Some(attempts) = refused.note() {
+                    tracing::warn!(list = %spec.list, reason = %describe(&e), attempts, "redis refused to take from the list; retrying");
                 }
                 drop(permits);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ended::Shutdown,
-                    _ = tokio::time::sleep(RECONNECT_MAX) => {}
+                if !Refusals::pause(shutdown).await {
+                    return Ended::Shutdown;
                 }
                 continue;
             }
-            Err(e) => return lost(describe(&e)),
+            Err(e) => return up.lost(describe(&e)),
         };
-        refused = 0;
+        refused.reset();
         if taken.is_empty() {
             // Nothing there: wait for one item, holding one slot.
             permits.truncate(1);
@@ -176,14 +125,14 @@ async fn read_session(
                         Ok(d) => d,
                         // The item stays in the processing list, unheld:
                         // the next session takes it up.
-                        Err(e) => return lost(describe(&e)),
+                        Err(e) => return up.lost(describe(&e)),
                     };
                     inner.hold(&item);
                     inner.spawn_attempt(item, delivery, permit, chans);
                 }
                 Ok(None) => {}
                 Err(BlockEnded::Shutdown) => return Ended::Shutdown,
-                Err(BlockEnded::Failed(e)) if broken(&e) => return lost(describe(&e)),
+                Err(BlockEnded::Failed(e)) if broken(&e) => return up.lost(describe(&e)),
                 Err(BlockEnded::Failed(e)) => {
                     tracing::debug!(list = %spec.list, reason = %describe(&e), "the blocking take failed; taking again");
                 }
@@ -226,18 +175,10 @@ async fn block_take(
         .arg("RIGHT")
         .arg("LEFT")
         .arg(BLOCK.as_secs_f64());
-    let read = cmd.query_async::<Value>(conn);
-    tokio::pin!(read);
-    let reply = tokio::select! {
-        r = &mut read => r,
-        _ = shutdown.cancelled() => {
-            match tokio::time::timeout(BLOCK + Duration::from_millis(500), read).await {
-                Ok(r) => r,
-                Err(_) => return Err(BlockEnded::Shutdown),
-            }
-        }
+    let Some(read) = finish_read(cmd.query_async::<Value>(conn), BLOCK, shutdown).await else {
+        return Err(BlockEnded::Shutdown);
     };
-    match reply {
+    match read.reply {
         Ok(Value::BulkString(item)) => Ok(Some(Bytes::from(item))),
         Ok(_) => Ok(None),
         // The key moved away (cluster slot migration) or was deleted
@@ -314,7 +255,7 @@ impl Inner {
                 settle::dead_letter(&self, &item, delivery, &reason).await;
             }
             Ran::Failed(_) => {
-                let wait = backoff(delivery);
+                let wait = retry_wait(delivery);
                 self.counters.retried.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(component = %self.handler.component, list = %spec.list, delivery, retry_in = ?wait, "will retry the item");
                 if let Err(unsent) = chans.retries.send(Retry {
@@ -343,54 +284,46 @@ pub async fn retry_loop(
     shutdown: CancellationToken,
 ) {
     let spec = &inner.spec;
-    let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut waiting: HashMap<u64, Retry> = HashMap::new();
-    let mut seq = 0u64;
+    let mut schedule = Schedule::default();
     loop {
-        let next = due.peek().map(|Reverse((at, _))| *at);
-        tokio::select! {
+        let r = tokio::select! {
             _ = shutdown.cancelled() => break,
             r = rx.recv() => match r {
                 Some(r) => {
-                    seq += 1;
-                    due.push(Reverse((Instant::now() + r.wait, seq)));
-                    waiting.insert(seq, r);
+                    schedule.add(r.wait, r);
+                    continue;
                 }
                 None => break,
             },
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now).into()), if next.is_some() => {
-                let Some(Reverse((_, key))) = due.pop() else { continue };
-                let r = waiting.remove(&key).expect("invariant: every key in the heap is waiting");
-                let permit = tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        waiting.insert(key, r);
-                        break;
-                    }
-                    p = inner.capacity.acquire() => p,
-                };
-                let counted = async {
-                    let mut conn = inner.commands.get().await?;
-                    let r = scripts::count_held(&mut conn, &spec.keys, &r.item).await;
-                    inner.commands.check(&r).await;
-                    r
-                };
-                match counted.await {
-                    Ok(Some(delivery)) => inner.spawn_attempt(r.item, delivery, permit, &chans),
-                    Ok(None) => {
-                        tracing::info!(list = %spec.list, "the item to retry was handed back to the queue meanwhile (this consumer's heartbeat had expired)");
-                        inner.release(&r.item);
-                    }
-                    Err(e) => {
-                        tracing::warn!(list = %spec.list, reason = %describe(&e), "cannot retry the item now; trying again shortly");
-                        seq += 1;
-                        due.push(Reverse((Instant::now() + RECONNECT_MAX, seq)));
-                        waiting.insert(seq, r);
-                    }
-                }
+            r = schedule.next_due() => r,
+        };
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => {
+                schedule.add(Duration::ZERO, r);
+                break;
+            }
+            p = inner.capacity.acquire() => p,
+        };
+        let counted = async {
+            let mut conn = inner.commands.get().await?;
+            let r = scripts::count_held(&mut conn, &spec.keys, &r.item).await;
+            inner.commands.check(&r).await;
+            r
+        };
+        match counted.await {
+            Ok(Some(delivery)) => inner.spawn_attempt(r.item, delivery, permit, &chans),
+            Ok(None) => {
+                tracing::info!(list = %spec.list, "the item to retry was handed back to the queue meanwhile (this consumer's heartbeat had expired)");
+                inner.release(&r.item);
+            }
+            Err(e) => {
+                tracing::warn!(list = %spec.list, reason = %describe(&e), "cannot retry the item now; trying again shortly");
+                schedule.add(BACKOFF_MAX, r);
             }
         }
     }
-    if !waiting.is_empty() {
-        tracing::info!(list = %spec.list, items = waiting.len(), "items waiting for a retry are handed back to the queue at shutdown");
+    let left = schedule.into_waiting().len();
+    if left > 0 {
+        tracing::info!(list = %spec.list, items = left, "items waiting for a retry are handed back to the queue at shutdown");
     }
 }

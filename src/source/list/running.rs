@@ -17,7 +17,7 @@ use crate::dispatch::{Capacity, Shared};
 use crate::executor::Handler;
 use crate::ops::health::RedisLink;
 use crate::ops::metrics::RouteMetrics;
-use crate::source::connect::LazyConn;
+use crate::source::reconnect::LazyConn;
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

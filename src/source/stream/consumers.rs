@@ -14,11 +14,11 @@
 //! harmless: its next read makes it again. At most [`MAX_REMOVED`] are
 //! deleted per sweep, to keep the script short.
 //!
-//! Not owned here: taking over the entries of dead consumers (the claimer in
-//! `stream.rs`).
+//! Not owned here: taking over the entries of dead consumers (the claimer,
+//! `claim.rs`).
 
-use super::Inner;
 use super::dead_letter::{note_scripts_refused, script_refused};
+use super::running::Inner;
 use crate::source::connect::describe;
 use std::sync::atomic::Ordering;
 
