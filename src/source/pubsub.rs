@@ -28,7 +28,7 @@
 //! Knows nothing of wasm. Only the redacted address is ever logged.
 
 use super::connect::{Endpoint, describe};
-use super::reconnect::{Ended, Reads, Reconnect, Up, Watchdog, connect_unless_shutdown};
+use super::reconnect::{Ended, Reads, Reconnect, Up, Watchdog, open};
 use crate::ops::health::RedisLink;
 use bytes::Bytes;
 use futures_util::{FutureExt as _, StreamExt as _};
@@ -65,168 +65,184 @@ pub struct Subscription {
 pub async fn run(sub: Subscription, deliver: &Deliver, shutdown: CancellationToken) {
     let mut reconnect = Reconnect::new(&sub.endpoint, Reads::Channels, &sub.link);
     loop {
-        let (failures, again) = (reconnect.failures(), reconnect.ever_connected());
-        let ended = session(&sub, deliver, &shutdown, failures, again).await;
+        let session = Session {
+            sub: &sub,
+            deliver,
+            shutdown: &shutdown,
+            failures: reconnect.failures(),
+            reconnecting: reconnect.ever_connected(),
+        };
+        let ended = match sub.endpoint.cluster {
+            true => session.cluster().await,
+            false => session.single().await,
+        };
         if !reconnect.after(ended, &shutdown).await {
             return;
         }
     }
 }
 
-/// Connects and subscribes within [`CONNECT_TIMEOUT`], unless shutdown
-/// comes first.
-async fn subscribe<T>(
-    shutdown: &CancellationToken,
-    connect: impl Future<Output = redis::RedisResult<T>>,
-) -> Result<T, Ended> {
-    connect_unless_shutdown(shutdown, async {
-        match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-            Ok(r) => r.map_err(|e| describe(&e)),
-            Err(_) => Err(format!(
-                "connecting and subscribing took longer than {CONNECT_TIMEOUT:?}"
-            )),
-        }
-    })
-    .await
+/// One connection attempt and what it reads until it is lost.
+#[derive(Clone, Copy)]
+struct Session<'a> {
+    sub: &'a Subscription,
+    deliver: &'a Deliver,
+    shutdown: &'a CancellationToken,
+    /// Failed attempts since the last session that got to read.
+    failures: u32,
+    /// Whether a session ever got to read.
+    reconnecting: bool,
 }
 
-async fn session(
-    sub: &Subscription,
-    deliver: &Deliver,
-    shutdown: &CancellationToken,
-    failures: u32,
-    reconnecting: bool,
-) -> Ended {
-    if sub.endpoint.cluster {
-        return cluster_session(sub, deliver, shutdown, failures, reconnecting).await;
-    }
-    let connect = async {
-        let client = sub.endpoint.client()?;
-        let mut pubsub = client.get_async_pubsub().await?;
-        // One command for every channel of this address, one for every
-        // pattern (a command with no argument would be refused).
-        if !sub.channels.is_empty() {
-            pubsub.subscribe(&sub.channels).await?;
-        }
-        if !sub.patterns.is_empty() {
-            pubsub.psubscribe(&sub.patterns).await?;
-        }
-        Ok::<_, redis::RedisError>(pubsub)
-    };
-    let pubsub = match subscribe(shutdown, connect).await {
-        Ok(p) => p,
-        Err(ended) => return ended,
-    };
-    sub.link.connected(reconnecting);
-    if failures > 0 {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "reconnected to redis and resubscribed");
-    } else {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "subscribed");
-    }
-    let up = Up::now();
-    let (sink, mut stream) = pubsub.split();
-    let mut watchdog = Watchdog::start().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ended::Shutdown,
-            msg = stream.next() => match msg {
-                Some(first) => {
-                    // Take what else has already arrived without going
-                    // round the select (a flood comes in thousands per
-                    // read); bounded, so shutdown and pings are still seen.
-                    let ready = std::iter::from_fn(|| stream.next().now_or_never().flatten());
-                    for msg in std::iter::once(first).chain(ready.take(READY_BATCH)) {
-                        let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
-                        if msg.from_pattern() {
-                            // A pattern is one of ours, so it is text.
-                            let pattern: String = msg.get_pattern().unwrap_or_default();
-                            deliver(Some(&pattern), msg.get_channel_name(), payload);
-                        } else {
-                            deliver(None, msg.get_channel_name(), payload);
-                        }
-                    }
-                }
-                None => return up.lost("the server closed the connection".into()),
-            },
-            reason = watchdog.dead(|| {
-                let mut sink = sink.clone();
-                async move { sink.ping::<Value>().await }
-            }) => return up.lost(reason),
-        }
+impl Session<'_> {
+    /// Connects and subscribes within [`CONNECT_TIMEOUT`], unless shutdown
+    /// comes first; reports the link up.
+    async fn subscribe<T>(
+        &self,
+        connect: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<(T, Up), Ended> {
+        let within = async {
+            match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+                Ok(r) => r.map_err(|e| describe(&e)),
+                Err(_) => Err(format!(
+                    "connecting and subscribing took longer than {CONNECT_TIMEOUT:?}"
+                )),
+            }
+        };
+        open(self.shutdown, &self.sub.link, self.reconnecting, within).await
     }
 }
 
-/// One session on a Redis Cluster: a RESP3 cluster client whose pushes carry
-/// the messages.
-async fn cluster_session(
-    sub: &Subscription,
-    deliver: &Deliver,
-    shutdown: &CancellationToken,
-    failures: u32,
-    reconnecting: bool,
-) -> Ended {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let connect = async {
-        let client = sub.endpoint.cluster_client(CONNECT_TIMEOUT, Some(tx))?;
-        let mut conn = client.get_async_connection().await?;
-        if sub.sharded {
-            conn.ssubscribe(&sub.channels).await?;
-        } else if !sub.channels.is_empty() {
-            conn.subscribe(&sub.channels).await?;
-        }
-        if !sub.patterns.is_empty() {
-            conn.psubscribe(&sub.patterns).await?;
-        }
-        Ok::<_, redis::RedisError>(conn)
-    };
-    let conn = match subscribe(shutdown, connect).await {
-        Ok(c) => c,
-        Err(ended) => return ended,
-    };
-    sub.link.connected(reconnecting);
-    let how = if sub.sharded {
-        "SSUBSCRIBE"
-    } else {
-        "SUBSCRIBE"
-    };
-    if failures > 0 {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, how, "reconnected to the redis cluster and resubscribed");
-    } else {
-        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, how, "subscribed");
+/// A pub/sub connection to a single server, subscribed: one command for
+/// every channel of this address, one for every pattern (a command with no
+/// argument would be refused).
+async fn connect_single(sub: &Subscription) -> redis::RedisResult<redis::aio::PubSub> {
+    let mut pubsub = sub.endpoint.client()?.get_async_pubsub().await?;
+    if !sub.channels.is_empty() {
+        pubsub.subscribe(&sub.channels).await?;
     }
-    let up = Up::now();
-    let mut watchdog = Watchdog::start().await;
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ended::Shutdown,
-            push = rx.recv() => match push {
-                None => return up.lost("the cluster client stopped".into()),
-                Some(p) => match p.kind {
-                    PushKind::Message | PushKind::SMessage => {
-                        if let [Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
-                            && let Ok(channel) = std::str::from_utf8(channel)
-                        {
-                            deliver(None, channel, Bytes::copy_from_slice(payload));
+    if !sub.patterns.is_empty() {
+        pubsub.psubscribe(&sub.patterns).await?;
+    }
+    Ok(pubsub)
+}
+
+/// A RESP3 cluster connection whose pushes go to `push`, subscribed.
+async fn connect_cluster(
+    sub: &Subscription,
+    push: tokio::sync::mpsc::UnboundedSender<redis::PushInfo>,
+) -> redis::RedisResult<redis::cluster_async::ClusterConnection> {
+    let client = sub.endpoint.cluster_client(CONNECT_TIMEOUT, Some(push))?;
+    let mut conn = client.get_async_connection().await?;
+    if sub.sharded {
+        conn.ssubscribe(&sub.channels).await?;
+    } else if !sub.channels.is_empty() {
+        conn.subscribe(&sub.channels).await?;
+    }
+    if !sub.patterns.is_empty() {
+        conn.psubscribe(&sub.patterns).await?;
+    }
+    Ok(conn)
+}
+
+impl Session<'_> {
+    /// One session on a single server.
+    async fn single(self) -> Ended {
+        let (sub, deliver, shutdown) = (self.sub, self.deliver, self.shutdown);
+        let (pubsub, up) = match self.subscribe(connect_single(sub)).await {
+            Ok(opened) => opened,
+            Err(ended) => return ended,
+        };
+        if self.failures > 0 {
+            tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "reconnected to redis and resubscribed");
+        } else {
+            tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, "subscribed");
+        }
+        let (sink, mut stream) = pubsub.split();
+        let mut watchdog = Watchdog::start().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ended::Shutdown,
+                msg = stream.next() => match msg {
+                    Some(first) => {
+                        // Take what else has already arrived without going
+                        // round the select (a flood comes in thousands per
+                        // read); bounded, so shutdown and pings are still seen.
+                        let ready = std::iter::from_fn(|| stream.next().now_or_never().flatten());
+                        for msg in std::iter::once(first).chain(ready.take(READY_BATCH)) {
+                            let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
+                            if msg.from_pattern() {
+                                // A pattern is one of ours, so it is text.
+                                let pattern: String = msg.get_pattern().unwrap_or_default();
+                                deliver(Some(&pattern), msg.get_channel_name(), payload);
+                            } else {
+                                deliver(None, msg.get_channel_name(), payload);
+                            }
                         }
                     }
-                    PushKind::PMessage => {
-                        if let [Value::BulkString(pattern), Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
-                            && let (Ok(pattern), Ok(channel)) = (std::str::from_utf8(pattern), std::str::from_utf8(channel))
-                        {
-                            deliver(Some(pattern), channel, Bytes::copy_from_slice(payload));
-                        }
-                    }
-                    PushKind::Disconnection => return up.lost("a cluster node closed the connection".into()),
-                    // A slot migration ends the sharded subscriptions of the
-                    // slot: subscribe again where the slot now is.
-                    PushKind::SUnsubscribe => return up.lost("a sharded subscription ended (slot migrated)".into()),
-                    _ => {}
+                    None => return up.lost("the server closed the connection".into()),
                 },
-            },
-            reason = watchdog.dead(|| {
-                let mut conn = conn.clone();
-                async move { redis::cmd("PING").query_async::<Value>(&mut conn).await }
-            }) => return up.lost(reason),
+                reason = watchdog.dead(|| {
+                    let mut sink = sink.clone();
+                    async move { sink.ping::<Value>().await }
+                }) => return up.lost(reason),
+            }
+        }
+    }
+
+    /// One session on a Redis Cluster: a RESP3 cluster client whose pushes
+    /// carry the messages.
+    async fn cluster(self) -> Ended {
+        let (sub, deliver, shutdown) = (self.sub, self.deliver, self.shutdown);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let connect = connect_cluster(sub, tx);
+        let (conn, up) = match self.subscribe(connect).await {
+            Ok(opened) => opened,
+            Err(ended) => return ended,
+        };
+        let how = if sub.sharded {
+            "SSUBSCRIBE"
+        } else {
+            "SUBSCRIBE"
+        };
+        let subscribed = match self.failures {
+            0 => "subscribed",
+            _ => "reconnected to the redis cluster and resubscribed",
+        };
+        tracing::info!(address = %sub.endpoint.shown(), channels = ?sub.channels, patterns = ?sub.patterns, how, "{subscribed}");
+        let mut watchdog = Watchdog::start().await;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ended::Shutdown,
+                push = rx.recv() => match push {
+                    None => return up.lost("the cluster client stopped".into()),
+                    Some(p) => match p.kind {
+                        PushKind::Message | PushKind::SMessage => {
+                            if let [Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
+                                && let Ok(channel) = std::str::from_utf8(channel)
+                            {
+                                deliver(None, channel, Bytes::copy_from_slice(payload));
+                            }
+                        }
+                        PushKind::PMessage => {
+                            if let [Value::BulkString(pattern), Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
+                                && let (Ok(pattern), Ok(channel)) = (std::str::from_utf8(pattern), std::str::from_utf8(channel))
+                            {
+                                deliver(Some(pattern), channel, Bytes::copy_from_slice(payload));
+                            }
+                        }
+                        PushKind::Disconnection => return up.lost("a cluster node closed the connection".into()),
+                        // A slot migration ends the sharded subscriptions of the
+                        // slot: subscribe again where the slot now is.
+                        PushKind::SUnsubscribe => return up.lost("a sharded subscription ended (slot migrated)".into()),
+                        _ => {}
+                    },
+                },
+                reason = watchdog.dead(|| {
+                    let mut conn = conn.clone();
+                    async move { redis::cmd("PING").query_async::<Value>(&mut conn).await }
+                }) => return up.lost(reason),
+            }
         }
     }
 }

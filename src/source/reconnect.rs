@@ -178,16 +178,38 @@ impl<'a> Reconnect<'a> {
     }
 }
 
-/// Connects (`connect`'s error is the reason to log) unless shutdown comes
-/// first.
-pub async fn connect_unless_shutdown<T>(
-    shutdown: &CancellationToken,
-    connect: impl Future<Output = Result<T, String>>,
-) -> Result<T, Ended> {
-    tokio::select! {
-        _ = shutdown.cancelled() => Err(Ended::Shutdown),
-        r = connect => r.map_err(Ended::never_up),
+/// What a failed connection attempt says in the logs.
+pub trait Reason {
+    fn reason(self) -> String;
+}
+
+impl Reason for RedisError {
+    fn reason(self) -> String {
+        describe(&self)
     }
+}
+
+impl Reason for String {
+    fn reason(self) -> String {
+        self
+    }
+}
+
+/// Opens a session: connects unless shutdown comes first, and reports the
+/// link up (`again`: after a loss). Returns the connection and when it
+/// started reading.
+pub async fn open<T, E: Reason>(
+    shutdown: &CancellationToken,
+    link: &RedisLink,
+    again: bool,
+    connect: impl Future<Output = Result<T, E>>,
+) -> Result<(T, Up), Ended> {
+    let conn = tokio::select! {
+        _ = shutdown.cancelled() => return Err(Ended::Shutdown),
+        r = connect => r.map_err(|e| Ended::never_up(e.reason()))?,
+    };
+    link.connected(again);
+    Ok((conn, Up::now()))
 }
 
 /// When a session started reading, to tell [`STABLE_AFTER`] apart.

@@ -1,15 +1,19 @@
 //! When a failed delivery of a stream entry or a list item is attempted
 //! again: the wait between attempts ([`retry_wait`]: 1 s doubling, capped at
-//! [`RETRY_MAX`]), and the [`Schedule`] a retrier keeps its waiting
-//! deliveries in until each is due.
+//! [`RETRY_MAX`]), the [`Schedule`] waiting deliveries are kept in until
+//! each is due, and the retrier loop ([`retrier`]) both sources run.
 //!
-//! Not owned here: what a retry holds and how it is taken up again (each
-//! source's retrier: `stream/retry.rs`, `list/consume.rs`), reconnecting
-//! (`reconnect.rs`).
+//! Not owned here: what a retry holds and how it is taken up again
+//! (`stream/retry.rs`, `list/consume.rs`), reconnecting (`reconnect.rs`).
 
+use super::reconnect::BACKOFF_MAX;
+use crate::dispatch::{Capacity, Permits};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::future::Future;
 use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 /// The wait before the second attempt; it doubles for each one after.
 pub const RETRY_FIRST: Duration = Duration::from_secs(1);
@@ -25,6 +29,12 @@ pub const RETRY_MAX: Duration = Duration::from_secs(60);
 pub fn retry_wait(attempt: u32) -> Duration {
     let doublings = attempt.saturating_sub(1).min(16);
     (RETRY_FIRST * (1u32 << doublings)).min(RETRY_MAX)
+}
+
+/// A failed delivery waiting for its next attempt.
+pub trait Waits {
+    /// How long after it failed it is due.
+    fn wait(&self) -> Duration;
 }
 
 /// Deliveries waiting for their next attempt, earliest due first.
@@ -67,10 +77,82 @@ impl<T> Schedule<T> {
             .expect("invariant: every key in the heap is waiting")
     }
 
+    /// The next retry due, taking new ones from `rx` meanwhile; `None` at
+    /// shutdown or once every sender is gone (every attempt ended).
+    pub async fn next(
+        &mut self,
+        rx: &mut mpsc::UnboundedReceiver<T>,
+        shutdown: &CancellationToken,
+    ) -> Option<T>
+    where
+        T: Waits,
+    {
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return None,
+                r = rx.recv() => {
+                    let r = r?;
+                    self.add(r.wait(), r);
+                }
+                r = self.next_due() => return Some(r),
+            }
+        }
+    }
+
+    /// Holds a handler slot for `retry`; at shutdown it goes back to wait
+    /// (`None`).
+    pub async fn slot(
+        &mut self,
+        retry: T,
+        capacity: &Capacity,
+        shutdown: &CancellationToken,
+    ) -> Option<(T, Permits)> {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                self.add(Duration::ZERO, retry);
+                None
+            }
+            p = capacity.acquire() => Some((retry, p)),
+        }
+    }
+
     /// What still waits (at shutdown).
     pub fn into_waiting(self) -> impl ExactSizeIterator<Item = T> {
         self.waiting.into_values()
     }
+}
+
+/// Runs a retrier until shutdown or until every attempt ended: each retry,
+/// once due and while it is `wanted` (checked again once it holds a
+/// handler slot), is handed to `take_up` with the slot; one that `take_up`
+/// hands back could not be taken up now and waits [`BACKOFF_MAX`] more.
+/// Returns what still waits.
+pub async fn retrier<T: Waits, Fut>(
+    mut rx: mpsc::UnboundedReceiver<T>,
+    capacity: &Capacity,
+    shutdown: &CancellationToken,
+    wanted: impl Fn(&T) -> bool,
+    mut take_up: impl FnMut(T, Permits) -> Fut,
+) -> impl ExactSizeIterator<Item = T>
+where
+    Fut: Future<Output = Option<T>>,
+{
+    let mut schedule = Schedule::default();
+    while let Some(r) = schedule.next(&mut rx, shutdown).await {
+        if !wanted(&r) {
+            continue;
+        }
+        let Some((r, permit)) = schedule.slot(r, capacity, shutdown).await else {
+            break;
+        };
+        if !wanted(&r) {
+            continue;
+        }
+        if let Some(again) = take_up(r, permit).await {
+            schedule.add(BACKOFF_MAX, again);
+        }
+    }
+    schedule.into_waiting()
 }
 
 #[cfg(test)]

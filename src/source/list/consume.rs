@@ -6,17 +6,15 @@
 //!
 //! Not owned here: removing and dead-lettering (`settle`), heartbeats and
 //! the own processing list (`recover`), running a handler
-//! ([`dispatch::run_delivery`]).
+//! (`dispatch::run_delivery`).
 
 use super::running::{Chans, Inner};
 use super::{recover, scripts, settle};
-use crate::dispatch::{self, Permits, Ran};
+use crate::dispatch::{Permits, Ran};
 use crate::source::connect::{Conn, RESPONSE_TIMEOUT, describe};
 use crate::source::reading::{Refusals, finish_read, slots};
-use crate::source::reconnect::{
-    BACKOFF_MAX, Ended, Reads, Reconnect, Up, broken, connect_unless_shutdown,
-};
-use crate::source::retry::{Schedule, retry_wait};
+use crate::source::reconnect::{Ended, Reads, Reconnect, broken, open};
+use crate::source::retry::{Waits, retrier, retry_wait};
 use bytes::Bytes;
 use redis::Value;
 use spin_redis_sandbox::wasi::{Message, Origin};
@@ -37,6 +35,12 @@ pub struct Retry {
     /// The attempt that failed.
     pub delivery: u32,
     pub wait: Duration,
+}
+
+impl Waits for Retry {
+    fn wait(&self) -> Duration {
+        self.wait
+    }
 }
 
 /// Reads the list until `shutdown`, reconnecting by the shared policy.
@@ -68,21 +72,16 @@ async fn read_session(
         recover::beat(&mut conn, inner).await?;
         Ok::<_, redis::RedisError>(conn)
     };
-    let mut conn =
-        match connect_unless_shutdown(shutdown, async { connect.await.map_err(|e| describe(&e)) })
-            .await
-        {
-            Ok(c) => c,
-            Err(ended) => return ended,
-        };
-    inner.link.connected(failures > 0);
+    let (mut conn, up) = match open(shutdown, &inner.link, failures > 0, connect).await {
+        Ok(opened) => opened,
+        Err(ended) => return ended,
+    };
     let shown = spec.endpoint.shown();
     if failures > 0 {
         tracing::info!(address = %shown, list = %spec.list, consumer = %spec.consumer, "reconnected to redis; reading the list again");
     } else {
         tracing::info!(address = %shown, list = %spec.list, consumer = %spec.consumer, processing = %spec.keys.processing, "reading the list");
     }
-    let up = Up::now();
     // This consumer's own processing list: left by a previous process of
     // the same name, or by an attempt that could not be settled.
     match recover::resume_own(inner, &mut conn, chans, shutdown, !*started).await {
@@ -105,8 +104,7 @@ async fn read_session(
                 if let Some(attempts) = refused.note() {
                     tracing::warn!(list = %spec.list, reason = %describe(&e), attempts, "redis refused to take from the list; retrying");
                 }
-                drop(permits);
-                if !Refusals::pause(shutdown).await {
+                if !Refusals::pause(permits, shutdown).await {
                     return Ended::Shutdown;
                 }
                 continue;
@@ -227,27 +225,20 @@ impl Inner {
             settle::dead_letter(&self, &item, delivery, &reason).await;
             return;
         }
-        let account = self.shared.stats.open();
-        let ran = dispatch::run_delivery(
-            &self.handler,
-            Message {
-                channel: &spec.list,
-                address: &self.address,
-                payload: item.clone(),
-                stream: None,
-                origin: Some(Origin::List { delivery }),
-            },
-            account,
-            &self.route_metrics,
-            &self.shared,
-        )
-        .await;
+        let message = Message {
+            channel: &spec.list,
+            address: &self.address,
+            payload: item.clone(),
+            stream: None,
+            origin: Some(Origin::List { delivery }),
+        };
+        let ran = self.run_attempt(message).await;
         drop(permits);
         match ran {
             Ran::Ok => {
                 // Removed (and released) by the settler once the output is
                 // in the log files.
-                if let Err(unsent) = chans.settled.send(item) {
+                if let Err(unsent) = chans.handled.send(item) {
                     self.release(&unsent.0);
                 }
             }
@@ -280,50 +271,41 @@ impl Inner {
 pub async fn retry_loop(
     inner: Arc<Inner>,
     chans: Chans,
-    mut rx: mpsc::UnboundedReceiver<Retry>,
+    rx: mpsc::UnboundedReceiver<Retry>,
     shutdown: CancellationToken,
 ) {
-    let spec = &inner.spec;
-    let mut schedule = Schedule::default();
-    loop {
-        let r = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = rx.recv() => match r {
-                Some(r) => {
-                    schedule.add(r.wait, r);
-                    continue;
-                }
-                None => break,
-            },
-            r = schedule.next_due() => r,
-        };
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => {
-                schedule.add(Duration::ZERO, r);
-                break;
-            }
-            p = inner.capacity.acquire() => p,
-        };
+    let take_up = |r: Retry, permit| {
+        let (inner, chans) = (inner.clone(), chans.clone());
+        async move { inner.take_up(r, permit, &chans).await }
+    };
+    let left = retrier(rx, &inner.capacity, &shutdown, |_| true, take_up).await;
+    if left.len() > 0 {
+        tracing::info!(list = %inner.spec.list, items = left.len(), "items waiting for a retry are handed back to the queue at shutdown");
+    }
+}
+
+impl Inner {
+    /// Starts the next attempt of a waiting retry, if the item is still in
+    /// this consumer's processing list; hands it back when Redis cannot say.
+    async fn take_up(self: &Arc<Self>, r: Retry, permit: Permits, chans: &Chans) -> Option<Retry> {
+        let spec = &self.spec;
         let counted = async {
-            let mut conn = inner.commands.get().await?;
+            let mut conn = self.commands.get().await?;
             let r = scripts::count_held(&mut conn, &spec.keys, &r.item).await;
-            inner.commands.check(&r).await;
+            self.commands.check(&r).await;
             r
         };
         match counted.await {
-            Ok(Some(delivery)) => inner.spawn_attempt(r.item, delivery, permit, &chans),
+            Ok(Some(delivery)) => self.spawn_attempt(r.item, delivery, permit, chans),
             Ok(None) => {
                 tracing::info!(list = %spec.list, "the item to retry was handed back to the queue meanwhile (this consumer's heartbeat had expired)");
-                inner.release(&r.item);
+                self.release(&r.item);
             }
             Err(e) => {
                 tracing::warn!(list = %spec.list, reason = %describe(&e), "cannot retry the item now; trying again shortly");
-                schedule.add(BACKOFF_MAX, r);
+                return Some(r);
             }
         }
-    }
-    let left = schedule.into_waiting().len();
-    if left > 0 {
-        tracing::info!(list = %spec.list, items = left, "items waiting for a retry are handed back to the queue at shutdown");
+        None
     }
 }

@@ -13,7 +13,7 @@
 
 use super::running::Inner;
 use super::scripts;
-use crate::source::batch::Batches;
+use crate::source::batch::{self, Settle, Settles};
 use crate::source::connect::describe;
 use bytes::Bytes;
 use std::sync::Arc;
@@ -38,31 +38,26 @@ pub async fn settle_loop(
     rx: mpsc::UnboundedReceiver<Bytes>,
     shutdown: CancellationToken,
 ) {
-    let spec = &inner.spec;
-    let mut batches = Batches::new(rx);
-    let mut batch: Vec<Bytes> = Vec::new();
-    while batches.fill(&mut batch).await {
-        inner.shared.logs.flush();
-        match settle(&inner, &batch).await {
-            Ok(removed) => {
-                batches.settled();
-                let handled = &inner.counters.handled;
-                handled.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                if removed < batch.len() {
-                    tracing::warn!(list = %spec.list, items = batch.len() - removed, "handled items had been handed back to the queue meanwhile (this consumer's heartbeat had expired); they will be handled again");
-                }
-                batch.drain(..).for_each(|item| inner.release(&item));
-            }
-            Err(e) => {
-                if batches.failed() {
-                    tracing::warn!(list = %spec.list, items = batch.len(), reason = %describe(&e), "cannot remove handled items from the processing list; retrying");
-                }
-                if batches.give_up_or_wait(&shutdown).await {
-                    tracing::warn!(list = %spec.list, items = batch.len(), "handled items left in the processing list at shutdown; they will be handled again");
-                    batch.drain(..).for_each(|item| inner.release(&item));
-                }
-            }
+    let removals = Settles::Removals {
+        list: &inner.spec.list,
+    };
+    batch::settle_loop(&*inner, removals, rx, &shutdown).await;
+}
+
+impl Settle<Bytes> for Inner {
+    async fn settle(&self, items: &[Bytes]) -> Result<(), String> {
+        self.shared.logs.flush();
+        let removed = settle(self, items).await.map_err(|e| describe(&e))?;
+        let handled = &self.counters.handled;
+        handled.fetch_add(items.len() as u64, Ordering::Relaxed);
+        if removed < items.len() {
+            tracing::warn!(list = %self.spec.list, items = items.len() - removed, "handled items had been handed back to the queue meanwhile (this consumer's heartbeat had expired); they will be handled again");
         }
+        Ok(())
+    }
+
+    fn forget(&self, item: &Bytes) {
+        self.release(item);
     }
 }
 

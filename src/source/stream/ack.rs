@@ -1,13 +1,13 @@
 //! The acknowledger of a stream trigger: acknowledges handled entries
-//! (`XACK`) in batches, after flushing the component's log files, so that an
-//! entry whose output was lost in a crash is never acknowledged. It ends
-//! once every attempt has ended (every sender of its channel is gone).
+//! (`XACK`) in batches, after flushing the component's log files on a
+//! blocking thread, so that an entry whose output was lost in a crash is
+//! never acknowledged.
 //!
 //! Not owned here: the batching and its retries (`source/batch.rs`),
 //! deciding that an entry succeeded (`attempt.rs`).
 
 use super::running::Inner;
-use crate::source::batch::Batches;
+use crate::source::batch::{Settle, Settles, settle_loop};
 use crate::source::connect::describe;
 use redis::Value;
 use std::sync::Arc;
@@ -21,35 +21,35 @@ pub(super) async fn ack_loop(
     rx: mpsc::UnboundedReceiver<String>,
     shutdown: CancellationToken,
 ) {
-    let spec = &inner.spec;
-    let mut batches = Batches::new(rx);
-    let mut batch: Vec<String> = Vec::new();
-    while batches.fill(&mut batch).await {
+    let acks = Settles::Acks {
+        stream: &inner.spec.stream,
+    };
+    settle_loop(&*inner, acks, rx, &shutdown).await;
+}
+
+impl Settle<String> for Inner {
+    async fn settle(&self, ids: &[String]) -> Result<(), String> {
+        let spec = &self.spec;
         // The component's output reaches its files first; on a blocking
         // thread, since a slow disk (or a stuck pipe) must not stop this
         // runtime, which does every trigger's Redis I/O.
-        let logs = inner.shared.logs.clone();
-        let component = inner.handler.component.clone();
+        let logs = self.shared.logs.clone();
+        let component = self.handler.component.clone();
         if let Err(e) = tokio::task::spawn_blocking(move || logs.flush_component(&component)).await
         {
             tracing::error!(stream = %spec.stream, reason = %e, "flushing the log files before acknowledging failed");
         }
-        match inner.commands.query::<Value>(&spec.xack(&batch)).await {
+        match self.commands.query::<Value>(&spec.xack(ids)).await {
             Ok(_) => {
-                batches.settled();
-                let handled = &inner.counters.handled;
-                handled.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                batch.drain(..).for_each(|id| inner.release(&id));
+                let handled = &self.counters.handled;
+                handled.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                Ok(())
             }
-            Err(e) => {
-                if batches.failed() {
-                    tracing::warn!(stream = %spec.stream, entries = batch.len(), reason = %describe(&e), "cannot acknowledge handled entries; retrying");
-                }
-                if batches.give_up_or_wait(&shutdown).await {
-                    tracing::warn!(stream = %spec.stream, entries = batch.len(), "handled entries left unacknowledged at shutdown; they will be handled again");
-                    batch.drain(..).for_each(|id| inner.release(&id));
-                }
-            }
+            Err(e) => Err(describe(&e)),
         }
+    }
+
+    fn forget(&self, id: &String) {
+        self.release(id);
     }
 }

@@ -4,13 +4,13 @@
 //! lettered, or left pending when cut short. Also the delivery counts
 //! (`XPENDING`) the reader and claimer start attempts with.
 //!
-//! Not owned here: running a handler ([`dispatch::run_delivery`]), waiting
+//! Not owned here: running a handler (`dispatch::run_delivery`), waiting
 //! retries (`retry.rs`), dead-lettering (`dead_letter.rs`).
 
 use super::reply::{Entry, text};
 use super::retry::OnAbandon;
 use super::running::{Chans, Held, Inner};
-use crate::dispatch::{self, Permits, Ran};
+use crate::dispatch::{Permits, Ran};
 use redis::Value;
 use spin_redis_sandbox::wasi::{Message, StreamEntry};
 use std::collections::HashMap;
@@ -78,24 +78,17 @@ impl Inner {
             return;
         }
         let payload = payload.expect("invariant: refused above when missing");
-        let account = self.shared.stats.open();
-        let ran = dispatch::run_delivery(
-            &self.handler,
-            Message {
-                channel: &spec.stream,
-                address: &self.address,
-                payload,
-                stream: Some(StreamEntry {
-                    id: &entry.id,
-                    delivery,
-                }),
-                origin: None,
-            },
-            account,
-            &self.route_metrics,
-            &self.shared,
-        )
-        .await;
+        let message = Message {
+            channel: &spec.stream,
+            address: &self.address,
+            payload,
+            stream: Some(StreamEntry {
+                id: &entry.id,
+                delivery,
+            }),
+            origin: None,
+        };
+        let ran = self.run_attempt(message).await;
         // A failed entry is counted as waiting before its slot is given
         // back, so that reading never finds it in neither count.
         match ran {
@@ -104,7 +97,7 @@ impl Inner {
                 // Acknowledged (and released) by the acknowledger once the
                 // output is in the log files; held until then, so that it is
                 // not read again meanwhile.
-                if let Err(unsent) = chans.acks.send(entry.id) {
+                if let Err(unsent) = chans.handled.send(entry.id) {
                     self.release(&unsent.0);
                 }
             }

@@ -73,14 +73,10 @@ while left > 0 do
   local rows = redis.call('XREVRANGE', KEYS[1], last, '-', 'COUNT', math.min(left, 10))
   if #rows == 0 then break end
   for _, row in ipairs(rows) do
-    local f = row[2]
-    local id, stream, component
-    for i = 1, #f, 2 do
-      if f[i] == 'dead_letter_id' then id = f[i + 1]
-      elseif f[i] == 'dead_letter_stream' then stream = f[i + 1]
-      elseif f[i] == 'dead_letter_component' then component = f[i + 1] end
-    end
-    if id == ARGV[1] and stream == ARGV[2] and component == ARGV[3] then return 0 end
+    local flat, f = row[2], {}
+    for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+    if f.dead_letter_id == ARGV[1] and f.dead_letter_stream == ARGV[2]
+      and f.dead_letter_component == ARGV[3] then return 0 end
     last = '(' .. row[1]
   end
   left = left - #rows

@@ -13,7 +13,7 @@ use super::reply::stream_entries;
 use super::running::{Chans, Inner};
 use crate::source::connect::{Conn, RESPONSE_TIMEOUT, describe};
 use crate::source::reading::{Refusals, finish_read, slots};
-use crate::source::reconnect::{Ended, Reads, Reconnect, Up, broken, connect_unless_shutdown};
+use crate::source::reconnect::{Ended, Reads, Reconnect, broken, open};
 use redis::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,16 +29,27 @@ pub(super) const BATCH: usize = 128;
 /// Reads the group until `shutdown`, reconnecting by the shared policy.
 pub(super) async fn read_loop(inner: Arc<Inner>, chans: Chans, shutdown: CancellationToken) {
     let spec = &inner.spec;
-    // The own pending entries are read once, when the process starts.
-    let mut own_pending = true;
     let mut reconnect = Reconnect::new(&spec.endpoint, Reads::Stream(&spec.stream), &inner.link);
-    loop {
-        let failures = reconnect.failures();
-        let ended = read_session(&inner, &chans, &shutdown, &mut own_pending, failures).await;
-        if !reconnect.after(ended, &shutdown).await {
-            return;
-        }
-    }
+    let mut reader = Reader {
+        inner: inner.clone(),
+        chans,
+        shutdown: shutdown.clone(),
+        own_pending: true,
+    };
+    while reconnect
+        .after(reader.session(reconnect.failures()).await, &shutdown)
+        .await
+    {}
+}
+
+/// The reader across its sessions.
+struct Reader {
+    inner: Arc<Inner>,
+    chans: Chans,
+    shutdown: CancellationToken,
+    /// This consumer's own pending entries are yet to be read (once, when
+    /// the process starts).
+    own_pending: bool,
 }
 
 /// Creates the group (and the stream) if missing: at `start` the first
@@ -162,157 +173,155 @@ fn read_cmd(inner: &Inner, n: usize, cursor: Option<&str>) -> redis::Cmd {
     cmd
 }
 
-async fn read_session(
-    inner: &Arc<Inner>,
-    chans: &Chans,
-    shutdown: &CancellationToken,
-    own_pending: &mut bool,
-    failures: u32,
-) -> Ended {
-    let spec = &inner.spec;
-    let connect = async {
-        let mut conn = spec.endpoint.connect(RESPONSE_TIMEOUT + BLOCK).await?;
-        ensure_group(&mut conn, inner).await?;
-        // Where the group stands, should it be lost before this process
-        // reads anything. (Only a hint: not worth failing the session.)
-        let _ = group_info(inner).await;
-        Ok::<_, redis::RedisError>(conn)
-    };
-    let mut conn =
-        match connect_unless_shutdown(shutdown, async { connect.await.map_err(|e| describe(&e)) })
-            .await
-        {
-            Ok(c) => c,
+impl Reader {
+    /// One session: connect, make the group if missing, read until the
+    /// connection is lost or shutdown.
+    async fn session(&mut self, failures: u32) -> Ended {
+        let Reader {
+            inner,
+            chans,
+            shutdown,
+            own_pending,
+        } = self;
+        let spec = &inner.spec;
+        let connect = async {
+            let mut conn = spec.endpoint.connect(RESPONSE_TIMEOUT + BLOCK).await?;
+            ensure_group(&mut conn, &*inner).await?;
+            // Where the group stands, should it be lost before this process
+            // reads anything. (Only a hint: not worth failing the session.)
+            let _ = group_info(&*inner).await;
+            Ok::<_, redis::RedisError>(conn)
+        };
+        let (mut conn, up) = match open(shutdown, &inner.link, failures > 0, connect).await {
+            Ok(opened) => opened,
             Err(ended) => return ended,
         };
-    inner.link.connected(failures > 0);
-    let shown = spec.endpoint.shown();
-    if failures > 0 {
-        tracing::info!(address = %shown, stream = %spec.stream, group = %spec.group, consumer = %spec.consumer, "reconnected to redis; reading the stream again");
-    } else {
-        tracing::info!(address = %shown, stream = %spec.stream, group = %spec.group, consumer = %spec.consumer, "reading the stream");
-    }
-    let up = Up::now();
-    // `Some(id)`: reading this consumer's own pending entries after `id`.
-    let mut cursor: Option<String> = own_pending.then(|| "0".to_string());
-    let mut recovered = 0usize;
-    let mut want = 1;
-    let mut refused = Refusals::default();
-    let mut paused = Paused::default();
-    loop {
-        // Room first: no new entry while the most failed ones wait for
-        // their retry; the backlog stays in the stream.
-        if !paused.wait_for_room(inner, shutdown).await {
-            return Ended::Shutdown;
-        }
-        // Then capacity: one slot (waiting for it), more if free.
-        let Some(permits) = slots(&inner.capacity, want, shutdown).await else {
-            return Ended::Shutdown;
+        let reading = match failures {
+            0 => "reading the stream",
+            _ => "reconnected to redis; reading the stream again",
         };
-        // Attempts that failed while the slots were awaited count too.
-        if inner.room.is_full() {
-            continue;
-        }
-        paused.resumed(inner);
-        let n = permits.len();
-        let cmd = read_cmd(inner, n, cursor.as_deref());
-        // A read in flight is finished even when shutting down, so that what
-        // it returns is handled rather than left pending.
-        let Some(read) = finish_read(cmd.query_async::<Value>(&mut conn), BLOCK, shutdown).await
-        else {
-            return Ended::Shutdown;
-        };
-        let stopping = read.stopping;
-        let entries = match read.reply {
-            Ok(v) => stream_entries(v),
-            Err(e) if e.code() == Some("NOGROUP") => {
-                // The stream or group was deleted (or Redis restarted empty).
-                tracing::warn!(stream = %spec.stream, group = %spec.group, "the consumer group is gone; creating it again");
-                if let Err(e) = ensure_group(&mut conn, inner).await {
-                    return up.lost(describe(&e));
-                }
-                if stopping {
-                    return Ended::Shutdown;
-                }
-                continue;
+        tracing::info!(address = %spec.endpoint.shown(), stream = %spec.stream, group = %spec.group, consumer = %spec.consumer, "{reading}");
+        // `Some(id)`: reading this consumer's own pending entries after `id`.
+        let mut cursor: Option<String> = own_pending.then(|| "0".to_string());
+        let mut recovered = 0usize;
+        let mut want = 1;
+        let mut refused = Refusals::default();
+        let mut paused = Paused::default();
+        loop {
+            // Room first: no new entry while the most failed ones wait for
+            // their retry; the backlog stays in the stream.
+            if !paused.wait_for_room(inner, shutdown).await {
+                return Ended::Shutdown;
             }
-            // The key moved away (cluster slot migration) or was deleted
-            // while the read waited: read again.
-            Err(e) if e.code() == Some("UNBLOCKED") => {
-                tracing::debug!(stream = %spec.stream, reason = %describe(&e), "the read was unblocked; reading again");
-                if stopping {
-                    return Ended::Shutdown;
-                }
-                continue;
-            }
-            // Refused (not a lost connection): said, and tried again later.
-            Err(e) if !broken(&e) => {
-                if let Some(attempts) = refused.note() {
-                    tracing::warn!(stream = %spec.stream, group = %spec.group, reason = %describe(&e), attempts, "redis refused to read the stream; retrying");
-                }
-                if stopping {
-                    return Ended::Shutdown;
-                }
-                drop(permits);
-                if !Refusals::pause(shutdown).await {
-                    return Ended::Shutdown;
-                }
-                continue;
-            }
-            Err(e) => return up.lost(describe(&e)),
-        };
-        refused.reset();
-        want = if entries.len() == n {
-            (n * 2).min(BATCH)
-        } else {
-            1
-        };
-        let deliveries: HashMap<String, u32> = if let Some(c) = &mut cursor {
-            let Some(last) = entries.last() else {
-                if recovered > 0 {
-                    tracing::info!(stream = %spec.stream, consumer = %spec.consumer, entries = recovered, "took up this consumer's own pending entries");
-                }
-                cursor = None;
-                *own_pending = false;
-                if stopping {
-                    return Ended::Shutdown;
-                }
-                continue;
+            // Then capacity: one slot (waiting for it), more if free.
+            let Some(permits) = slots(&inner.capacity, want, shutdown).await else {
+                return Ended::Shutdown;
             };
-            *c = last.id.clone();
-            let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
-            match inner.delivery_counts(&ids).await {
-                Ok(d) => d,
+            // Attempts that failed while the slots were awaited count too.
+            if inner.room.is_full() {
+                continue;
+            }
+            paused.resumed(inner);
+            let n = permits.len();
+            let cmd = read_cmd(inner, n, cursor.as_deref());
+            // A read in flight is finished even when shutting down, so that what
+            // it returns is handled rather than left pending.
+            let Some(read) =
+                finish_read(cmd.query_async::<Value>(&mut conn), BLOCK, shutdown).await
+            else {
+                return Ended::Shutdown;
+            };
+            let stopping = read.stopping;
+            let entries = match read.reply {
+                Ok(v) => stream_entries(v),
+                Err(e) if e.code() == Some("NOGROUP") => {
+                    // The stream or group was deleted (or Redis restarted empty).
+                    tracing::warn!(stream = %spec.stream, group = %spec.group, "the consumer group is gone; creating it again");
+                    if let Err(e) = ensure_group(&mut conn, &*inner).await {
+                        return up.lost(describe(&e));
+                    }
+                    if stopping {
+                        return Ended::Shutdown;
+                    }
+                    continue;
+                }
+                // The key moved away (cluster slot migration) or was deleted
+                // while the read waited: read again.
+                Err(e) if e.code() == Some("UNBLOCKED") => {
+                    tracing::debug!(stream = %spec.stream, reason = %describe(&e), "the read was unblocked; reading again");
+                    if stopping {
+                        return Ended::Shutdown;
+                    }
+                    continue;
+                }
+                // Refused (not a lost connection): said, and tried again later.
+                Err(e) if !broken(&e) => {
+                    if let Some(attempts) = refused.note() {
+                        tracing::warn!(stream = %spec.stream, group = %spec.group, reason = %describe(&e), attempts, "redis refused to read the stream; retrying");
+                    }
+                    if stopping {
+                        return Ended::Shutdown;
+                    }
+                    if !Refusals::pause(permits, shutdown).await {
+                        return Ended::Shutdown;
+                    }
+                    continue;
+                }
                 Err(e) => return up.lost(describe(&e)),
-            }
-        } else {
-            if let Some(last) = entries.last() {
-                inner.saw(&last.id);
-            }
-            entries.iter().map(|e| (e.id.clone(), 1)).collect()
-        };
-        let mut permits = permits.into_iter();
-        for entry in entries {
-            if entry.fields.is_none() {
-                // Deleted while pending: nothing to handle. (If this fails
-                // it is asked again at the next start.)
-                let _ = inner.commands.query::<Value>(&spec.xack(&entry.id)).await;
-                continue;
-            }
-            if inner.held(&entry.id).is_some() {
-                continue;
-            }
-            let Some(&delivery) = deliveries.get(&entry.id) else {
-                continue;
             };
-            recovered += usize::from(cursor.is_some());
-            let permit = permits
-                .next()
-                .expect("invariant: at most one entry per permit");
-            inner.spawn_attempt(entry, delivery, permit, chans);
-        }
-        if stopping {
-            return Ended::Shutdown;
+            refused.reset();
+            want = if entries.len() == n {
+                (n * 2).min(BATCH)
+            } else {
+                1
+            };
+            let deliveries: HashMap<String, u32> = if let Some(c) = &mut cursor {
+                let Some(last) = entries.last() else {
+                    if recovered > 0 {
+                        tracing::info!(stream = %spec.stream, consumer = %spec.consumer, entries = recovered, "took up this consumer's own pending entries");
+                    }
+                    cursor = None;
+                    *own_pending = false;
+                    if stopping {
+                        return Ended::Shutdown;
+                    }
+                    continue;
+                };
+                *c = last.id.clone();
+                let ids: Vec<&str> = entries.iter().map(|e| e.id.as_str()).collect();
+                match inner.delivery_counts(&ids).await {
+                    Ok(d) => d,
+                    Err(e) => return up.lost(describe(&e)),
+                }
+            } else {
+                if let Some(last) = entries.last() {
+                    inner.saw(&last.id);
+                }
+                entries.iter().map(|e| (e.id.clone(), 1)).collect()
+            };
+            let mut permits = permits.into_iter();
+            for entry in entries {
+                if entry.fields.is_none() {
+                    // Deleted while pending: nothing to handle. (If this fails
+                    // it is asked again at the next start.)
+                    let _ = inner.commands.query::<Value>(&spec.xack(&entry.id)).await;
+                    continue;
+                }
+                if inner.held(&entry.id).is_some() {
+                    continue;
+                }
+                let Some(&delivery) = deliveries.get(&entry.id) else {
+                    continue;
+                };
+                recovered += usize::from(cursor.is_some());
+                let permit = permits
+                    .next()
+                    .expect("invariant: at most one entry per permit");
+                inner.spawn_attempt(entry, delivery, permit, chans);
+            }
+            if stopping {
+                return Ended::Shutdown;
+            }
         }
     }
 }

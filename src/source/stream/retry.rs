@@ -23,8 +23,9 @@
 
 use super::reply::entries_of;
 use super::running::{Chans, Held, Inner};
+use crate::dispatch::Permits;
 use crate::source::connect::describe;
-use crate::source::retry::{Schedule, retry_wait};
+use crate::source::retry::{Waits, retrier, retry_wait};
 use redis::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -42,6 +43,12 @@ pub(super) struct Retry {
     /// Counts against the trigger's [`Room`] until the retry is taken up or
     /// given up.
     pub _waiting: Waiting,
+}
+
+impl Waits for Retry {
+    fn wait(&self) -> Duration {
+        self.wait
+    }
 }
 
 /// How many entries a trigger holds without running them, and how many it
@@ -158,72 +165,57 @@ impl Inner {
     }
 }
 
-/// Hands failed entries to a handler again once their backoff has passed.
+/// Hands failed entries to a handler again once their backoff has passed,
+/// unless they were taken over meanwhile.
 pub(super) async fn retry_loop(
     inner: Arc<Inner>,
     chans: Chans,
-    mut rx: mpsc::UnboundedReceiver<Retry>,
+    rx: mpsc::UnboundedReceiver<Retry>,
     shutdown: CancellationToken,
 ) {
-    let spec = &inner.spec;
-    let mut schedule = Schedule::default();
-    loop {
-        let r = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = rx.recv() => match r {
-                Some(r) => {
-                    schedule.add(r.wait, r);
-                    continue;
-                }
-                None => break,
-            },
-            r = schedule.next_due() => r,
-        };
-        if inner.held(&r.id) != Some(Held::Waiting) {
-            // Taken over (by this process or another) meanwhile.
-            continue;
+    let waiting = |r: &Retry| inner.held(&r.id) == Some(Held::Waiting);
+    let take_up = |r: Retry, permit| {
+        let (inner, chans) = (inner.clone(), chans.clone());
+        async move {
+            inner.take_up(r, permit, &chans).await;
+            None
         }
-        let permit = tokio::select! {
-            _ = shutdown.cancelled() => {
-                schedule.add(Duration::ZERO, r);
-                break;
-            }
-            p = inner.capacity.acquire() => p,
-        };
-        if inner.held(&r.id) != Some(Held::Waiting) {
-            continue;
-        }
-        // Claiming it again counts the delivery in Redis, resets its idle
-        // time and returns its fields; an entry touched since it failed
-        // (idle less than the backoff) was taken over, and is left alone.
+    };
+    let left = retrier(rx, &inner.capacity, &shutdown, waiting, take_up).await;
+    let count = left.len();
+    left.for_each(|r| inner.release_waiting(&r.id));
+    if count > 0 {
+        tracing::info!(stream = %inner.spec.stream, entries = count, "entries waiting for a retry were left pending");
+    }
+}
+
+impl Inner {
+    /// Starts the next attempt of a waiting retry. Claiming it again counts
+    /// the delivery in Redis, resets its idle time and returns its fields;
+    /// an entry touched since it failed (idle less than the backoff) was
+    /// taken over, and is left alone.
+    async fn take_up(self: &Arc<Self>, r: Retry, permit: Permits, chans: &Chans) {
+        let spec = &self.spec;
         let min_idle = r.wait.saturating_sub(Duration::from_millis(50));
         let mut cmd = spec.group_cmd("XCLAIM");
         cmd.arg(&spec.consumer)
             .arg(min_idle.as_millis() as u64)
             .arg(&r.id);
-        let claimed: redis::RedisResult<Value> = inner.commands.query(&cmd).await;
+        let claimed: redis::RedisResult<Value> = self.commands.query(&cmd).await;
         match claimed.map(entries_of) {
             Ok(mut entries) if !entries.is_empty() => {
                 let entry = entries.swap_remove(0);
-                inner.spawn_attempt(entry, r.delivery + 1, permit, &chans);
+                self.spawn_attempt(entry, r.delivery + 1, permit, chans);
             }
             Ok(_) => {
                 tracing::debug!(stream = %spec.stream, id = %r.id, "the entry to retry was taken over or deleted meanwhile");
-                inner.release_waiting(&r.id);
+                self.release_waiting(&r.id);
             }
             Err(e) => {
                 tracing::warn!(stream = %spec.stream, id = %r.id, reason = %describe(&e), "cannot retry the entry now; it stays pending and is taken up again after claim_idle");
-                inner.release_waiting(&r.id);
+                self.release_waiting(&r.id);
             }
         }
-    }
-    let left = schedule.into_waiting();
-    let count = left.len();
-    for r in left {
-        inner.release_waiting(&r.id);
-    }
-    if count > 0 {
-        tracing::info!(stream = %spec.stream, entries = count, "entries waiting for a retry were left pending");
     }
 }
 

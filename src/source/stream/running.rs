@@ -18,12 +18,12 @@ use crate::dispatch::{Capacity, Shared};
 use crate::executor::Handler;
 use crate::ops::health::RedisLink;
 use crate::ops::metrics::{RouteMetrics, StreamMetrics};
-use crate::source::reconnect::LazyConn;
+use crate::source::batch::{self, Settles, Tasks};
+use crate::source::reading::{Core, core_of};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -93,8 +93,7 @@ pub struct StreamSource {
 /// A running stream trigger; see [`StreamSource::start`].
 pub struct Running {
     inner: Arc<Inner>,
-    readers: TaskTracker,
-    acker: tokio::task::JoinHandle<()>,
+    tasks: Tasks,
 }
 
 /// Where an entry held by this process is.
@@ -108,18 +107,12 @@ pub(super) enum Held {
 
 /// What every task of a trigger shares.
 pub(super) struct Inner {
+    /// What every stream or list trigger has (handler, capacity,
+    /// connections); its fields read as this one's.
+    pub core: Core,
     pub spec: StreamSpec,
-    pub handler: Arc<Handler>,
-    pub capacity: Capacity,
-    pub shared: Arc<Shared>,
-    pub link: RedisLink,
-    pub route_metrics: RouteMetrics,
     pub stream_metrics: StreamMetrics,
     pub counters: Counters,
-    /// Commands other than the blocking read.
-    pub commands: LazyConn,
-    /// The endpoint as handlers see it (no credentials).
-    pub address: String,
     /// Entries this process is running or will retry, by id.
     held: Mutex<HashMap<String, Held>>,
     /// Entries held without running (waiting retries, dead-lettering).
@@ -134,26 +127,15 @@ pub(super) struct Inner {
     pub group_known: AtomicBool,
 }
 
-/// The channels an attempt reports on. Their receivers end once every
-/// sender is gone, which is how the acknowledger knows all attempts ended.
-#[derive(Clone)]
-pub(super) struct Chans {
-    pub acks: mpsc::UnboundedSender<String>,
-    pub retries: mpsc::UnboundedSender<Retry>,
-}
+/// The channels an attempt reports on (see [`batch::Chans`]).
+pub(super) type Chans = batch::Chans<String, Retry>;
 
 impl StreamSource {
     /// Starts reading, claiming and retrying until `shutdown`.
     pub fn start(self, shared: Arc<Shared>, shutdown: CancellationToken) -> Running {
         let inner = Arc::new(Inner {
-            commands: LazyConn::new(self.spec.endpoint.clone()),
-            address: self.spec.endpoint.shown(),
+            core: core_of!(self, shared),
             spec: self.spec,
-            handler: self.handler,
-            capacity: self.capacity,
-            shared,
-            link: self.link,
-            route_metrics: self.route_metrics,
             stream_metrics: self.stream_metrics,
             counters: Counters::default(),
             held: Mutex::new(HashMap::new()),
@@ -162,19 +144,15 @@ impl StreamSource {
             position: Mutex::new(None),
             group_known: AtomicBool::new(false),
         });
-        let (acks, ack_rx) = mpsc::unbounded_channel();
-        let (retries, retry_rx) = mpsc::unbounded_channel();
-        let chans = Chans { acks, retries };
+        let (chans, ack_rx, retry_rx) = Chans::new();
         let acker = tokio::spawn(ack_loop(inner.clone(), ack_rx, shutdown.clone()));
         let readers = TaskTracker::new();
         readers.spawn(read_loop(inner.clone(), chans.clone(), shutdown.clone()));
         readers.spawn(claim_loop(inner.clone(), chans.clone(), shutdown.clone()));
         readers.spawn(retry::retry_loop(inner.clone(), chans, retry_rx, shutdown));
-        readers.close();
         Running {
             inner,
-            readers,
-            acker,
+            tasks: Tasks::new(readers, acker),
         }
     }
 }
@@ -183,16 +161,17 @@ impl Running {
     /// Waits until reading, claiming and retrying have stopped (after the
     /// shutdown signal); no attempt starts after this.
     pub async fn stopped(&self) {
-        self.readers.wait().await;
+        self.tasks.stopped().await;
     }
 
     /// After the drain: waits (at most `patience`) for the last
     /// acknowledgements, and reports.
     pub async fn finish(self, patience: Duration) -> Summary {
         let inner = self.inner;
-        if tokio::time::timeout(patience, self.acker).await.is_err() {
-            tracing::warn!(stream = %inner.spec.stream, "gave up waiting for the last acknowledgements; those entries will be handled again");
-        }
+        let settles = Settles::Acks {
+            stream: &inner.spec.stream,
+        };
+        self.tasks.settled(patience, settles).await;
         let info = tokio::time::timeout(Duration::from_secs(2), group_info(&inner))
             .await
             .ok()
@@ -208,6 +187,14 @@ impl Running {
             claimed: c.claimed.load(Ordering::Relaxed),
             pending_and_lag: info,
         }
+    }
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
     }
 }
 
