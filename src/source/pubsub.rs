@@ -72,9 +72,10 @@ pub async fn run(sub: Subscription, deliver: &Deliver, shutdown: CancellationTok
             failures: reconnect.failures(),
             reconnecting: reconnect.ever_connected(),
         };
-        let ended = match sub.endpoint.cluster {
-            true => session.cluster().await,
-            false => session.single().await,
+        let ended = if sub.endpoint.cluster {
+            session.cluster().await
+        } else {
+            session.single().await
         };
         if !reconnect.after(ended, &shutdown).await {
             return;

@@ -36,10 +36,12 @@ pub(super) async fn read_loop(inner: Arc<Inner>, chans: Chans, shutdown: Cancell
         shutdown: shutdown.clone(),
         own_pending: true,
     };
-    while reconnect
-        .after(reader.session(reconnect.failures()).await, &shutdown)
-        .await
-    {}
+    loop {
+        let ended = reader.session(reconnect.failures()).await;
+        if !reconnect.after(ended, &shutdown).await {
+            return;
+        }
+    }
 }
 
 /// The reader across its sessions.
