@@ -14,9 +14,13 @@
 //!    a [`manifest::App`]; [`config`] holds the run settings and their
 //!    defaults; [`address`] parses and redacts Redis addresses.
 //! 3. **Read.** [`source`] is where a message is read: `source::pubsub` (one
-//!    subscription per address, every channel and pattern of it),
-//!    `source::stream` (consumer groups: read, retry, ack, dead-letter),
-//!    `source::list` (a list as a reliable queue), `source::connect` (a
+//!    subscription per address, every channel and pattern of it, read in
+//!    `pubsub.rs`), `source::stream` (consumer groups: read in
+//!    `stream/read.rs`, taken over in `stream/claim.rs`, each attempt in
+//!    `stream/attempt.rs`, then `retry.rs`, `ack.rs`, `dead_letter.rs`),
+//!    `source::list` (a list as a reliable queue: taken in
+//!    `list/consume.rs`), `source::reconnect` (the backoff, ping watchdog and
+//!    lazy command connection all three share) and `source::connect` (a
 //!    single server or a Redis Cluster).
 //! 4. **Dispatch.** [`dispatch`] routes each message to its triggers' queues
 //!    (`dispatch::queues`, bounded by memory), runs handlers with bounded

@@ -7,10 +7,9 @@
 //! (a cluster connection routes each command to its key's node and follows
 //! `MOVED`/`ASK` redirects and failovers by itself); it is cheap to clone.
 //! [`Endpoint::cluster_client`] builds the RESP3 client that cluster pub/sub needs.
-//! [`LazyConn`] is a command connection made on first use and again after it
-//! broke.
 //!
-//! Not owned here: what is done on the connections (`pubsub`, `stream`).
+//! Not owned here: what is done on the connections (`pubsub`, `stream`,
+//! `list`), making them again when they break (`reconnect`).
 
 use crate::address::RedisAddress;
 use crate::manifest::Trigger;
@@ -200,60 +199,6 @@ impl ConnectionLike for Conn {
             Conn::Cluster(c) => c.get_db(),
         }
     }
-}
-
-/// A command connection made on first use and made again after it broke,
-/// shared by the tasks of one source (cheap to clone once made).
-pub struct LazyConn {
-    endpoint: Endpoint,
-    conn: tokio::sync::Mutex<Option<Conn>>,
-}
-
-impl LazyConn {
-    pub fn new(endpoint: Endpoint) -> Self {
-        LazyConn {
-            endpoint,
-            conn: tokio::sync::Mutex::new(None),
-        }
-    }
-
-    /// Runs `cmd`; a broken connection is dropped, to be made again by the
-    /// next call.
-    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &Cmd) -> RedisResult<T> {
-        let mut conn = self.get().await?;
-        let r = cmd.query_async(&mut conn).await;
-        self.check(&r).await;
-        r
-    }
-
-    /// The connection, made if there is none; report its errors with
-    /// [`LazyConn::check`].
-    pub async fn get(&self) -> RedisResult<Conn> {
-        let mut slot = self.conn.lock().await;
-        match &*slot {
-            Some(c) => Ok(c.clone()),
-            None => {
-                let c = self.endpoint.connect(RESPONSE_TIMEOUT).await?;
-                *slot = Some(c.clone());
-                Ok(c)
-            }
-        }
-    }
-
-    /// Drops the connection if `r` says it broke.
-    pub async fn check<T>(&self, r: &RedisResult<T>) {
-        if let Err(e) = r
-            && broken(e)
-        {
-            *self.conn.lock().await = None;
-        }
-    }
-}
-
-/// Whether an error means the connection is gone (rather than a command
-/// refused).
-pub fn broken(e: &RedisError) -> bool {
-    e.is_io_error() || e.is_connection_dropped() || e.is_timeout() || e.is_connection_refusal()
 }
 
 /// Describes a redis error without ever including a URL (which may hold a

@@ -1,25 +1,26 @@
 //! Taking items and running them: the reader (a connection of its own,
-//! reconnected with capped backoff; a slot held before every take), one
+//! reconnected by the shared policy, `source/reconnect.rs`; a slot held
+//! before every take), one
 //! attempt per item, and the retrier that hands failed items to a handler
 //! again once their backoff has passed.
 //!
 //! Not owned here: removing and dead-lettering (`settle`), heartbeats and
 //! the own processing list (`recover`), running a handler
-//! ([`dispatch::run_delivery`]).
+//! (`dispatch::run_delivery`).
 
 use super::running::{Chans, Inner};
 use super::{recover, scripts, settle};
-use crate::dispatch::{self, Permits, Ran};
-use crate::source::connect::{Conn, RESPONSE_TIMEOUT, broken, describe};
-use crate::source::stream::backoff;
+use crate::dispatch::{Permits, Ran};
+use crate::source::connect::{Conn, RESPONSE_TIMEOUT, describe};
+use crate::source::reading::{Refusals, finish_read, slots};
+use crate::source::reconnect::{Ended, Reads, Reconnect, broken, open};
+use crate::source::retry::{Waits, retrier, retry_wait};
 use bytes::Bytes;
 use redis::Value;
 use spin_redis_sandbox::wasi::{Message, Origin};
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -27,11 +28,6 @@ use tokio_util::sync::CancellationToken;
 const BLOCK: Duration = Duration::from_secs(1);
 /// Items taken at once, at most.
 const BATCH: usize = 128;
-const RECONNECT_FIRST: Duration = Duration::from_millis(100);
-pub const RECONNECT_MAX: Duration = Duration::from_secs(5);
-/// How long a reading connection must stay up before the backoff starts
-/// over.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 /// A failed item waiting for its next attempt.
 pub struct Retry {
@@ -41,51 +37,23 @@ pub struct Retry {
     pub wait: Duration,
 }
 
-/// Why a reading session ended.
-enum Ended {
-    Shutdown,
-    Lost {
-        reason: String,
-        /// How long it had been reading; `None`: it never got that far.
-        up_for: Option<Duration>,
-    },
+impl Waits for Retry {
+    fn wait(&self) -> Duration {
+        self.wait
+    }
 }
 
-/// Reads the list until `shutdown`: reconnects with capped backoff, logs a
-/// loss once and the recovery.
+/// Reads the list until `shutdown`, reconnecting by the shared policy.
 pub async fn read_loop(inner: Arc<Inner>, chans: Chans, shutdown: CancellationToken) {
     let spec = &inner.spec;
-    let shown = spec.endpoint.shown();
-    let mut backoff = RECONNECT_FIRST;
-    let mut failures: u32 = 0;
     let mut started = false;
+    let mut reconnect = Reconnect::new(&spec.endpoint, Reads::List(&spec.list), &inner.link);
     loop {
+        let failures = reconnect.failures();
         let ended = read_session(&inner, &chans, &shutdown, &mut started, failures).await;
-        inner.link.lost();
-        match ended {
-            Ended::Shutdown => return,
-            Ended::Lost { reason, up_for } => {
-                if let Some(up_for) = up_for {
-                    tracing::warn!(address = %shown, list = %spec.list, reason = %reason, "lost the connection to redis; reconnecting");
-                    failures = 1;
-                    if up_for >= STABLE_AFTER {
-                        backoff = RECONNECT_FIRST;
-                    }
-                } else {
-                    if failures == 0 || failures.is_multiple_of(20) {
-                        tracing::warn!(address = %shown, list = %spec.list, reason = %reason, attempts = failures + 1, "cannot read the list; retrying");
-                    } else {
-                        tracing::debug!(address = %shown, list = %spec.list, reason = %reason, "still cannot read the list");
-                    }
-                    failures += 1;
-                }
-            }
+        if !reconnect.after(ended, &shutdown).await {
+            return;
         }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(RECONNECT_MAX);
     }
 }
 
@@ -104,67 +72,46 @@ async fn read_session(
         recover::beat(&mut conn, inner).await?;
         Ok::<_, redis::RedisError>(conn)
     };
-    let mut conn = tokio::select! {
-        _ = shutdown.cancelled() => return Ended::Shutdown,
-        r = connect => match r {
-            Ok(c) => c,
-            Err(e) => return Ended::Lost { reason: describe(&e), up_for: None },
-        },
+    let (mut conn, up) = match open(shutdown, &inner.link, failures > 0, connect).await {
+        Ok(opened) => opened,
+        Err(ended) => return ended,
     };
-    inner.link.connected(failures > 0);
     let shown = spec.endpoint.shown();
     if failures > 0 {
         tracing::info!(address = %shown, list = %spec.list, consumer = %spec.consumer, "reconnected to redis; reading the list again");
     } else {
         tracing::info!(address = %shown, list = %spec.list, consumer = %spec.consumer, processing = %spec.keys.processing, "reading the list");
     }
-    let since = Instant::now();
-    let lost = |reason: String| Ended::Lost {
-        reason,
-        up_for: Some(since.elapsed()),
-    };
     // This consumer's own processing list: left by a previous process of
     // the same name, or by an attempt that could not be settled.
     match recover::resume_own(inner, &mut conn, chans, shutdown, !*started).await {
         Ok(()) => *started = true,
-        Err(e) => return lost(describe(&e)),
+        Err(e) => return up.lost(describe(&e)),
     }
     let mut want = 1;
-    // Takes refused in a row.
-    let mut refused = 0u32;
+    let mut refused = Refusals::default();
     loop {
         // Capacity first: one slot (waiting for it), more if free.
-        let first = tokio::select! {
-            _ = shutdown.cancelled() => return Ended::Shutdown,
-            p = inner.capacity.acquire() => p,
+        let Some(mut permits) = slots(&inner.capacity, want, shutdown).await else {
+            return Ended::Shutdown;
         };
-        let mut permits = vec![first];
-        while permits.len() < want {
-            match inner.capacity.try_acquire() {
-                Some(p) => permits.push(p),
-                None => break,
-            }
-        }
         let n = permits.len();
         let taken = match scripts::take(&mut conn, &spec.keys, n).await {
             Ok(t) => t,
             Err(e) if !broken(&e) => {
                 // Refused (such as a key of another type): said, and tried
                 // again later.
-                refused += 1;
-                if refused == 1 || refused.is_multiple_of(20) {
-                    tracing::warn!(list = %spec.list, reason = %describe(&e), attempts = refused, "redis refused to take from the list; retrying");
+                if let Some(attempts) = refused.note() {
+                    tracing::warn!(list = %spec.list, reason = %describe(&e), attempts, "redis refused to take from the list; retrying");
                 }
-                drop(permits);
-                tokio::select! {
-                    _ = shutdown.cancelled() => return Ended::Shutdown,
-                    _ = tokio::time::sleep(RECONNECT_MAX) => {}
+                if !Refusals::pause(permits, shutdown).await {
+                    return Ended::Shutdown;
                 }
                 continue;
             }
-            Err(e) => return lost(describe(&e)),
+            Err(e) => return up.lost(describe(&e)),
         };
-        refused = 0;
+        refused.reset();
         if taken.is_empty() {
             // Nothing there: wait for one item, holding one slot.
             permits.truncate(1);
@@ -176,14 +123,14 @@ async fn read_session(
                         Ok(d) => d,
                         // The item stays in the processing list, unheld:
                         // the next session takes it up.
-                        Err(e) => return lost(describe(&e)),
+                        Err(e) => return up.lost(describe(&e)),
                     };
                     inner.hold(&item);
                     inner.spawn_attempt(item, delivery, permit, chans);
                 }
                 Ok(None) => {}
                 Err(BlockEnded::Shutdown) => return Ended::Shutdown,
-                Err(BlockEnded::Failed(e)) if broken(&e) => return lost(describe(&e)),
+                Err(BlockEnded::Failed(e)) if broken(&e) => return up.lost(describe(&e)),
                 Err(BlockEnded::Failed(e)) => {
                     tracing::debug!(list = %spec.list, reason = %describe(&e), "the blocking take failed; taking again");
                 }
@@ -226,18 +173,10 @@ async fn block_take(
         .arg("RIGHT")
         .arg("LEFT")
         .arg(BLOCK.as_secs_f64());
-    let read = cmd.query_async::<Value>(conn);
-    tokio::pin!(read);
-    let reply = tokio::select! {
-        r = &mut read => r,
-        _ = shutdown.cancelled() => {
-            match tokio::time::timeout(BLOCK + Duration::from_millis(500), read).await {
-                Ok(r) => r,
-                Err(_) => return Err(BlockEnded::Shutdown),
-            }
-        }
+    let Some(read) = finish_read(cmd.query_async::<Value>(conn), BLOCK, shutdown).await else {
+        return Err(BlockEnded::Shutdown);
     };
-    match reply {
+    match read.reply {
         Ok(Value::BulkString(item)) => Ok(Some(Bytes::from(item))),
         Ok(_) => Ok(None),
         // The key moved away (cluster slot migration) or was deleted
@@ -286,27 +225,20 @@ impl Inner {
             settle::dead_letter(&self, &item, delivery, &reason).await;
             return;
         }
-        let account = self.shared.stats.open();
-        let ran = dispatch::run_delivery(
-            &self.handler,
-            Message {
-                channel: &spec.list,
-                address: &self.address,
-                payload: item.clone(),
-                stream: None,
-                origin: Some(Origin::List { delivery }),
-            },
-            account,
-            &self.route_metrics,
-            &self.shared,
-        )
-        .await;
+        let message = Message {
+            channel: &spec.list,
+            address: &self.address,
+            payload: item.clone(),
+            stream: None,
+            origin: Some(Origin::List { delivery }),
+        };
+        let ran = self.run_attempt(message).await;
         drop(permits);
         match ran {
             Ran::Ok => {
                 // Removed (and released) by the settler once the output is
                 // in the log files.
-                if let Err(unsent) = chans.settled.send(item) {
+                if let Err(unsent) = chans.handled.send(item) {
                     self.release(&unsent.0);
                 }
             }
@@ -314,7 +246,7 @@ impl Inner {
                 settle::dead_letter(&self, &item, delivery, &reason).await;
             }
             Ran::Failed(_) => {
-                let wait = backoff(delivery);
+                let wait = retry_wait(delivery);
                 self.counters.retried.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(component = %self.handler.component, list = %spec.list, delivery, retry_in = ?wait, "will retry the item");
                 if let Err(unsent) = chans.retries.send(Retry {
@@ -339,58 +271,41 @@ impl Inner {
 pub async fn retry_loop(
     inner: Arc<Inner>,
     chans: Chans,
-    mut rx: mpsc::UnboundedReceiver<Retry>,
+    rx: mpsc::UnboundedReceiver<Retry>,
     shutdown: CancellationToken,
 ) {
-    let spec = &inner.spec;
-    let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut waiting: HashMap<u64, Retry> = HashMap::new();
-    let mut seq = 0u64;
-    loop {
-        let next = due.peek().map(|Reverse((at, _))| *at);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = rx.recv() => match r {
-                Some(r) => {
-                    seq += 1;
-                    due.push(Reverse((Instant::now() + r.wait, seq)));
-                    waiting.insert(seq, r);
-                }
-                None => break,
-            },
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now).into()), if next.is_some() => {
-                let Some(Reverse((_, key))) = due.pop() else { continue };
-                let r = waiting.remove(&key).expect("invariant: every key in the heap is waiting");
-                let permit = tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        waiting.insert(key, r);
-                        break;
-                    }
-                    p = inner.capacity.acquire() => p,
-                };
-                let counted = async {
-                    let mut conn = inner.commands.get().await?;
-                    let r = scripts::count_held(&mut conn, &spec.keys, &r.item).await;
-                    inner.commands.check(&r).await;
-                    r
-                };
-                match counted.await {
-                    Ok(Some(delivery)) => inner.spawn_attempt(r.item, delivery, permit, &chans),
-                    Ok(None) => {
-                        tracing::info!(list = %spec.list, "the item to retry was handed back to the queue meanwhile (this consumer's heartbeat had expired)");
-                        inner.release(&r.item);
-                    }
-                    Err(e) => {
-                        tracing::warn!(list = %spec.list, reason = %describe(&e), "cannot retry the item now; trying again shortly");
-                        seq += 1;
-                        due.push(Reverse((Instant::now() + RECONNECT_MAX, seq)));
-                        waiting.insert(seq, r);
-                    }
-                }
+    let take_up = |r: Retry, permit| {
+        let (inner, chans) = (inner.clone(), chans.clone());
+        async move { inner.take_up(r, permit, &chans).await }
+    };
+    let left = retrier(rx, &inner.capacity, &shutdown, |_| true, take_up).await;
+    if left.len() > 0 {
+        tracing::info!(list = %inner.spec.list, items = left.len(), "items waiting for a retry are handed back to the queue at shutdown");
+    }
+}
+
+impl Inner {
+    /// Starts the next attempt of a waiting retry, if the item is still in
+    /// this consumer's processing list; hands it back when Redis cannot say.
+    async fn take_up(self: &Arc<Self>, r: Retry, permit: Permits, chans: &Chans) -> Option<Retry> {
+        let spec = &self.spec;
+        let counted = async {
+            let mut conn = self.commands.get().await?;
+            let r = scripts::count_held(&mut conn, &spec.keys, &r.item).await;
+            self.commands.check(&r).await;
+            r
+        };
+        match counted.await {
+            Ok(Some(delivery)) => self.spawn_attempt(r.item, delivery, permit, chans),
+            Ok(None) => {
+                tracing::info!(list = %spec.list, "the item to retry was handed back to the queue meanwhile (this consumer's heartbeat had expired)");
+                self.release(&r.item);
+            }
+            Err(e) => {
+                tracing::warn!(list = %spec.list, reason = %describe(&e), "cannot retry the item now; trying again shortly");
+                return Some(r);
             }
         }
-    }
-    if !waiting.is_empty() {
-        tracing::info!(list = %spec.list, items = waiting.len(), "items waiting for a retry are handed back to the queue at shutdown");
+        None
     }
 }

@@ -92,12 +92,18 @@ mod tests {
 
     #[test]
     fn hashed_parts_follow_redis() {
-        assert_eq!(hashed_part("jobs"), "jobs");
-        assert_eq!(hashed_part("{jobs}:x"), "jobs");
-        assert_eq!(hashed_part("a{b}c{d}"), "b");
-        assert_eq!(hashed_part("a{}b"), "a{}b");
-        assert_eq!(hashed_part("a{b"), "a{b");
-        assert_eq!(hashed_part("}{x}"), "x");
+        // (key, the part Redis hashes)
+        let cases = [
+            ("jobs", "jobs"),
+            ("{jobs}:x", "jobs"),
+            ("a{b}c{d}", "b"),
+            ("a{}b", "a{}b"),
+            ("a{b", "a{b"),
+            ("}{x}", "x"),
+        ];
+        for (key, hashed) in cases {
+            assert_eq!(hashed_part(key), hashed, "key {key:?}");
+        }
     }
 
     #[test]

@@ -8,8 +8,8 @@
 //!   its output reached the log files. A crash never loses an item.
 //! - **Reading follows capacity**: a handler slot is held before an item is
 //!   taken, so nothing is read that could not run: the list is the queue.
-//! - **Retries**: a failure is handed to a handler again after the stream
-//!   backoff (1 s doubling, capped at 60 s), the item staying in the
+//! - **Retries**: a failure is handed to a handler again after the shared
+//!   backoff (`source::retry`: 1 s doubling, capped at 60 s), the item staying in the
 //!   processing list meanwhile, up to `max_deliveries` attempts; then it is
 //!   pushed to the dead-letter list (`LPUSH`, default `<list>:dead`) and the
 //!   error is logged with its delivery count. Counts live in Redis (a hash

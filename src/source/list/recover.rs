@@ -210,18 +210,19 @@ mod tests {
 
     #[test]
     fn beats_are_a_quarter_of_claim_idle_within_bounds() {
-        assert_eq!(
-            beat_every(Duration::from_secs(2)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(beat_every(Duration::from_secs(60)), Duration::from_secs(15));
-        assert_eq!(
-            beat_every(Duration::from_secs(3600)),
-            Duration::from_secs(15)
-        );
-        assert_eq!(
-            beat_every(Duration::from_millis(100)),
-            Duration::from_millis(25)
-        );
+        let ms = Duration::from_millis;
+        // (claim_idle, beat) in milliseconds.
+        for (claim_idle, beat) in [
+            (2000, 500),
+            (60_000, 15_000),
+            (3_600_000, 15_000),
+            (100, 25),
+        ] {
+            assert_eq!(
+                beat_every(ms(claim_idle)),
+                ms(beat),
+                "claim_idle {claim_idle} ms"
+            );
+        }
     }
 }

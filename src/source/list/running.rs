@@ -17,13 +17,13 @@ use crate::dispatch::{Capacity, Shared};
 use crate::executor::Handler;
 use crate::ops::health::RedisLink;
 use crate::ops::metrics::RouteMetrics;
-use crate::source::connect::LazyConn;
+use crate::source::batch::{self, Settles, Tasks};
+use crate::source::reading::{Core, core_of};
 use bytes::Bytes;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -54,17 +54,11 @@ pub struct Counters {
 
 /// What every task of a trigger shares.
 pub struct Inner {
+    /// What every stream or list trigger has (handler, capacity,
+    /// connections); its fields read as this one's.
+    pub core: Core,
     pub spec: ListSpec,
-    pub handler: Arc<Handler>,
-    pub capacity: Capacity,
-    pub shared: Arc<Shared>,
-    pub link: RedisLink,
-    pub route_metrics: RouteMetrics,
     pub counters: Counters,
-    /// Commands other than the blocking read.
-    pub commands: LazyConn,
-    /// The endpoint as handlers see it (no credentials).
-    pub address: String,
     /// The items of the processing list this process holds (running,
     /// waiting to be removed, waiting for a retry), counted by content since
     /// items may repeat: a reconnected reader takes up only the others.
@@ -72,6 +66,14 @@ pub struct Inner {
     /// Whether a heartbeat was ever written: a later one that finds none
     /// means it had expired.
     pub beaten: AtomicBool,
+}
+
+impl std::ops::Deref for Inner {
+    type Target = Core;
+
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 impl Inner {
@@ -102,13 +104,8 @@ impl Inner {
     }
 }
 
-/// The channels an attempt reports on. The settler's receiver ends once
-/// every sender is gone, which is how it knows all attempts ended.
-#[derive(Clone)]
-pub struct Chans {
-    pub settled: mpsc::UnboundedSender<Bytes>,
-    pub retries: mpsc::UnboundedSender<Retry>,
-}
+/// The channels an attempt reports on (see [`batch::Chans`]).
+pub type Chans = batch::Chans<Bytes, Retry>;
 
 /// The shutdown report of one list trigger.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -150,8 +147,7 @@ impl std::fmt::Display for Summary {
 /// A running list trigger; see [`ListSource::start`].
 pub struct Running {
     inner: Arc<Inner>,
-    readers: TaskTracker,
-    settler: tokio::task::JoinHandle<()>,
+    tasks: Tasks,
     heartbeat: tokio::task::JoinHandle<()>,
     /// Stops the heartbeat, which outlives the readers: in-flight items must
     /// not look abandoned while the drain runs.
@@ -162,21 +158,13 @@ impl ListSource {
     /// Starts taking, retrying and beating until `shutdown`.
     pub fn start(self, shared: Arc<Shared>, shutdown: CancellationToken) -> Running {
         let inner = Arc::new(Inner {
-            commands: LazyConn::new(self.spec.endpoint.clone()),
-            address: self.spec.endpoint.shown(),
+            core: core_of!(self, shared),
             spec: self.spec,
-            handler: self.handler,
-            capacity: self.capacity,
-            shared,
-            link: self.link,
-            route_metrics: self.route_metrics,
             counters: Counters::default(),
             held: Mutex::new(HashMap::new()),
             beaten: AtomicBool::new(false),
         });
-        let (settled, settled_rx) = mpsc::unbounded_channel();
-        let (retries, retry_rx) = mpsc::unbounded_channel();
-        let chans = Chans { settled, retries };
+        let (chans, settled_rx, retry_rx) = Chans::new();
         let settler = tokio::spawn(settle_loop(inner.clone(), settled_rx, shutdown.clone()));
         let stop_heartbeat = CancellationToken::new();
         let heartbeat = tokio::spawn(heartbeat_loop(
@@ -187,11 +175,9 @@ impl ListSource {
         let readers = TaskTracker::new();
         readers.spawn(read_loop(inner.clone(), chans.clone(), shutdown.clone()));
         readers.spawn(retry_loop(inner.clone(), chans, retry_rx, shutdown));
-        readers.close();
         Running {
             inner,
-            readers,
-            settler,
+            tasks: Tasks::new(readers, settler),
             heartbeat,
             stop_heartbeat,
         }
@@ -199,20 +185,15 @@ impl ListSource {
 }
 
 impl Running {
-    /// Waits until taking and retrying have stopped (after the shutdown
-    /// signal); no attempt starts after this.
-    pub async fn stopped(&self) {
-        self.readers.wait().await;
-    }
-
     /// After the drain: waits (at most `patience`) for the last removals,
     /// stops the heartbeat, hands what is left back to the queue, and
     /// reports.
     pub async fn finish(self, patience: Duration) -> Summary {
         let inner = self.inner;
-        if tokio::time::timeout(patience, self.settler).await.is_err() {
-            tracing::warn!(list = %inner.spec.list, "gave up waiting for the last removals; those items will be handled again");
-        }
+        let settles = Settles::Removals {
+            list: &inner.spec.list,
+        };
+        self.tasks.settled(patience, settles).await;
         self.stop_heartbeat.cancel();
         let _ = self.heartbeat.await;
         let handed_back = hand_back_own(&inner).await;
@@ -228,6 +209,12 @@ impl Running {
             resumed: c.resumed.load(Ordering::Relaxed),
             handed_back,
         }
+    }
+
+    /// Waits until taking and retrying have stopped (after the shutdown
+    /// signal); no attempt starts after this.
+    pub async fn stopped(&self) {
+        self.tasks.stopped().await;
     }
 }
 

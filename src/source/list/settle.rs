@@ -8,24 +8,18 @@
 //! between them leaves the item in both, and it is dead-lettered again (its
 //! count already past the maximum), never lost.
 //!
-//! Not owned here: deciding what an attempt's result means (`consume`).
+//! Not owned here: deciding what an attempt's result means (`consume`), the
+//! batching and its retries (`source/batch.rs`).
 
 use super::running::Inner;
 use super::scripts;
+use crate::source::batch::{self, Settle, Settles};
 use crate::source::connect::describe;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-
-/// Items removed in one script, at most.
-const SETTLE_BATCH: usize = 1000;
-/// How long removing may keep being retried once shutting down.
-const SHUTDOWN_PATIENCE: Duration = Duration::from_secs(5);
-const RETRY_FIRST: Duration = Duration::from_millis(100);
-const RETRY_MAX: Duration = Duration::from_secs(5);
 
 /// Bytes of an item shown in a log line, at most.
 const SHOWN_ITEM: usize = 64;
@@ -41,60 +35,29 @@ async fn settle(inner: &Inner, items: &[Bytes]) -> redis::RedisResult<usize> {
 /// Removes handled items in batches until every attempt has ended.
 pub async fn settle_loop(
     inner: Arc<Inner>,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    rx: mpsc::UnboundedReceiver<Bytes>,
     shutdown: CancellationToken,
 ) {
-    let spec = &inner.spec;
-    let mut batch: Vec<Bytes> = Vec::new();
-    let mut failures = 0u32;
-    let mut stopping_since: Option<Instant> = None;
-    loop {
-        if batch.is_empty() {
-            match rx.recv().await {
-                Some(item) => batch.push(item),
-                None => return,
-            }
+    let removals = Settles::Removals {
+        list: &inner.spec.list,
+    };
+    batch::settle_loop(&*inner, removals, rx, &shutdown).await;
+}
+
+impl Settle<Bytes> for Inner {
+    async fn settle(&self, items: &[Bytes]) -> Result<(), String> {
+        self.shared.logs.flush();
+        let removed = settle(self, items).await.map_err(|e| describe(&e))?;
+        let handled = &self.counters.handled;
+        handled.fetch_add(items.len() as u64, Ordering::Relaxed);
+        if removed < items.len() {
+            tracing::warn!(list = %self.spec.list, items = items.len() - removed, "handled items had been handed back to the queue meanwhile (this consumer's heartbeat had expired); they will be handled again");
         }
-        while batch.len() < SETTLE_BATCH {
-            match rx.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
-            }
-        }
-        inner.shared.logs.flush();
-        match settle(&inner, &batch).await {
-            Ok(removed) => {
-                inner
-                    .counters
-                    .handled
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                if removed < batch.len() {
-                    tracing::warn!(list = %spec.list, items = batch.len() - removed, "handled items had been handed back to the queue meanwhile (this consumer's heartbeat had expired); they will be handled again");
-                }
-                for item in batch.drain(..) {
-                    inner.release(&item);
-                }
-                failures = 0;
-            }
-            Err(e) => {
-                failures += 1;
-                if failures == 1 {
-                    tracing::warn!(list = %spec.list, items = batch.len(), reason = %describe(&e), "cannot remove handled items from the processing list; retrying");
-                }
-                if shutdown.is_cancelled() {
-                    let since = *stopping_since.get_or_insert_with(Instant::now);
-                    if since.elapsed() > SHUTDOWN_PATIENCE {
-                        tracing::warn!(list = %spec.list, items = batch.len(), "handled items left in the processing list at shutdown; they will be handled again");
-                        for item in batch.drain(..) {
-                            inner.release(&item);
-                        }
-                        continue;
-                    }
-                }
-                let wait = RETRY_FIRST * 2u32.saturating_pow(failures.min(6));
-                tokio::time::sleep(wait.min(RETRY_MAX)).await;
-            }
-        }
+        Ok(())
+    }
+
+    fn forget(&self, item: &Bytes) {
+        self.release(item);
     }
 }
 

@@ -14,11 +14,11 @@
 //! harmless: its next read makes it again. At most [`MAX_REMOVED`] are
 //! deleted per sweep, to keep the script short.
 //!
-//! Not owned here: taking over the entries of dead consumers (the claimer in
-//! `stream.rs`).
+//! Not owned here: taking over the entries of dead consumers (the claimer,
+//! `claim.rs`).
 
-use super::Inner;
 use super::dead_letter::{note_scripts_refused, script_refused};
+use super::running::Inner;
 use crate::source::connect::describe;
 use std::sync::atomic::Ordering;
 
@@ -31,15 +31,11 @@ const SWEEP: &str = r"
 local removed = {}
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   if #removed >= tonumber(ARGV[4]) then break end
-  local name, pending, idle
-  for i = 1, #c, 2 do
-    if c[i] == 'name' then name = c[i + 1]
-    elseif c[i] == 'pending' then pending = c[i + 1]
-    elseif c[i] == 'idle' then idle = c[i + 1] end
-  end
-  if name ~= ARGV[2] and pending == 0 and idle ~= nil and idle >= tonumber(ARGV[3]) then
-    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], name)
-    removed[#removed + 1] = name
+  local info = {}
+  for i = 1, #c, 2 do info[c[i]] = c[i + 1] end
+  if info.name ~= ARGV[2] and info.pending == 0 and info.idle ~= nil and info.idle >= tonumber(ARGV[3]) then
+    redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], info.name)
+    removed[#removed + 1] = info.name
   end
 end
 return removed

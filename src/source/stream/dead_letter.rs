@@ -19,18 +19,22 @@
 //!   without running).
 //!
 //! While it runs, the caller counts the entry against the trigger's room
-//! for waiting entries (`stream_retry.rs`), so reading does not run ahead
+//! for waiting entries (`retry.rs`), so reading does not run ahead
 //! of it.
 //!
-//! Not owned here: deciding that an entry is dead (`stream.rs`).
+//! Not owned here: deciding that an entry is dead (`attempt.rs`).
 
-use super::{ERROR_CAP, Entry, Inner, broken, cap};
+use super::reply::{Entry, cap};
+use super::running::Inner;
 use crate::source::connect::describe;
+use crate::source::reconnect::broken;
 use redis::Value;
 use redis::cluster_routing::Slot;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+/// Bytes of the last error kept in `dead_letter_error`.
+const ERROR_CAP: usize = 1024;
 /// Tries per dead-lettering before it is left for a later claim.
 pub const TRIES: u32 = 5;
 /// The pause after the first failed try; it doubles after each.
@@ -69,14 +73,10 @@ while left > 0 do
   local rows = redis.call('XREVRANGE', KEYS[1], last, '-', 'COUNT', math.min(left, 10))
   if #rows == 0 then break end
   for _, row in ipairs(rows) do
-    local f = row[2]
-    local id, stream, component
-    for i = 1, #f, 2 do
-      if f[i] == 'dead_letter_id' then id = f[i + 1]
-      elseif f[i] == 'dead_letter_stream' then stream = f[i + 1]
-      elseif f[i] == 'dead_letter_component' then component = f[i + 1] end
-    end
-    if id == ARGV[1] and stream == ARGV[2] and component == ARGV[3] then return 0 end
+    local flat, f = row[2], {}
+    for i = 1, #flat, 2 do f[flat[i]] = flat[i + 1] end
+    if f.dead_letter_id == ARGV[1] and f.dead_letter_stream == ARGV[2]
+      and f.dead_letter_component == ARGV[3] then return 0 end
     last = '(' .. row[1]
   end
   left = left - #rows
@@ -175,14 +175,9 @@ impl Inner {
         cmd.arg(MOVE)
             .arg(2)
             .arg(&spec.stream)
-            .arg(&spec.dead_letter)
-            .arg(&spec.group)
-            .arg(&entry.id)
-            .arg(&spec.consumer);
-        for f in fields {
-            cmd.arg(f.as_slice());
-        }
-        let moved: i64 = self.commands.query(&cmd).await?;
+            .arg(&spec.dead_letter);
+        cmd.arg(&spec.group).arg(&entry.id).arg(&spec.consumer);
+        let moved: i64 = self.commands.query(&with_fields(cmd, fields)).await?;
         Ok(if moved == 1 {
             Moved::Yes
         } else {
@@ -198,18 +193,7 @@ impl Inner {
         appended: &mut bool,
     ) -> redis::RedisResult<Moved> {
         let spec = &self.spec;
-        let pending: Value = self
-            .commands
-            .query(
-                redis::cmd("XPENDING")
-                    .arg(&spec.stream)
-                    .arg(&spec.group)
-                    .arg(&entry.id)
-                    .arg(&entry.id)
-                    .arg(1)
-                    .arg(&spec.consumer),
-            )
-            .await?;
+        let pending: Value = self.commands.query(&spec.xpending_own(&entry.id)).await?;
         if matches!(&pending, Value::Array(rows) if rows.is_empty()) {
             // Acknowledged by an earlier try whose reply was lost, or
             // settled by another consumer.
@@ -220,39 +204,33 @@ impl Inner {
             });
         }
         if !*appended {
-            if scripts {
+            let cmd = if scripts {
                 let mut cmd = redis::cmd("EVAL");
-                cmd.arg(APPEND_ONCE)
-                    .arg(1)
-                    .arg(&spec.dead_letter)
-                    .arg(&entry.id)
-                    .arg(&spec.stream)
-                    .arg(&self.handler.component)
-                    .arg(LOOKBACK);
-                for f in fields {
-                    cmd.arg(f.as_slice());
-                }
-                self.commands.query::<i64>(&cmd).await?;
+                cmd.arg(APPEND_ONCE).arg(1).arg(&spec.dead_letter);
+                cmd.arg(&entry.id).arg(&spec.stream);
+                cmd.arg(&self.handler.component).arg(LOOKBACK);
+                cmd
             } else {
                 let mut cmd = redis::cmd("XADD");
                 cmd.arg(&spec.dead_letter).arg("*");
-                for f in fields {
-                    cmd.arg(f.as_slice());
-                }
-                self.commands.query::<Value>(&cmd).await?;
-            }
+                cmd
+            };
+            self.commands
+                .query::<Value>(&with_fields(cmd, fields))
+                .await?;
             *appended = true;
         }
-        self.commands
-            .query::<Value>(
-                redis::cmd("XACK")
-                    .arg(&spec.stream)
-                    .arg(&spec.group)
-                    .arg(&entry.id),
-            )
-            .await?;
+        self.commands.query::<Value>(&spec.xack(&entry.id)).await?;
         Ok(Moved::Yes)
     }
+}
+
+/// `cmd` followed by the dead letter's fields and values.
+fn with_fields(mut cmd: redis::Cmd, fields: &[Vec<u8>]) -> redis::Cmd {
+    for f in fields {
+        cmd.arg(f.as_slice());
+    }
+    cmd
 }
 
 /// Whether the server refused to run a script at all (an ACL without

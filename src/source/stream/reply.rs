@@ -5,9 +5,16 @@
 //!
 //! Not owned here: sending the commands (the reader, claimer and retrier).
 
-use super::Entry;
 use bytes::Bytes;
 use redis::Value;
+
+/// One entry as Redis returned it; `fields` is `None` for an entry that was
+/// deleted while pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Entry {
+    pub id: String,
+    pub fields: Option<Vec<(Bytes, Bytes)>>,
+}
 
 /// The entries of an `XREADGROUP` reply: `nil` (none), `[[key, entries]]`
 /// (RESP2) or `{key: entries}` (RESP3).
@@ -123,4 +130,59 @@ pub(super) fn cap(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn read_replies_of_both_protocols_and_deleted_entries_are_understood() {
+        let entry = |id: &str, fields: Option<&[&str]>| {
+            Value::Array(vec![
+                bulk(id),
+                match fields {
+                    Some(f) => Value::Array(f.iter().map(|s| bulk(s)).collect()),
+                    None => Value::Nil,
+                },
+            ])
+        };
+        let entries = Value::Array(vec![
+            entry("1-0", Some(&["payload", "a", "other", "b"])),
+            entry("2-0", None),
+        ]);
+        let resp2 = Value::Array(vec![Value::Array(vec![bulk("s"), entries.clone()])]);
+        let resp3 = Value::Map(vec![(bulk("s"), entries)]);
+        for v in [resp2, resp3] {
+            let e = stream_entries(v);
+            assert_eq!(e.len(), 2);
+            assert_eq!(e[0].id, "1-0");
+            assert_eq!(
+                e[0].fields.as_deref().unwrap(),
+                [
+                    (Bytes::from("payload"), Bytes::from("a")),
+                    (Bytes::from("other"), Bytes::from("b"))
+                ]
+            );
+            assert_eq!(e[1].fields, None);
+        }
+        assert!(stream_entries(Value::Nil).is_empty());
+        let (next, claimed) = autoclaim_reply(Value::Array(vec![
+            bulk("7-0"),
+            Value::Array(vec![entry("3-0", Some(&["payload", "x"]))]),
+            Value::Array(vec![bulk("4-0")]),
+        ]));
+        assert_eq!(next, "7-0");
+        assert_eq!(claimed.len(), 1);
+    }
+
+    #[test]
+    fn errors_are_capped_on_a_character_boundary() {
+        assert_eq!(cap("héllo", 2), "h");
+        assert_eq!(cap("hello", 10), "hello");
+    }
 }

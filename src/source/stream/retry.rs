@@ -17,17 +17,19 @@
 //!   in a handler task (or its future dropped) would leave its entry held
 //!   for good; the guard hands it to the retrier instead.
 //!
-//! Not owned here: running an attempt, and what a failure leads to (in
-//! `stream.rs`); dead-lettering (`stream_dead_letter.rs`).
+//! Not owned here: running an attempt, and what a failure leads to
+//! (`attempt.rs`); dead-lettering (`dead_letter.rs`); the wait between
+//! attempts and the schedule of waiting retries (`source/retry.rs`).
 
-use super::{Chans, Held, Inner, backoff};
+use super::reply::entries_of;
+use super::running::{Chans, Held, Inner};
+use crate::dispatch::Permits;
 use crate::source::connect::describe;
+use crate::source::retry::{Waits, retrier, retry_wait};
 use redis::Value;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +43,12 @@ pub(super) struct Retry {
     /// Counts against the trigger's [`Room`] until the retry is taken up or
     /// given up.
     pub _waiting: Waiting,
+}
+
+impl Waits for Retry {
+    fn wait(&self) -> Duration {
+        self.wait
+    }
 }
 
 /// How many entries a trigger holds without running them, and how many it
@@ -129,7 +137,7 @@ impl Inner {
     /// Queues a retry of `id` after failed attempt `delivery`; `false` when
     /// shutting down (the entry is released and stays pending).
     pub(super) fn schedule_retry(&self, id: String, delivery: u32, chans: &Chans) -> bool {
-        let wait = backoff(delivery);
+        let wait = retry_wait(delivery);
         self.hold(&id, Held::Waiting);
         self.counters.retried.fetch_add(1, Ordering::Relaxed);
         tracing::info!(component = %self.handler.component, stream = %self.spec.stream, id = %id, delivery, retry_in = ?wait, "will retry the entry");
@@ -157,84 +165,57 @@ impl Inner {
     }
 }
 
-/// Hands failed entries to a handler again once their backoff has passed.
+/// Hands failed entries to a handler again once their backoff has passed,
+/// unless they were taken over meanwhile.
 pub(super) async fn retry_loop(
     inner: Arc<Inner>,
     chans: Chans,
-    mut rx: mpsc::UnboundedReceiver<Retry>,
+    rx: mpsc::UnboundedReceiver<Retry>,
     shutdown: CancellationToken,
 ) {
-    let spec = &inner.spec;
-    let mut due: BinaryHeap<Reverse<(Instant, u64)>> = BinaryHeap::new();
-    let mut waiting: HashMap<u64, Retry> = HashMap::new();
-    let mut seq = 0u64;
-    loop {
-        let next = due.peek().map(|Reverse((at, _))| *at);
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            r = rx.recv() => match r {
-                Some(r) => {
-                    seq += 1;
-                    due.push(Reverse((Instant::now() + r.wait, seq)));
-                    waiting.insert(seq, r);
-                }
-                None => break,
-            },
-            _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now).into()), if next.is_some() => {
-                let Some(Reverse((_, key))) = due.pop() else { continue };
-                let r = waiting.remove(&key).expect("invariant: every key in the heap is waiting");
-                if inner.held(&r.id) != Some(Held::Waiting) {
-                    // Taken over (by this process or another) meanwhile.
-                    continue;
-                }
-                let permit = tokio::select! {
-                    _ = shutdown.cancelled() => {
-                        waiting.insert(key, r);
-                        break;
-                    }
-                    p = inner.capacity.acquire() => p,
-                };
-                if inner.held(&r.id) != Some(Held::Waiting) {
-                    continue;
-                }
-                // Claiming it again counts the delivery in Redis, resets its
-                // idle time and returns its fields; an entry touched since it
-                // failed (idle less than the backoff) was taken over, and is
-                // left alone.
-                let min_idle = r.wait.saturating_sub(Duration::from_millis(50));
-                let claimed: redis::RedisResult<Value> = inner
-                    .commands
-                    .query(
-                        redis::cmd("XCLAIM")
-                            .arg(&spec.stream)
-                            .arg(&spec.group)
-                            .arg(&spec.consumer)
-                            .arg(min_idle.as_millis() as u64)
-                            .arg(&r.id),
-                    )
-                    .await;
-                match claimed.map(super::entries_of) {
-                    Ok(mut entries) if !entries.is_empty() => {
-                        let entry = entries.swap_remove(0);
-                        inner.spawn_attempt(entry, r.delivery + 1, permit, &chans);
-                    }
-                    Ok(_) => {
-                        tracing::debug!(stream = %spec.stream, id = %r.id, "the entry to retry was taken over or deleted meanwhile");
-                        inner.release_waiting(&r.id);
-                    }
-                    Err(e) => {
-                        tracing::warn!(stream = %spec.stream, id = %r.id, reason = %describe(&e), "cannot retry the entry now; it stays pending and is taken up again after claim_idle");
-                        inner.release_waiting(&r.id);
-                    }
-                }
+    let waiting = |r: &Retry| inner.held(&r.id) == Some(Held::Waiting);
+    let take_up = |r: Retry, permit| {
+        let (inner, chans) = (inner.clone(), chans.clone());
+        async move {
+            inner.take_up(r, permit, &chans).await;
+            None
+        }
+    };
+    let left = retrier(rx, &inner.capacity, &shutdown, waiting, take_up).await;
+    let count = left.len();
+    left.for_each(|r| inner.release_waiting(&r.id));
+    if count > 0 {
+        tracing::info!(stream = %inner.spec.stream, entries = count, "entries waiting for a retry were left pending");
+    }
+}
+
+impl Inner {
+    /// Starts the next attempt of a waiting retry. Claiming it again counts
+    /// the delivery in Redis, resets its idle time and returns its fields;
+    /// an entry touched since it failed (idle less than the backoff) was
+    /// taken over, and is left alone.
+    async fn take_up(self: &Arc<Self>, r: Retry, permit: Permits, chans: &Chans) {
+        let spec = &self.spec;
+        let min_idle = r.wait.saturating_sub(Duration::from_millis(50));
+        let mut cmd = spec.group_cmd("XCLAIM");
+        cmd.arg(&spec.consumer)
+            .arg(min_idle.as_millis() as u64)
+            .arg(&r.id);
+        let claimed: redis::RedisResult<Value> = self.commands.query(&cmd).await;
+        match claimed.map(entries_of) {
+            Ok(mut entries) if !entries.is_empty() => {
+                let entry = entries.swap_remove(0);
+                self.spawn_attempt(entry, r.delivery + 1, permit, chans);
+            }
+            Ok(_) => {
+                tracing::debug!(stream = %spec.stream, id = %r.id, "the entry to retry was taken over or deleted meanwhile");
+                self.release_waiting(&r.id);
+            }
+            Err(e) => {
+                tracing::warn!(stream = %spec.stream, id = %r.id, reason = %describe(&e), "cannot retry the entry now; it stays pending and is taken up again after claim_idle");
+                self.release_waiting(&r.id);
             }
         }
-    }
-    for r in waiting.values() {
-        inner.release_waiting(&r.id);
-    }
-    if !waiting.is_empty() {
-        tracing::info!(stream = %spec.stream, entries = waiting.len(), "entries waiting for a retry were left pending");
     }
 }
 
