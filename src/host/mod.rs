@@ -24,8 +24,7 @@ pub mod destination;
 pub mod http;
 pub mod key_value;
 pub mod redis;
-pub mod redis_probe;
-pub mod redis_quota;
+
 pub mod reply_bounds;
 pub mod runtime_config;
 pub mod stubs;
@@ -37,7 +36,7 @@ use allowed_hosts::{AllowedHosts, Destination, RefusalLog};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{Accessor, HasData, Linker, ResourceTable};
 
 /// What every component of the app shares.
 pub struct AppHost {
@@ -219,6 +218,25 @@ pub struct HostData;
 
 impl HasData for HostData {
     type Data<'a> = HostView<'a>;
+}
+
+/// Reaches the instance's host state from an interface adapter: directly
+/// (`v1`, `v2`) or through the store's accessor (`v3`, whose calls run
+/// concurrently and so may not hold the state across an await).
+pub trait WithView {
+    fn with_view<R>(&mut self, f: impl FnOnce(&mut HostView<'_>) -> R) -> R;
+}
+
+impl WithView for HostView<'_> {
+    fn with_view<R>(&mut self, f: impl FnOnce(&mut HostView<'_>) -> R) -> R {
+        f(self)
+    }
+}
+
+impl<T> WithView for &Accessor<T, HostData> {
+    fn with_view<R>(&mut self, f: impl FnOnce(&mut HostView<'_>) -> R) -> R {
+        self.with(|mut access| f(&mut access.get()))
+    }
 }
 
 /// Implemented by the store state of components that get the host APIs.

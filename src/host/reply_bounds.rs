@@ -13,11 +13,11 @@
 //! `fermyon:spin/http`, whose errors carry no text). Where the size can be
 //! learnt before the reply is read (a string's `STRLEN`, a collection's
 //! length, a database's `DBSIZE`, a SQLite value's `length()`), the call is
-//! refused before anything large is read; otherwise (see `redis_probe`) the
+//! refused before anything large is read; otherwise (see `redis::probe`) the
 //! reply is measured once read and refused if it is too large, so it
 //! never reaches the guest, though the host held it for a moment.
 //!
-//! Not owned here: which probe fits which command (`redis_probe`).
+//! Not owned here: which probe fits which command (`redis::probe`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -38,7 +38,7 @@ pub fn show(n: u64) -> String {
 }
 
 /// The bounds of the host APIs in force (see the module docs and
-/// `redis_quota`): settings, with the defaults above.
+/// `redis::quota`): settings, with the defaults above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HostLimits {
     /// One reply, value or body handed to a guest.
@@ -59,8 +59,8 @@ impl Default for HostLimits {
             max_reply: MAX_REPLY,
             max_listing: MAX_LISTING_KEYS,
             max_received: MAX_PER_MESSAGE,
-            pooled_per_component: super::redis_quota::MAX_POOLED_PER_COMPONENT,
-            dedicated_per_component: super::redis_quota::MAX_DEDICATED_PER_COMPONENT,
+            pooled_per_component: super::redis::quota::MAX_POOLED_PER_COMPONENT,
+            dedicated_per_component: super::redis::quota::MAX_DEDICATED_PER_COMPONENT,
         }
     }
 }

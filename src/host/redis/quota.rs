@@ -18,7 +18,7 @@
 //! - the operator's stores (runtime-config key-value stores) are
 //!   [`Owner::Operator`]: never counted against any component.
 //!
-//! Not owned here: connecting (`redis::Pool`), parsing addresses.
+//! Not owned here: connecting (`pool`), parsing addresses.
 
 use crate::address::RedisAddress;
 use redis::{ConnectionAddr, IntoConnectionInfo};
