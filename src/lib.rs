@@ -10,8 +10,9 @@
 //!    developer's loop. [`prepare`] is the start-up they share; [`failure`]
 //!    maps errors to exit codes.
 //! 2. **Configuration.** [`manifest`] reads `spin.toml` (Spin's v1 or v2) into
-//!    a [`manifest::App`]; [`config`] holds the run settings and their
-//!    defaults; [`address`] parses and redacts Redis addresses.
+//!    a [`manifest::App`]; [`settings`] owns every run setting (default,
+//!    range, flag over manifest over default); [`address`] parses and
+//!    redacts Redis addresses.
 //! 3. **Read.** [`source`] is where a message is read: `source::pubsub` (one
 //!    subscription per address, every channel and pattern of it),
 //!    `source::stream` (consumer groups: read, retry, ack, dead-letter),
@@ -26,7 +27,7 @@
 //!    each message runs in (fresh store, stdin/stdout/stderr, limits,
 //!    deadline) comes from the `spin-redis-sandbox` crate. Components get
 //!    Spin's [`host`] APIs (outbound Redis and HTTP, variables, key-value),
-//!    every destination checked by `host::allowed_hosts`.
+//!    every destination checked by `manifest::allowed_hosts`.
 //! 6. **Log and count.** [`logs`] appends each handler's output to its files
 //!    and the terminal; [`stats`] counts what became of every delivery;
 //!    [`ops`] serves metrics, health and traces.
@@ -35,7 +36,6 @@ pub mod address;
 pub mod build;
 pub mod check;
 pub mod cli;
-pub mod config;
 pub mod dispatch;
 pub mod executor;
 pub mod failure;
@@ -46,6 +46,7 @@ pub mod manifest;
 pub mod ops;
 pub mod prepare;
 pub mod queue_budget;
+pub mod settings;
 pub mod source;
 pub mod stats;
 pub mod templates;

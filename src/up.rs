@@ -12,7 +12,6 @@
 //! stream and list trigger), exit 0.
 
 use crate::cli::{LogFormat, UpArgs};
-use crate::config::Overrides;
 use crate::dispatch::{self, Capacity, Dispatcher, RouteSpec, Shared};
 use crate::failure::Failure;
 use crate::logs::Logs;
@@ -41,20 +40,7 @@ pub fn up(args: UpArgs, log_format: LogFormat) -> Result<(), Failure> {
     if args.build {
         crate::build::build_manifest(&args.common.from, &[], crate::build::Echo::AsIs)?;
     }
-    let overrides = Overrides {
-        max_payload: args.max_payload,
-        max_concurrency: args
-            .max_concurrency
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        queue_capacity: args
-            .queue_capacity
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        max_queued_bytes: args.max_queued_bytes,
-        drain_timeout: args.drain_timeout,
-        tls_ca_file: args.tls_ca_file.clone(),
-        ..Default::default()
-    };
-    let prepared = prepare(&args.common, overrides, None)?;
+    let prepared = prepare(&args.common, args.overrides(), None)?;
     let log_dir = args
         .log_dir
         .clone()

@@ -3,10 +3,11 @@
 //! channels and cross-references, so that v1 and v2 report the same problems
 //! in the same words (a trigger's stream and cluster addresses: `source`).
 
-use super::app::{App, Component, ExecutorConfig, FileMapping, Settings, Trigger};
+use super::app::{App, Component, ExecutorConfig, FileMapping, Trigger};
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
-use super::ranges;
 use super::variables::Variables;
+use crate::settings::AppSettings;
+use crate::settings::ranges;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -218,7 +219,7 @@ impl Ctx<'_> {
         Ok(patterns.to_vec())
     }
 
-    pub fn settings(&self, raw: &AppTrigger, field: &str) -> Result<Settings, ManifestError> {
+    pub fn settings(&self, raw: &AppTrigger, field: &str) -> Result<AppSettings, ManifestError> {
         let bad = |key: &str, msg: String| {
             self.at.error(
                 K::BadValue,
@@ -258,7 +259,7 @@ impl Ctx<'_> {
                     .map_err(|m| bad("max_concurrency", m))
             })
             .transpose()?;
-        Ok(Settings {
+        Ok(AppSettings {
             timeout,
             max_memory: size("max_memory", &raw.max_memory, &ranges::MAX_MEMORY)?,
             max_output: size("max_output", &raw.max_output, &ranges::MAX_OUTPUT)?,
@@ -295,7 +296,7 @@ impl Ctx<'_> {
         name: String,
         components: Vec<Draft<Component>>,
         triggers: Vec<Draft<Trigger>>,
-        settings: Settings,
+        settings: AppSettings,
     ) -> Result<App, ManifestError> {
         let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
         for c in &components {
@@ -369,7 +370,7 @@ impl Ctx<'_> {
     }
 }
 
-/// Converts an executor spec; `None` is the default, the component executor.
+/// Converts an executor spec; `None` is the default, `spin`.
 pub fn executor(spec: Option<&ExecutorSpec>) -> ExecutorConfig {
     match spec {
         None | Some(ExecutorSpec::Spin) => ExecutorConfig::Spin,

@@ -14,7 +14,7 @@
 use super::quota::{Owner, OwnerKey, pool_key};
 use crate::address::RedisAddress;
 use crate::host::destination;
-use crate::host::reply_bounds::HostLimits;
+use crate::settings::HostLimits;
 use redis::aio::{
     ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
 };
