@@ -66,25 +66,13 @@ impl RefusalLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::allowed_hosts::well_known_port;
-
-    /// A plain URL's destination, read with `url` (the tests' URLs are
-    /// read the same by every parser).
-    fn destination(url: &str) -> Option<Destination> {
-        let u = url::Url::parse(url).ok()?;
-        let scheme = u.scheme().to_string();
-        Some(Destination {
-            host: u.host_str().filter(|h| !h.is_empty())?.to_string(),
-            port: u.port().or_else(|| well_known_port(&scheme))?,
-            scheme,
-        })
-    }
+    use crate::manifest::allowed_hosts::test_destination;
 
     #[test]
     fn refused_destinations_are_named_up_to_a_bound_then_counted() {
         let log = RefusalLog::default();
         for i in 0..200 {
-            let d = destination(&format!("redis://h{i}.example:6379")).unwrap();
+            let d = test_destination(&format!("redis://h{i}.example:6379")).unwrap();
             log.refused("c", &d);
             log.refused("c", &d);
         }

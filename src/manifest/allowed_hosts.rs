@@ -315,6 +315,19 @@ impl AllowedHosts {
     }
 }
 
+/// A plain URL's destination, read with `url` (the tests' URLs are read
+/// the same by every parser).
+#[cfg(test)]
+pub fn test_destination(url: &str) -> Option<Destination> {
+    let u = url::Url::parse(url).ok()?;
+    let scheme = u.scheme().to_string();
+    Some(Destination {
+        host: u.host_str().filter(|h| !h.is_empty())?.to_string(),
+        port: u.port().or_else(|| well_known_port(&scheme))?,
+        scheme,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -328,20 +341,8 @@ mod tests {
         )
     }
 
-    /// A plain URL's destination, read with `url` (the tests' URLs are
-    /// read the same by every parser).
-    fn destination(url: &str) -> Option<Destination> {
-        let u = url::Url::parse(url).ok()?;
-        let scheme = u.scheme().to_string();
-        Some(Destination {
-            host: u.host_str().filter(|h| !h.is_empty())?.to_string(),
-            port: u.port().or_else(|| well_known_port(&scheme))?,
-            scheme,
-        })
-    }
-
     fn allows(h: &AllowedHosts, url: &str) -> bool {
-        h.allows(&destination(url).unwrap_or_else(|| panic!("{url} has no destination")))
+        h.allows(&test_destination(url).unwrap_or_else(|| panic!("{url} has no destination")))
     }
 
     #[test]
@@ -437,7 +438,7 @@ mod tests {
             .unwrap();
         let d = crate::host::destination::http(&uri).unwrap();
         assert!(!h.allows(&d), "{d}");
-        let d = destination("http://allowed.example.com/x").unwrap();
+        let d = test_destination("http://allowed.example.com/x").unwrap();
         assert!(h.allows(&d));
     }
 }
