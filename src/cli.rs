@@ -245,7 +245,7 @@ fn size(
     flag: &'static str,
     range: &'static NumberRange,
 ) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
-    move |s| range.check(flag, crate::manifest::parse_size(s)?)
+    move |s| range.check(flag, ranges::parse_size(s)?)
 }
 
 /// A whole number within `range`.

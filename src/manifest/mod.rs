@@ -32,7 +32,6 @@ pub use app::{
 };
 pub use build::BuildConfig;
 pub use error::{ManifestError, ManifestErrorKind};
-pub use shared::parse_size;
 
 use std::path::{Path, PathBuf};
 

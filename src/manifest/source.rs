@@ -366,38 +366,38 @@ impl Ctx<'_> {
             .vars
             .expand(raw)
             .map_err(|m| self.at.error(K::Variable, line, Some(field), m))?;
+        // Every refusal here is a bad address of this one field.
+        let bad = |msg: String, hint: &str| {
+            self.at
+                .error(K::BadAddress, line, Some(field), msg)
+                .hint(hint)
+        };
         let parts: Vec<&str> = text.split(',').map(str::trim).collect();
         if parts.len() > 1 && !cluster {
-            return Err(self
-                .at
-                .error(
-                    K::BadAddress,
-                    line,
-                    Some(field),
-                    format!("{} addresses are given, and only a cluster takes several", parts.len()),
-                )
-                .hint("add cluster = true beside the address to name the nodes of a Redis Cluster, or give one address"));
+            return Err(bad(
+                format!(
+                    "{} addresses are given, and only a cluster takes several",
+                    parts.len()
+                ),
+                "add cluster = true beside the address to name the nodes of a Redis Cluster, or give one address",
+            ));
         }
         let nodes = parts
             .iter()
             .map(|p| {
                 RedisAddress::parse(p).map_err(|e| {
-                    self.at
-                        .error(K::BadAddress, line, Some(field), format!("bad address: {e}"))
-                        .hint("write it as redis://[user[:password]@]host[:port][/db], or rediss:// for TLS")
+                    bad(
+                        format!("bad address: {e}"),
+                        "write it as redis://[user[:password]@]host[:port][/db], or rediss:// for TLS",
+                    )
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if nodes.iter().any(|n| n.is_tls() != nodes[0].is_tls()) {
-            return Err(self
-                .at
-                .error(
-                    K::BadAddress,
-                    line,
-                    Some(field),
-                    "the cluster's nodes mix redis:// and rediss://",
-                )
-                .hint("a cluster uses TLS on all of its nodes or on none"));
+            return Err(bad(
+                "the cluster's nodes mix redis:// and rediss://".into(),
+                "a cluster uses TLS on all of its nodes or on none",
+            ));
         }
         Ok(nodes)
     }

@@ -1,8 +1,9 @@
 //! The valid range of every numeric setting, shared by the manifest and the
 //! command line, so that a value out of range is refused at start-up in the
 //! same words wherever it was given (and never reaches an allocation or a
-//! semaphore that would panic on it). The table of settings with their
-//! ranges is `settings`'s.
+//! semaphore that would panic on it), and [`parse_size`], how a size is
+//! written in both. The table of settings with their ranges is
+//! `settings`'s.
 //!
 //! Not owned here: the defaults and resolving them (`settings`).
 
@@ -106,6 +107,32 @@ impl NumberRange {
     }
 }
 
+/// Parses a byte size: an integer, or a string like "256MiB", "4 MB", "512k".
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("{text:?} is not a size; write it as \"256MiB\", \"4MB\" or a number of bytes")
+    })?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?}; use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +149,14 @@ mod tests {
         assert!(e.contains("5GiB") && e.contains("64KiB to 4GiB"), "{e}");
         assert!(TIMEOUT.check("timeout", Duration::ZERO).is_err());
         assert!(DRAIN_TIMEOUT.check("drain_timeout", Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("4 MB"), Ok(4_000_000));
+        assert_eq!(parse_size("17"), Ok(17));
+        assert!(parse_size("12 parsecs").unwrap_err().contains("unit"));
+        assert!(parse_size("lots").is_err());
     }
 }
