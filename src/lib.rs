@@ -25,9 +25,12 @@
 //!    and commands, `spin` components and seed-era modules), the one wasmtime
 //!    engine, and the registry that prepares every handler once; the sandbox
 //!    each message runs in (fresh store, stdin/stdout/stderr, limits,
-//!    deadline) comes from the `spin-redis-sandbox` crate. Components get
-//!    Spin's [`host`] APIs (outbound Redis and HTTP, variables, key-value),
-//!    every destination checked by `manifest::allowed_hosts`.
+//!    deadline), the one run wrapper every executor goes through and the
+//!    one `PrepareError` come from the `spin-redis-sandbox` crate.
+//!    Components get Spin's [`host`] APIs: `host::redis` and
+//!    `host::key_value` (the pool or store, the operations once, a small
+//!    adapter per interface version), variables and outbound HTTP, every
+//!    destination checked by `manifest::allowed_hosts`.
 //! 6. **Log and count.** [`logs`] appends each handler's output to its files
 //!    and the terminal; [`stats`] counts what became of every delivery;
 //!    [`ops`] serves metrics, health and traces.

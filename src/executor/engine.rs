@@ -8,7 +8,7 @@
 //!   [`SLOT_SHARE`]; a component that needs more in one instance (a
 //!   component built from many core modules could otherwise take every
 //!   memory slot of the pool in one message) is refused when it is compiled,
-//!   at start-up (see [`compile_error`]).
+//!   at start-up (see [`compile_error()`]).
 //! - **Epoch interruption**: a ticker thread bumps the epoch every
 //!   [`TICK`]; each tick a running guest yields to its async executor (see
 //!   `spin_redis_sandbox::limits`), which is how both fairness and timeouts work.

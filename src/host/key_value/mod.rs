@@ -20,7 +20,7 @@
 //! (`store-table-full` beyond).
 //!
 //! Layout: [`store`] holds the stores and their backends, [`ops`] what a
-//! guest does with an open one, once; [`v1`], [`v2`], [`v3`] adapt it to
+//! guest does with an open one, once; `v1`, `v2`, `v3` adapt it to
 //! each interface version. This file holds the bindings and the guest's
 //! handle to an open store.
 //!

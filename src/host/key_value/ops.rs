@@ -1,7 +1,7 @@
 //! What a guest does with an open store, once for every interface version:
 //! `get`, `set`, `delete`, `exists` and `get-keys` on either backend, each
 //! reply bounded by the host's caps (see `reply_bounds`), SQLite calls on a
-//! blocking thread. [`with_commands!`] lists the four fixed commands once,
+//! blocking thread. `with_commands!` lists the four fixed commands once,
 //! so that each adapter writes its method shape once.
 //!
 //! Not owned here: the stores (`store`), the interfaces' types (`v1`, `v2`,

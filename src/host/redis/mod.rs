@@ -33,8 +33,8 @@
 //!
 //! Layout: [`pool`] holds the connections, [`quota`] names and counts them,
 //! [`target`] sends one command and measures its reply ([`probe`] sizes it
-//! first where it can), [`ops`] holds the commands once, and [`v1`], [`v2`],
-//! [`v3`] adapt them to each interface version; [`connection`] is the
+//! first where it can), [`ops`] holds the commands once, and `v1`, `v2`,
+//! `v3` adapt them to each interface version; `connection` is the
 //! guest's connection resource. This file holds the bindings and the check
 //! of a guest's address.
 //!

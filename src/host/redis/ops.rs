@@ -1,7 +1,7 @@
 //! The commands every interface version offers, once: `publish`, `get`,
 //! `set`, `incr`, `del`, `sadd`, `smembers`, `srem` and `execute`, in the
 //! v3 vocabulary (`v3::Error`, `v3::RedisResult`); each adapter (`v1`,
-//! `v2`, `v3`) only converts its own types around them. [`with_commands!`]
+//! `v2`, `v3`) only converts its own types around them. `with_commands!`
 //! lists the eight fixed commands once, so that each adapter writes its
 //! method shape once. What connection `execute` needs is decided here too.
 //!
