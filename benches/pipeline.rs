@@ -16,9 +16,9 @@ use bytes::Bytes;
 use futures_util::StreamExt as _;
 use spin_redis::executor::Executor;
 use spin_redis::executor::engine::{EngineOptions, Runtime};
-use spin_redis::executor::spin::ComponentHandler;
+use spin_redis::executor::spin::SpinComponent;
 use spin_redis::host::ComponentHost;
-use spin_redis_compat::CompatModule;
+use spin_redis_compat::WagiModule;
 use spin_redis_sandbox::{Limits, Message, Mount, Sandbox};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -183,10 +183,10 @@ fn prepare(rt: &Runtime, s: &Subject) -> Executor {
     let limits = Limits::default();
     match s.executor {
         "wagi" => Executor::Wagi(
-            CompatModule::prepare(&rt.engine, &bytes, "_start", sandbox, limits).unwrap(),
+            WagiModule::prepare(&rt.engine, &bytes, "_start", sandbox, limits).unwrap(),
         ),
         _ => Executor::Spin(
-            ComponentHandler::prepare(
+            SpinComponent::prepare(
                 &rt.engine,
                 &bytes,
                 sandbox,

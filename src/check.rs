@@ -10,18 +10,18 @@
 //! Not owned here: the preparation itself (`prepare`, `executor`).
 
 use crate::cli::CheckArgs;
-use crate::config::Overrides;
 use crate::executor::{Executor, Handlers};
 use crate::failure::Failure;
-use crate::prepare::setup;
+use crate::prepare::{Setup, setup};
 use std::collections::{HashMap, HashSet};
 
 pub fn check(args: CheckArgs) -> Result<u8, Failure> {
-    let overrides = Overrides {
-        tls_ca_file: None,
-        ..Default::default()
-    };
-    let (app, config, runtime) = setup(&args.common, overrides, None)?;
+    let Setup {
+        app,
+        config,
+        stores,
+        runtime,
+    } = setup(&args.common, args.common.overrides(), None)?;
     let mut prepared: HashMap<&str, Handlers> = HashMap::new();
     let mut problems: Vec<String> = Vec::new();
     let mut failed: HashSet<&str> = HashSet::new();
@@ -34,6 +34,7 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
             &runtime,
             &app,
             &config,
+            &stores,
             &args.common.env,
             Some(&t.component),
         ) {

@@ -1,7 +1,10 @@
 //! The command line: clap definitions. Each flag's doc comment is its
-//! `--help` text.
+//! `--help` text; each setting flag is checked against its range (see
+//! `settings::ranges`) as it is parsed, and [`Common::overrides`] and
+//! [`UpArgs::overrides`] hand the flags given to `settings`.
 
-use crate::manifest::ranges;
+use crate::settings::ranges::{self, DurationRange, NumberRange};
+use crate::settings::{AppSettings, Overrides};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -82,40 +85,40 @@ pub struct Common {
     pub env: Vec<(String, String)>,
 
     /// Per-message deadline, such as 30s or 500ms [default: 30s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = duration("--timeout", &ranges::TIMEOUT))]
     pub timeout: Option<Duration>,
 
     /// Linear-memory cap per handler instance, such as 256MiB [default: 256MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_max_memory)]
+    #[arg(long, value_name = "SIZE", value_parser = size("--max-memory", &ranges::MAX_MEMORY))]
     pub max_memory: Option<u64>,
 
     /// Bytes of stdout and of stderr kept per message; the rest is cut and the
     /// cut noted [default: 4MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_max_output)]
+    #[arg(long, value_name = "SIZE", value_parser = size("--max-output", &ranges::MAX_OUTPUT))]
     pub max_output: Option<u64>,
 
     /// The largest reply, value or body one host call hands a component
     /// (an outbound Redis reply, a key-value value, a fermyon:spin/http
     /// body); larger ones fail with the interface's error [default: 16MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_max_host_reply)]
+    #[arg(long, value_name = "SIZE", value_parser = size("--max-host-reply", &ranges::MAX_HOST_REPLY))]
     pub max_host_reply: Option<u64>,
 
     /// Keys one key-value listing (get-keys) may return [default: 10000].
-    #[arg(long, value_name = "N", value_parser = parse_max_host_listing)]
+    #[arg(long, value_name = "N", value_parser = count("--max-host-listing", &ranges::MAX_HOST_LISTING))]
     pub max_host_listing: Option<u64>,
 
     /// All that one message may receive through the host APIs [default: 64MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_max_host_received)]
+    #[arg(long, value_name = "SIZE", value_parser = size("--max-host-received", &ranges::MAX_HOST_RECEIVED))]
     pub max_host_received: Option<u64>,
 
     /// Outbound Redis addresses one component may keep pooled connections
     /// to [default: 16].
-    #[arg(long, value_name = "N", value_parser = parse_max_redis_addresses)]
+    #[arg(long, value_name = "N", value_parser = count("--max-redis-addresses", &ranges::MAX_REDIS_CONNECTIONS))]
     pub max_redis_addresses: Option<u64>,
 
     /// Dedicated outbound Redis connections (MULTI, BLPOP...) one component
     /// may hold at once [default: 16].
-    #[arg(long, value_name = "N", value_parser = parse_max_redis_dedicated)]
+    #[arg(long, value_name = "N", value_parser = count("--max-redis-dedicated", &ranges::MAX_REDIS_CONNECTIONS))]
     pub max_redis_dedicated: Option<u64>,
 
     /// Folder of the compiled-code cache [default: $SPIN_REDIS_CACHE_DIR,
@@ -153,27 +156,27 @@ pub struct UpArgs {
     pub quiet: bool,
 
     /// Messages larger than this are logged and skipped [default: 16MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_max_payload)]
+    #[arg(long, value_name = "SIZE", value_parser = size("--max-payload", &ranges::MAX_PAYLOAD))]
     pub max_payload: Option<u64>,
 
     /// Handlers running at once across the app [default: 64].
-    #[arg(long, value_name = "N", value_parser = parse_max_concurrency)]
+    #[arg(long, value_name = "N", value_parser = count("--max-concurrency", &ranges::MAX_CONCURRENCY))]
     pub max_concurrency: Option<u64>,
 
     /// Messages queued per trigger before new ones are dropped (and counted)
     /// [default: no count limit; the queues are bounded by --max-queued-bytes].
-    #[arg(long, value_name = "N", value_parser = parse_queue_capacity)]
+    #[arg(long, value_name = "N", value_parser = count("--queue-capacity", &ranges::QUEUE_CAPACITY))]
     pub queue_capacity: Option<u64>,
 
     /// Memory of the messages queued across all triggers (payload plus a
     /// fixed overhead per queued message) before new ones are dropped (and
     /// counted) [default: 128MiB].
-    #[arg(long, value_name = "SIZE", value_parser = parse_max_queued_bytes)]
+    #[arg(long, value_name = "SIZE", value_parser = size("--max-queued-bytes", &ranges::MAX_QUEUED_BYTES))]
     pub max_queued_bytes: Option<u64>,
 
     /// On SIGINT/SIGTERM, how long queued and running messages may take to
     /// finish [default: 10s].
-    #[arg(long, value_name = "DURATION", value_parser = parse_drain_timeout)]
+    #[arg(long, value_name = "DURATION", value_parser = duration("--drain-timeout", &ranges::DRAIN_TIMEOUT))]
     pub drain_timeout: Option<Duration>,
 
     /// PEM file of CA certificates to verify rediss:// servers (instead of
@@ -224,74 +227,86 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); write it as 30s or 500ms"))
+// One value parser per kind of flag, each checking the flag's documented
+// range (see `settings::ranges`), so a value out of range is a usage error
+// (exit 2) in the same words as in the manifest.
+
+/// A duration such as `30s` or `500ms`, within `range`.
+fn duration(
+    flag: &'static str,
+    range: &'static DurationRange,
+) -> impl Fn(&str) -> Result<Duration, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let d = humantime::parse_duration(s)
+            .map_err(|e| format!("{s:?} is not a duration ({e}); write it as 30s or 500ms"))?;
+        range.check(flag, d)
+    }
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    crate::manifest::parse_size(s)
+/// A size such as `256MiB`, within `range`.
+fn size(
+    flag: &'static str,
+    range: &'static NumberRange,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |s| range.check(flag, ranges::parse_size(s)?)
 }
 
-// One parser per flag, each checking the flag's documented range (see
-// `manifest::ranges`), so a value out of range is a usage error (exit 2).
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    ranges::TIMEOUT.check("--timeout", parse_duration(s)?)
+/// A whole number within `range`.
+fn count(
+    flag: &'static str,
+    range: &'static NumberRange,
+) -> impl Fn(&str) -> Result<u64, String> + Clone + Send + Sync + 'static {
+    move |s| {
+        let n = s
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?} is not a whole number"))?;
+        range.check(flag, n)
+    }
 }
 
-fn parse_drain_timeout(s: &str) -> Result<Duration, String> {
-    ranges::DRAIN_TIMEOUT.check("--drain-timeout", parse_duration(s)?)
+/// A count already checked against its range, as a `usize`.
+fn to_usize(n: u64) -> usize {
+    usize::try_from(n).unwrap_or(usize::MAX)
 }
 
-fn parse_max_memory(s: &str) -> Result<u64, String> {
-    ranges::MAX_MEMORY.check("--max-memory", parse_size(s)?)
+impl Common {
+    /// The setting flags every command shares, for `settings`.
+    pub fn overrides(&self) -> Overrides {
+        Overrides {
+            app: AppSettings {
+                timeout: self.timeout,
+                max_memory: self.max_memory,
+                max_output: self.max_output,
+                ..Default::default()
+            },
+            max_host_reply: self.max_host_reply,
+            max_host_listing: self.max_host_listing,
+            max_host_received: self.max_host_received,
+            max_redis_addresses: self.max_redis_addresses.map(to_usize),
+            max_redis_dedicated: self.max_redis_dedicated.map(to_usize),
+            ..Default::default()
+        }
+    }
 }
 
-fn parse_max_output(s: &str) -> Result<u64, String> {
-    ranges::MAX_OUTPUT.check("--max-output", parse_size(s)?)
-}
-
-fn parse_max_payload(s: &str) -> Result<u64, String> {
-    ranges::MAX_PAYLOAD.check("--max-payload", parse_size(s)?)
-}
-
-fn parse_max_queued_bytes(s: &str) -> Result<u64, String> {
-    ranges::MAX_QUEUED_BYTES.check("--max-queued-bytes", parse_size(s)?)
-}
-
-fn parse_max_host_reply(s: &str) -> Result<u64, String> {
-    ranges::MAX_HOST_REPLY.check("--max-host-reply", parse_size(s)?)
-}
-
-fn parse_max_host_received(s: &str) -> Result<u64, String> {
-    ranges::MAX_HOST_RECEIVED.check("--max-host-received", parse_size(s)?)
-}
-
-fn parse_max_host_listing(s: &str) -> Result<u64, String> {
-    ranges::MAX_HOST_LISTING.check("--max-host-listing", parse_count(s)?)
-}
-
-fn parse_max_redis_addresses(s: &str) -> Result<u64, String> {
-    ranges::MAX_REDIS_CONNECTIONS.check("--max-redis-addresses", parse_count(s)?)
-}
-
-fn parse_max_redis_dedicated(s: &str) -> Result<u64, String> {
-    ranges::MAX_REDIS_CONNECTIONS.check("--max-redis-dedicated", parse_count(s)?)
-}
-
-fn parse_count(s: &str) -> Result<u64, String> {
-    s.trim()
-        .parse()
-        .map_err(|_| format!("{s:?} is not a whole number"))
-}
-
-fn parse_max_concurrency(s: &str) -> Result<u64, String> {
-    ranges::MAX_CONCURRENCY.check("--max-concurrency", parse_count(s)?)
-}
-
-fn parse_queue_capacity(s: &str) -> Result<u64, String> {
-    ranges::QUEUE_CAPACITY.check("--queue-capacity", parse_count(s)?)
+impl UpArgs {
+    /// Every setting flag of `up`, for `settings`.
+    pub fn overrides(&self) -> Overrides {
+        let common = self.common.overrides();
+        Overrides {
+            app: AppSettings {
+                max_payload: self.max_payload,
+                max_concurrency: self.max_concurrency.map(to_usize),
+                tls_ca_file: self.tls_ca_file.clone(),
+                ..common.app
+            },
+            queue_capacity: self.queue_capacity.map(to_usize),
+            max_queued_bytes: self.max_queued_bytes,
+            drain_timeout: self.drain_timeout,
+            ..common
+        }
+    }
 }
 
 #[cfg(test)]

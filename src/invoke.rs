@@ -5,7 +5,6 @@
 //! Only the invoked component is prepared.
 
 use crate::cli::InvokeArgs;
-use crate::config::Overrides;
 use crate::failure::Failure;
 use crate::prepare::prepare;
 use anyhow::{Context as _, anyhow};
@@ -42,7 +41,7 @@ pub fn invoke(args: InvokeArgs) -> Result<u8, Failure> {
     };
     // Only the invoked component is prepared: another one's broken file
     // should not stop a quick test of this one.
-    let p = prepare(&args.common, Overrides::default(), Some(&args.component))?;
+    let p = prepare(&args.common, args.common.overrides(), Some(&args.component))?;
     let Some(trigger) = p
         .app
         .triggers

@@ -11,8 +11,9 @@
 //!    [`reload`] wires the running app and changes it while it runs (SIGHUP,
 //!    `watch`); [`failure`] maps errors to exit codes.
 //! 2. **Configuration.** [`manifest`] reads `spin.toml` (Spin's v1 or v2) into
-//!    a [`manifest::App`]; [`config`] holds the run settings and their
-//!    defaults; [`address`] parses and redacts Redis addresses.
+//!    a [`manifest::App`]; [`settings`] owns every run setting (default,
+//!    range, flag over manifest over default); [`address`] parses and
+//!    redacts Redis addresses.
 //! 3. **Read.** [`source`] is where a message is read: `source::pubsub` (one
 //!    subscription per address, every channel and pattern of it, read in
 //!    `pubsub.rs`), `source::stream` (consumer groups: read in
@@ -30,9 +31,12 @@
 //!    and commands, `spin` components and seed-era modules), the one wasmtime
 //!    engine, and the registry that prepares every handler once; the sandbox
 //!    each message runs in (fresh store, stdin/stdout/stderr, limits,
-//!    deadline) comes from the `spin-redis-sandbox` crate. Components get
-//!    Spin's [`host`] APIs (outbound Redis and HTTP, variables, key-value),
-//!    every destination checked by `host::allowed_hosts`.
+//!    deadline), the one run wrapper every executor goes through and the
+//!    one `PrepareError` come from the `spin-redis-sandbox` crate.
+//!    Components get Spin's [`host`] APIs: `host::redis` and
+//!    `host::key_value` (the pool or store, the operations once, a small
+//!    adapter per interface version), variables and outbound HTTP, every
+//!    destination checked by `manifest::allowed_hosts`.
 //! 6. **Log and count.** [`logs`] appends each handler's output to its files
 //!    and the terminal; [`stats`] counts what became of every delivery;
 //!    [`ops`] serves metrics, health and traces.
@@ -41,7 +45,6 @@ pub mod address;
 pub mod build;
 pub mod check;
 pub mod cli;
-pub mod config;
 pub mod dispatch;
 pub mod executor;
 pub mod failure;
@@ -53,6 +56,7 @@ pub mod ops;
 pub mod prepare;
 pub mod queue_budget;
 pub mod reload;
+pub mod settings;
 pub mod source;
 pub mod stats;
 pub mod templates;

@@ -1,70 +1,73 @@
 //! Start-up shared by every command: read the manifest, settle the settings,
-//! build the engine and prepare every handler. Everything here happens once;
-//! nothing of it is repeated per message.
+//! read the runtime config, build the engine and prepare every handler.
+//! Everything here happens once; nothing of it is repeated per message.
+//!
+//! Not owned here: the flags (`cli`, which turns them into
+//! `settings::Overrides`) and settling each setting (`settings`).
 
 use crate::cli::Common;
-use crate::config::{Overrides, RunConfig};
 use crate::executor::Handlers;
 use crate::executor::engine::{EngineOptions, Runtime, default_cache_dir};
 use crate::failure::Failure;
+use crate::host::runtime_config::HostConfig;
 use crate::manifest::{self, App};
+use crate::settings::{Overrides, RunConfig};
 
 /// A ready-to-run application.
 pub struct Prepared {
     pub app: App,
     pub config: RunConfig,
+    /// The runtime config: the key-value stores.
+    pub stores: HostConfig,
     pub handlers: Handlers,
     /// Kept alive for its epoch ticker; dropped last.
     pub runtime: Runtime,
 }
 
-/// Loads the app named by `common.from`, settles the settings and builds the
-/// engine: everything before preparing handlers (`check` prepares them one
-/// by one to report every problem). `only`: the one component a command
-/// will run.
-pub fn setup(
-    common: &Common,
-    overrides: Overrides,
-    only: Option<&str>,
-) -> Result<(App, RunConfig, Runtime), Failure> {
-    let (app, config) = settle(common, overrides, only)?;
+/// What start-up settles before preparing handlers.
+pub struct Setup {
+    pub app: App,
+    pub config: RunConfig,
+    pub stores: HostConfig,
+    pub runtime: Runtime,
+}
+
+/// Loads the app named by `common.from`, settles the settings (`overrides`:
+/// every flag given, see `cli`) and builds the engine: everything before
+/// preparing handlers (`check` prepares them one by one to report every
+/// problem). `only`: the one component a command will run.
+pub fn setup(common: &Common, overrides: Overrides, only: Option<&str>) -> Result<Setup, Failure> {
+    let (app, config, stores) = settle(common, overrides, only)?;
     let runtime = engine(common, &app, &config)?;
-    Ok((app, config, runtime))
+    Ok(Setup {
+        app,
+        config,
+        stores,
+        runtime,
+    })
 }
 
 /// Loads and validates the app named by `common.from` and settles its
-/// settings, runtime config included; no engine (a reload keeps the one it
-/// runs with).
+/// settings and runtime config; no engine (a reload keeps the one it runs
+/// with).
 pub fn settle(
     common: &Common,
-    mut overrides: Overrides,
+    overrides: Overrides,
     only: Option<&str>,
-) -> Result<(App, RunConfig), Failure> {
+) -> Result<(App, RunConfig, HostConfig), Failure> {
     let app = manifest::load(&common.from).map_err(Failure::usage)?;
-    overrides.timeout = common.timeout;
-    overrides.max_memory = common.max_memory;
-    overrides.max_output = common.max_output;
-    overrides.max_host_reply = common.max_host_reply;
-    overrides.max_host_listing = common.max_host_listing;
-    overrides.max_host_received = common.max_host_received;
-    overrides.max_redis_addresses = common
-        .max_redis_addresses
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    overrides.max_redis_dedicated = common
-        .max_redis_dedicated
-        .map(|n| usize::try_from(n).unwrap_or(usize::MAX));
-    let mut config = RunConfig::resolve(&app.settings, &overrides);
-    config.host = crate::host::runtime_config::HostConfig::load(
+    let config = RunConfig::resolve(&app.settings, &overrides);
+    let stores = HostConfig::load(
         common.runtime_config_file.as_deref(),
         common.state_dir.as_deref(),
     )
     .map_err(Failure::usage)?;
     if only.is_none() {
-        crate::source::stream::check_timeouts(&app, config.limits.timeout)
-            .map_err(Failure::usage)?;
+        manifest::source::check_claim_idles(&app, config.limits.timeout)
+            .map_err(|m| Failure::usage(anyhow::anyhow!(m)))?;
         crate::source::list::check(&app).map_err(Failure::usage)?;
     }
-    Ok((app, config))
+    Ok((app, config, stores))
 }
 
 /// The engine for `app`: sized by its triggers and settings.
@@ -92,18 +95,24 @@ fn engine(common: &Common, app: &App, config: &RunConfig) -> Result<Runtime, Fai
 }
 
 /// Loads and prepares the app named by `common.from` (only component `only`,
-/// when given). `overrides` holds the command's flags beyond `common`.
+/// when given). `overrides` holds every flag given (see `cli`).
 pub fn prepare(
     common: &Common,
     overrides: Overrides,
     only: Option<&str>,
 ) -> Result<Prepared, Failure> {
-    let (app, config, runtime) = setup(common, overrides, only)?;
-    let handlers =
-        Handlers::prepare(&runtime, &app, &config, &common.env, only).map_err(Failure::usage)?;
+    let Setup {
+        app,
+        config,
+        stores,
+        runtime,
+    } = setup(common, overrides, only)?;
+    let handlers = Handlers::prepare(&runtime, &app, &config, &stores, &common.env, only)
+        .map_err(Failure::usage)?;
     Ok(Prepared {
         app,
         config,
+        stores,
         handlers,
         runtime,
     })

@@ -28,13 +28,14 @@
 //! report (`up`), watching files (`watch`).
 
 use crate::cli::Common;
-use crate::config::{Overrides, RunConfig};
 use crate::dispatch::{Capacity, Dispatcher, HandlerSlot, RouteId, RouteSpec, Shared};
 use crate::executor::engine::Runtime;
 use crate::executor::{Handler, HandlerKey, Handlers};
+use crate::host::runtime_config::HostConfig;
 use crate::manifest::{App, Component, Trigger};
 use crate::ops::health::{Condition, Health, RedisLink};
 use crate::ops::metrics::Metrics;
+use crate::settings::{Overrides, RunConfig};
 use crate::source::connect::Endpoint;
 use crate::source::list::{self, ListSource};
 use crate::source::pubsub::{self, Subscription};
@@ -67,7 +68,7 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn of(c: &Component, config: &RunConfig) -> anyhow::Result<Fingerprint> {
+    fn of(c: &Component, config: &RunConfig, stores: &HostConfig) -> anyhow::Result<Fingerprint> {
         let bytes = std::fs::read(&c.source).with_context(|| {
             format!(
                 "cannot read component {:?} (source {:?})",
@@ -78,10 +79,7 @@ impl Fingerprint {
         Ok(Fingerprint {
             wasm: sha2::Sha256::digest(&bytes).into(),
             component: c.clone(),
-            settings: format!(
-                "{:?} {:?} {:?}",
-                config.limits, config.host_limits, config.host
-            ),
+            settings: format!("{:?} {:?} {:?}", config.limits, config.host_limits, stores),
         })
     }
 }
@@ -105,8 +103,13 @@ pub struct Next {
 
 impl Next {
     /// An app prepared at start-up.
-    pub fn prepared(app: App, config: RunConfig, handlers: Handlers) -> anyhow::Result<Next> {
-        let fingerprints = fingerprints(&app, &config)?;
+    pub fn prepared(
+        app: App,
+        config: RunConfig,
+        stores: HostConfig,
+        handlers: Handlers,
+    ) -> anyhow::Result<Next> {
+        let fingerprints = fingerprints(&app, &config, &stores)?;
         Ok(Next {
             app,
             config,
@@ -133,12 +136,14 @@ impl Next {
         runtime: &Runtime,
         known: &HashMap<HandlerKey, Fingerprint>,
     ) -> anyhow::Result<Next> {
-        let (app, config) = crate::prepare::settle(&origin.common, origin.overrides.clone(), None)
-            .map_err(|f| f.error)?;
-        let fingerprints = fingerprints(&app, &config)?;
+        let (app, config, stores) =
+            crate::prepare::settle(&origin.common, origin.overrides.clone(), None)
+                .map_err(|f| f.error)?;
+        let fingerprints = fingerprints(&app, &config, &stores)?;
         let changed = |key: &HandlerKey| known.get(key) != fingerprints.get(key);
-        let fresh = Handlers::prepare_where(runtime, &app, &config, &origin.common.env, changed)?
-            .into_map();
+        let fresh =
+            Handlers::prepare_where(runtime, &app, &config, &stores, &origin.common.env, changed)?
+                .into_map();
         Ok(Next {
             app,
             config,
@@ -149,7 +154,11 @@ impl Next {
 }
 
 /// The fingerprint of every handler the app's triggers use.
-fn fingerprints(app: &App, config: &RunConfig) -> anyhow::Result<HashMap<HandlerKey, Fingerprint>> {
+fn fingerprints(
+    app: &App,
+    config: &RunConfig,
+    stores: &HostConfig,
+) -> anyhow::Result<HashMap<HandlerKey, Fingerprint>> {
     let mut out = HashMap::new();
     for t in &app.triggers {
         let key = (t.component.clone(), t.executor.clone());
@@ -161,7 +170,7 @@ fn fingerprints(app: &App, config: &RunConfig) -> anyhow::Result<HashMap<Handler
             .iter()
             .find(|c| c.id == t.component)
             .expect("invariant: the manifest checked that every trigger names a component");
-        out.insert(key, Fingerprint::of(c, config)?);
+        out.insert(key, Fingerprint::of(c, config, stores)?);
     }
     Ok(out)
 }

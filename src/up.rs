@@ -18,7 +18,6 @@
 mod report;
 
 use crate::cli::{LogFormat, UpArgs};
-use crate::config::Overrides;
 use crate::dispatch::{self, Dispatcher, Shared};
 use crate::executor::engine::Runtime;
 use crate::failure::Failure;
@@ -68,10 +67,11 @@ pub fn run<W>(
     if args.build {
         crate::build::build_manifest(&args.common.from, &[], crate::build::Echo::AsIs)?;
     }
-    let overrides = overrides(&args);
+    let overrides = args.overrides();
     let Prepared {
         app,
         config,
+        stores,
         handlers,
         runtime,
     } = prepare(&args.common, overrides.clone(), None)?;
@@ -94,7 +94,7 @@ pub fn run<W>(
         Some(start) => Some(start(&app, requests.clone()).map_err(Failure::runtime)?),
         None => None,
     };
-    let next = Next::prepared(app, config, handlers).map_err(Failure::usage)?;
+    let next = Next::prepared(app, config, stores, handlers).map_err(Failure::usage)?;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
     let handler_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(workers)
@@ -129,23 +129,6 @@ pub fn run<W>(
     // Anything still running after the drain deadline is abandoned here.
     handler_rt.shutdown_background();
     result
-}
-
-/// `up`'s flags beyond the common ones.
-fn overrides(args: &UpArgs) -> Overrides {
-    Overrides {
-        max_payload: args.max_payload,
-        max_concurrency: args
-            .max_concurrency
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        queue_capacity: args
-            .queue_capacity
-            .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-        max_queued_bytes: args.max_queued_bytes,
-        drain_timeout: args.drain_timeout,
-        tls_ca_file: args.tls_ca_file.clone(),
-        ..Default::default()
-    }
 }
 
 /// Listens for SIGHUP (a reload request on `requests`) and returns the

@@ -1,4 +1,4 @@
-//! [`CompatModule`]: a WASI preview1 core module prepared once, run per message.
+//! [`WagiModule`]: a WASI preview1 core module prepared once, run per message.
 //!
 //! Preparation does everything that does not depend on the message: compile
 //! (through the engine's code cache), refuse components and non-wasm bytes,
@@ -9,54 +9,33 @@
 //! Not owned here: the engine and its epoch ticker, reading files from disk,
 //! and naming the component in errors (the caller adds that context).
 
-use spin_redis_sandbox::WasmKind;
 use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
+use spin_redis_sandbox::prepare::{PrepareError, Prepared};
 use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
-use spin_redis_sandbox::{HandlerError, Outcome};
+use spin_redis_sandbox::{HandlerError, WasmKind};
 use wasmtime::{Engine, InstancePre, Linker, Module, ModuleExport};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
-/// Why a module was refused at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
-    #[error(
-        "is a WebAssembly component, not a core module: use executor = {{ type = \"spin\" }} (the component executor) for it"
-    )]
-    IsComponent,
-    #[error("is not a WebAssembly core module (no `\\0asm` version 1 header, and not WAT text)")]
-    NotWasm,
-    #[error("does not compile: {0}")]
-    Compile(String),
-    #[error("has no exported function {entrypoint:?} to call; it exports: {exports}")]
-    MissingEntrypoint { entrypoint: String, exports: String },
-    #[error(
-        "export {entrypoint:?} must be a function taking and returning nothing, like WASI's `_start`, but it is {found}"
-    )]
-    EntrypointType { entrypoint: String, found: String },
-    #[error("has a mount that cannot be opened: {0}")]
-    Mount(String),
-    #[error(
-        "cannot be linked: {0} (the compat executor provides WASI preview1, `wasi_snapshot_preview1`, and nothing else)"
-    )]
-    Link(String),
-}
+/// What a link failure adds: all this executor links.
+const PROVIDES: &str =
+    " (the wagi executor provides WASI preview1, `wasi_snapshot_preview1`, and nothing else)";
 
 /// The state of one store: the WASI context and the memory cap.
-pub struct CompatState {
+pub struct WagiModuleState {
     wasi: WasiP1Ctx,
     memory: MemoryCap,
 }
 
-/// A prepared compat module.
-pub struct CompatModule {
+/// A prepared `wagi` core module.
+pub struct WagiModule {
     engine: Engine,
-    pre: InstancePre<CompatState>,
+    pre: InstancePre<WagiModuleState>,
     entrypoint: ModuleExport,
     sandbox: PreparedSandbox,
     limits: Limits,
 }
 
-impl CompatModule {
+impl WagiModule {
     /// Compiles and checks `bytes`. `entrypoint` is the export to call
     /// (`_start` for WASI commands).
     pub fn prepare(
@@ -69,14 +48,19 @@ impl CompatModule {
         match WasmKind::of(bytes) {
             WasmKind::CoreModule => {}
             WasmKind::Component => return Err(PrepareError::IsComponent),
-            WasmKind::UnknownWasm | WasmKind::NotWasm => return Err(PrepareError::NotWasm),
+            WasmKind::UnknownWasm | WasmKind::NotWasm => {
+                return Err(PrepareError::NotWasm {
+                    expected: "core module",
+                    found: "no `\\0asm` version 1 header, and not WAT text",
+                });
+            }
         }
         let module =
             Module::new(engine, bytes).map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
         Self::from_module(engine, module, entrypoint, sandbox, limits)
     }
 
-    /// Like [`CompatModule::prepare`] for an already compiled module.
+    /// Like [`WagiModule::prepare`] for an already compiled module.
     pub fn from_module(
         engine: &Engine,
         module: Module,
@@ -118,18 +102,17 @@ impl CompatModule {
                 found: format!("{func_ty}"),
             });
         }
-        let sandbox =
-            PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
-        let mut linker: Linker<CompatState> = Linker::new(engine);
+        let sandbox = PreparedSandbox::new(sandbox).map_err(PrepareError::mount)?;
+        let mut linker: Linker<WagiModuleState> = Linker::new(engine);
         spin_redis_sandbox::preview1::add_to_linker(&mut linker, |s| &mut s.wasi)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+            .map_err(|e| PrepareError::link(e, PROVIDES))?;
         let pre = linker
             .instantiate_pre(&module)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+            .map_err(|e| PrepareError::link(e, PROVIDES))?;
         let entrypoint = module
             .get_export_index(entrypoint)
             .expect("invariant: the export was found above");
-        Ok(CompatModule {
+        Ok(WagiModule {
             engine: engine.clone(),
             pre,
             entrypoint,
@@ -137,23 +120,20 @@ impl CompatModule {
             limits,
         })
     }
+}
 
-    /// The sandbox this module runs in.
-    pub fn sandbox(&self) -> &Sandbox {
-        self.sandbox.sandbox()
+impl Prepared for WagiModule {
+    fn limits(&self) -> &Limits {
+        &self.limits
     }
 
-    /// Runs the module once on one message in a fresh instance.
-    pub async fn run(&self, msg: Message<'_>) -> Outcome {
-        spin_redis_sandbox::run::run(&self.limits, async |capture| {
-            self.run_in(&msg, capture).await
-        })
-        .await
+    fn prepared_sandbox(&self) -> &PreparedSandbox {
+        &self.sandbox
     }
 
-    async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
+    async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
         let wasi = self.sandbox.p1_ctx(msg, capture);
-        let state = CompatState {
+        let state = WagiModuleState {
             wasi,
             memory: MemoryCap(self.limits.max_memory_bytes),
         };

@@ -3,7 +3,7 @@
 //! limits and isolation. No Redis here; `spin-redis`'s tests cover that.
 
 use bytes::Bytes;
-use spin_redis_compat::{CompatModule, PrepareError};
+use spin_redis_compat::{PrepareError, Prepared, WagiModule};
 use spin_redis_sandbox::{HandlerError, Limits, Message, Mount, Outcome, Sandbox};
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -34,8 +34,8 @@ fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
 
-fn module(name: &str, sandbox: Sandbox, limits: Limits) -> CompatModule {
-    CompatModule::prepare(engine(), &fixture(name), "_start", sandbox, limits).expect("prepare")
+fn module(name: &str, sandbox: Sandbox, limits: Limits) -> WagiModule {
+    WagiModule::prepare(engine(), &fixture(name), "_start", sandbox, limits).expect("prepare")
 }
 
 /// Runs fixture `name` once, in the default sandbox, under `limits`.
@@ -50,7 +50,7 @@ fn sandbox() -> Sandbox {
     }
 }
 
-fn run(m: &CompatModule, payload: &[u8]) -> Outcome {
+fn run(m: &WagiModule, payload: &[u8]) -> Outcome {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -182,7 +182,7 @@ fn argv_defaults_to_the_component_id_and_follows_the_template() {
     assert_eq!(&run(&m, b"").stdout[..], b"comp\n--channel\nnews\n");
 }
 
-fn mounted(name: &str) -> (CompatModule, tempfile::TempDir) {
+fn mounted(name: &str) -> (WagiModule, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("greeting.txt"), "hello from the host\n").unwrap();
     let mut s = sandbox();
@@ -383,11 +383,11 @@ fn the_counter_fixture_shows_a_reused_instance() {
 #[test]
 fn bad_modules_are_refused_at_prepare_time_with_a_reason() {
     let prep = |bytes: &[u8], entry: &str| {
-        CompatModule::prepare(engine(), bytes, entry, sandbox(), Limits::default())
+        WagiModule::prepare(engine(), bytes, entry, sandbox(), Limits::default())
     };
     assert!(matches!(
         prep(b"garbage", "_start"),
-        Err(PrepareError::NotWasm)
+        Err(PrepareError::NotWasm { .. })
     ));
     let echo = wat::parse_bytes(&fixture("echo.wat")).unwrap().into_owned();
     assert!(matches!(

@@ -22,8 +22,12 @@ use std::net::{IpAddr, SocketAddr};
 #[path = "../../src/address.rs"]
 mod address;
 #[allow(dead_code)]
-#[path = "../../src/host/allowed_hosts.rs"]
+#[path = "../../src/manifest/allowed_hosts.rs"]
 pub mod allowed_hosts;
+/// Where `destination` finds the parser in the crate.
+mod manifest {
+    pub use super::allowed_hosts;
+}
 #[allow(dead_code)]
 #[path = "../../src/host/destination.rs"]
 pub mod destination;

@@ -9,6 +9,9 @@
 //! - [`limits`]: the wall-clock deadline inside wasm and the memory cap;
 //! - [`run`]: the run wrapper every executor shares (capture, deadline,
 //!   outcome);
+//! - [`prepare`]: [`Prepared`], the handler every executor prepares once and
+//!   runs per message through [`run`], and [`PrepareError`], why one was
+//!   refused at start-up;
 //! - [`outcome`]: what a run produced, and [`HandlerError`];
 //! - [`preview1`]: WASI preview1 in a linker, with sleeps that never hold a
 //!   thread (every preview1 linker comes from here);
@@ -22,6 +25,7 @@ pub mod binary;
 pub mod limits;
 pub mod outcome;
 pub mod output;
+pub mod prepare;
 pub mod preview1;
 pub mod run;
 pub mod wasi;
@@ -30,4 +34,5 @@ pub use binary::WasmKind;
 pub use limits::Limits;
 pub use outcome::{HandlerError, Outcome};
 pub use output::CappedOutput;
+pub use prepare::{PrepareError, Prepared};
 pub use wasi::{Capture, Message, Mount, Origin, Sandbox, StreamEntry};

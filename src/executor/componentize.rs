@@ -8,7 +8,7 @@
 //! a component with the WASI preview1 *reactor* adapter that wasmtime
 //! publishes (`wasi-preview1-component-adapter-provider`, the version that
 //! matches the wasmtime in use); the component then runs exactly like any
-//! other under the component executor.
+//! other under the `spin` executor.
 //!
 //! Encoding takes a while for large modules, so the result is kept under the
 //! compiled-code cache folder, as

@@ -218,7 +218,7 @@ impl Found {
         let found = self.summary();
         if self.fit() == Fit::Command {
             return format!(
-                "is a WASI core module exporting `_start` (a WASI command), which the spin executor does not run: use executor = {{ type = \"wagi\" }} (the compat executor) for it. Found: it {found}"
+                "is a WASI core module exporting `_start` (a WASI command), which the spin executor does not run: use executor = {{ type = \"wagi\" }} for it. Found: it {found}"
             );
         }
         let near_seed = if self.exports_func(SEED_HANDLER) {
@@ -242,7 +242,7 @@ impl Found {
     }
 
     /// What fits a component that exports no Redis handler, from its
-    /// exports; appended to the component executor's own message.
+    /// exports; appended to the `spin` executor's own message.
     pub fn hint_for_component(&self) -> String {
         let exports = |prefix: &str| self.exports.iter().any(|e| e.starts_with(prefix));
         let what = if exports("wasi:cli/run") {

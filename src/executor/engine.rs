@@ -8,7 +8,7 @@
 //!   [`SLOT_SHARE`]; a component that needs more in one instance (a
 //!   component built from many core modules could otherwise take every
 //!   memory slot of the pool in one message) is refused when it is compiled,
-//!   at start-up (see [`slot_share_error`]).
+//!   at start-up (see [`compile_error()`]).
 //! - **Epoch interruption**: a ticker thread bumps the epoch every
 //!   [`TICK`]; each tick a running guest yields to its async executor (see
 //!   `spin_redis_sandbox::limits`), which is how both fairness and timeouts work.
@@ -21,6 +21,7 @@
 //! Not owned here: compiling individual components (the executors do it).
 
 use anyhow::Context as _;
+use spin_redis_sandbox::PrepareError;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,14 +49,16 @@ pub const SLOT_SHARE: SlotShare = SlotShare {
     tables: 8,
 };
 
-/// wasmtime's words when a component needs more than [`SLOT_SHARE`], made
-/// clear: which share it exceeds and that it is refused at start-up. `None`
-/// when `e` is another error.
-pub fn slot_share_error(e: &str) -> Option<String> {
+/// A component's compile error: wasmtime's words when it needs more than
+/// [`SLOT_SHARE`] made clear ([`PrepareError::SlotShare`]: which share it
+/// exceeds and that it is refused at start-up), else
+/// [`PrepareError::Compile`].
+pub fn compile_error(e: &wasmtime::Error) -> PrepareError {
+    let e = format!("{e:#}");
     if !e.contains("exceeds the configured maximum") || !e.contains("pooling allocator") {
-        return None;
+        return PrepareError::Compile(e);
     }
-    Some(format!(
+    PrepareError::SlotShare(format!(
         "needs more of the instance pool than one handler slot's share ({} core instances, {} linear memories, {} tables per instance): {e}",
         SLOT_SHARE.core_instances, SLOT_SHARE.memories, SLOT_SHARE.tables
     ))

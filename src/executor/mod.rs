@@ -12,13 +12,18 @@
 //!   core module called through the pre-component canonical ABI
 //!   ([`Executor::SpinSeedEra`], [`seed_era`]).
 //!
+//! Each executor type is named for the setting it serves (`Wagi...`,
+//! `Spin...`) and implements the sandbox crate's `Prepared`: it says only how
+//! to call its guest, and the one run wrapper (capture, deadline, outcome)
+//! and the one `PrepareError` come from `spin-redis-sandbox`.
+//!
 //! Around them: the one wasmtime [`engine`], the [`registry`] that prepares
 //! every handler of an app once at start-up, and [`files`], which stages a
 //! component's `files` into mounts.
 //!
 //! Not owned here: the sandbox every executor builds its store from (the
-//! `spin-redis-compat` crate's `sandbox`, `limits`, `output`) and the host
-//! APIs linked into components (`crate::host`).
+//! `spin-redis-sandbox` crate: WASI context, limits, output, run wrapper) and
+//! the host APIs linked into components (`crate::host`).
 
 pub mod componentize;
 pub mod detect;
@@ -31,25 +36,25 @@ pub mod wagi_command;
 
 pub use registry::{Handler, HandlerKey, Handlers};
 
-use seed_era::SeedModule;
-use spin::ComponentHandler;
-use spin_redis_compat::CompatModule;
-use spin_redis_sandbox::Outcome;
+use seed_era::SpinSeedEraModule;
+use spin::SpinComponent;
+use spin_redis_compat::WagiModule;
 use spin_redis_sandbox::wasi::Message;
-use wagi_command::CommandComponent;
+use spin_redis_sandbox::{Outcome, Prepared};
+use wagi_command::WagiCommand;
 
 /// One prepared executor.
 pub enum Executor {
     /// `wagi`: a WASI preview1 core module.
-    Wagi(CompatModule),
+    Wagi(WagiModule),
     /// `wagi`: a WASI 0.2 command component (`wasi:cli/run`).
-    WagiCommand(CommandComponent),
+    WagiCommand(WagiCommand),
     /// `spin`: a component exporting a Redis handler interface (perhaps made
     /// from a core module with component-type metadata, see `componentize`).
-    Spin(ComponentHandler),
+    Spin(SpinComponent),
     /// `spin`: a seed-era core module, `handle-redis-message` in the
     /// pre-component canonical ABI (see `seed_era`).
-    SpinSeedEra(SeedModule),
+    SpinSeedEra(SpinSeedEraModule),
 }
 
 impl Executor {

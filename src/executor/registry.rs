@@ -16,13 +16,14 @@ use super::componentize::Componentizer;
 use super::detect::{Fit, Found};
 use super::engine::{CacheUse, Runtime};
 use super::files::stage_files;
-use super::seed_era::SeedModule;
-use super::spin::ComponentHandler;
-use super::wagi_command::CommandComponent;
-use crate::config::RunConfig;
+use super::seed_era::SpinSeedEraModule;
+use super::spin::SpinComponent;
+use super::wagi_command::WagiCommand;
+use crate::host::runtime_config::HostConfig;
 use crate::manifest::{App, Component, ExecutorConfig};
+use crate::settings::RunConfig;
 use anyhow::Context as _;
-use spin_redis_compat::CompatModule;
+use spin_redis_compat::WagiModule;
 use spin_redis_sandbox::wasi::Sandbox;
 use spin_redis_sandbox::{Limits, WasmKind};
 use std::collections::HashMap;
@@ -59,16 +60,18 @@ impl Handlers {
     }
 
     /// Prepares every (component, executor) pair the app's triggers use, or
-    /// only those of component `only`. `env` are the `-e` values, applied to
-    /// every component.
+    /// only those of component `only`. `stores` is the runtime config (the
+    /// key-value stores); `env` are the `-e` values, applied to every
+    /// component.
     pub fn prepare(
         runtime: &Runtime,
         app: &App,
         config: &RunConfig,
+        stores: &HostConfig,
         env: &[(String, String)],
         only: Option<&str>,
     ) -> anyhow::Result<Handlers> {
-        Self::prepare_where(runtime, app, config, env, |(id, _)| {
+        Self::prepare_where(runtime, app, config, stores, env, |(id, _)| {
             only.is_none_or(|only| only == id)
         })
     }
@@ -79,6 +82,7 @@ impl Handlers {
         runtime: &Runtime,
         app: &App,
         config: &RunConfig,
+        stores: &HostConfig,
         env: &[(String, String)],
         wanted: impl Fn(&HandlerKey) -> bool,
     ) -> anyhow::Result<Handlers> {
@@ -97,7 +101,7 @@ impl Handlers {
             // components; made only when something is prepared.
             let host = match &host {
                 Some(host) => host,
-                None => host.insert(crate::host::AppHost::new(app, config)?),
+                None => host.insert(crate::host::AppHost::new(app, config, stores)?),
             };
             let c = app
                 .components
@@ -141,20 +145,20 @@ fn prepare_one(
     let started = std::time::Instant::now();
     let engine = &runtime.engine;
     let (exec, cache) = runtime.observe_cache(|| match executor {
-        ExecutorConfig::Wagi { argv, .. } if CommandComponent::is_component(&bytes) => {
+        ExecutorConfig::Wagi { argv, .. } if WagiCommand::is_component(&bytes) => {
             sandbox.argv = argv.clone();
-            CommandComponent::prepare(engine, &bytes, sandbox, config.limits.clone())
+            WagiCommand::prepare(engine, &bytes, sandbox, config.limits.clone())
                 .map(|c| (Executor::WagiCommand(c), None))
                 .map_err(|e| anyhow::anyhow!("{} {e}", what()))
         }
         ExecutorConfig::Wagi { entrypoint, argv } => {
             sandbox.argv = argv.clone();
-            CompatModule::prepare(engine, &bytes, entrypoint, sandbox, config.limits.clone())
+            WagiModule::prepare(engine, &bytes, entrypoint, sandbox, config.limits.clone())
                 .map(|m| (Executor::Wagi(m), None))
                 .map_err(|e| {
                     // Say what would fit a module without the entrypoint.
                     let hint = match &e {
-                        spin_redis_compat::PrepareError::MissingEntrypoint { .. } => {
+                        spin_redis_sandbox::PrepareError::MissingEntrypoint { .. } => {
                             Found::of(&bytes).hint_for_wagi()
                         }
                         _ => String::new(),
@@ -165,7 +169,7 @@ fn prepare_one(
         ExecutorConfig::Spin => {
             let granted = host.component(c)?;
             let component = |bytes: &[u8], sandbox: Sandbox| {
-                ComponentHandler::prepare(
+                SpinComponent::prepare(
                     engine,
                     bytes,
                     sandbox,
@@ -200,11 +204,11 @@ fn prepare_spin(
     bytes: &[u8],
     sandbox: Sandbox,
     limits: &Limits,
-    component: impl Fn(&[u8], Sandbox) -> Result<ComponentHandler, super::spin::PrepareError>,
+    component: impl Fn(&[u8], Sandbox) -> Result<SpinComponent, spin_redis_sandbox::PrepareError>,
 ) -> Result<(Executor, Option<(CacheUse, std::time::Duration)>), String> {
-    use super::spin::PrepareError;
+    use spin_redis_sandbox::PrepareError;
     if WasmKind::of(bytes) != WasmKind::CoreModule {
-        // A component, or garbage: the component executor says which.
+        // A component, or garbage: the `spin` executor says which.
         return component(bytes, sandbox)
             .map(|h| (Executor::Spin(h), None))
             .map_err(|e| match e {
@@ -233,7 +237,7 @@ fn prepare_spin(
                 .map_err(|e| e.to_string())?;
             let (encoded, prepared) = match component(&encoded.bytes, sandbox.clone()) {
                 // A cached entry that does not load is encoded again.
-                Err(e @ (PrepareError::Compile(_) | PrepareError::NotWasm))
+                Err(e @ (PrepareError::Compile(_) | PrepareError::NotWasm { .. }))
                     if encoded.cache == CacheUse::Hit =>
                 {
                     tracing::warn!(error = %e, "a componentize cache entry does not load; encoding the module again");
@@ -249,7 +253,7 @@ fn prepare_spin(
         }
         Fit::Seed => {
             let binary = super::detect::binary(bytes)?;
-            SeedModule::prepare(&runtime.engine, &binary, sandbox, limits.clone())
+            SpinSeedEraModule::prepare(&runtime.engine, &binary, sandbox, limits.clone())
                 .map(|s| (Executor::SpinSeedEra(s), None))
                 .map_err(|e| {
                     format!(

@@ -24,7 +24,7 @@
 //! logged and counted here, like every other handler's). Any other byte is
 //! an ABI violation and fails the message.
 //!
-//! The module gets WASI preview1 with the compat executor's sandbox, limits
+//! The module gets WASI preview1 with the `wagi` executor's sandbox, limits
 //! and output capture. Any other import (a seed-era Spin SDK's
 //! `spin-config`, `outbound-redis`, `wasi-outbound-http`...) is linked to a
 //! stub that fails the message naming it, so the module loads.
@@ -36,33 +36,17 @@ use crate::executor::detect::{SEED_HANDLER, SEED_MEMORY, SEED_REALLOC};
 use crate::host::stubs::Unavailable;
 use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
 use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
-use spin_redis_sandbox::{HandlerError, Outcome};
+use spin_redis_sandbox::{HandlerError, PrepareError, Prepared};
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Module, ModuleExport, ValType};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
 /// The WASI preview1 module name; every other import module is stubbed.
 const WASI_P1: &str = "wasi_snapshot_preview1";
+/// What a link failure adds: all this executor links.
+const PROVIDES: &str =
+    " (a seed-era module gets WASI preview1 and stubs of other functions, nothing else)";
 /// A WASI reactor's initialiser, called before the handler when exported.
 const INITIALIZE: &str = "_initialize";
-
-/// Why a seed-era module was refused at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
-    #[error("does not compile: {0}")]
-    Compile(String),
-    #[error("exports `{name}` with type {found} instead of {expected}")]
-    WrongType {
-        name: &'static str,
-        found: String,
-        expected: &'static str,
-    },
-    #[error(
-        "cannot be linked: {0} (a seed-era module gets WASI preview1 and stubs of other functions, nothing else)"
-    )]
-    Link(String),
-    #[error("has a mount that cannot be opened: {0}")]
-    Mount(String),
-}
 
 /// How a run broke the pre-component canonical ABI.
 #[derive(Debug, thiserror::Error)]
@@ -70,15 +54,15 @@ pub enum PrepareError {
 pub struct AbiViolation(String);
 
 /// The state of one store.
-pub struct SeedState {
+pub struct SpinSeedEraState {
     wasi: WasiP1Ctx,
     memory: MemoryCap,
 }
 
 /// A prepared seed-era module.
-pub struct SeedModule {
+pub struct SpinSeedEraModule {
     engine: Engine,
-    pre: InstancePre<SeedState>,
+    pre: InstancePre<SpinSeedEraState>,
     handler: ModuleExport,
     realloc: ModuleExport,
     memory: ModuleExport,
@@ -87,7 +71,7 @@ pub struct SeedModule {
     limits: Limits,
 }
 
-impl SeedModule {
+impl SpinSeedEraModule {
     /// Compiles `bytes` (a core module that `detect` found to be seed-era),
     /// checks the ABI's exports and links it.
     pub fn prepare(
@@ -95,7 +79,7 @@ impl SeedModule {
         bytes: &[u8],
         sandbox: Sandbox,
         limits: Limits,
-    ) -> Result<SeedModule, PrepareError> {
+    ) -> Result<SpinSeedEraModule, PrepareError> {
         let module =
             Module::new(engine, bytes).map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
         use ValType::I32;
@@ -127,9 +111,9 @@ impl SeedModule {
         };
         let (handler, realloc, memory) =
             (index(SEED_HANDLER), index(SEED_REALLOC), index(SEED_MEMORY));
-        let mut linker: Linker<SeedState> = Linker::new(engine);
+        let mut linker: Linker<SpinSeedEraState> = Linker::new(engine);
         spin_redis_sandbox::preview1::add_to_linker(&mut linker, |s| &mut s.wasi)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+            .map_err(|e| PrepareError::link(e, PROVIDES))?;
         for import in module.imports() {
             let (ExternType::Func(ty), false) = (import.ty(), import.module() == WASI_P1) else {
                 continue;
@@ -139,14 +123,13 @@ impl SeedModule {
                 .func_new(import.module(), import.name(), ty, move |_, _, _| {
                     Err(wasmtime::Error::new(Unavailable(full.clone())))
                 })
-                .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+                .map_err(|e| PrepareError::link(e, PROVIDES))?;
         }
         let pre = linker
             .instantiate_pre(&module)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        let sandbox =
-            PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
-        Ok(SeedModule {
+            .map_err(|e| PrepareError::link(e, PROVIDES))?;
+        let sandbox = PreparedSandbox::new(sandbox).map_err(PrepareError::mount)?;
+        Ok(SpinSeedEraModule {
             engine: engine.clone(),
             pre,
             handler,
@@ -157,21 +140,19 @@ impl SeedModule {
             limits,
         })
     }
+}
 
-    pub fn sandbox(&self) -> &Sandbox {
-        self.sandbox.sandbox()
+impl Prepared for SpinSeedEraModule {
+    fn limits(&self) -> &Limits {
+        &self.limits
     }
 
-    /// Runs the handler once on one message in a fresh instance.
-    pub async fn run(&self, msg: Message<'_>) -> Outcome {
-        spin_redis_sandbox::run::run(&self.limits, async |capture| {
-            self.run_in(&msg, capture).await
-        })
-        .await
+    fn prepared_sandbox(&self) -> &PreparedSandbox {
+        &self.sandbox
     }
 
-    async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
-        let state = SeedState {
+    async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
+        let state = SpinSeedEraState {
             wasi: self.sandbox.p1_ctx(msg, capture),
             memory: MemoryCap(self.limits.max_memory_bytes),
         };
@@ -179,7 +160,7 @@ impl SeedModule {
         let payload: &[u8] = &msg.payload;
         let ended: wasmtime::Result<Result<(), HandlerError>> = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
-            let func = |store: &mut wasmtime::Store<SeedState>, idx: &ModuleExport| {
+            let func = |store: &mut wasmtime::Store<SpinSeedEraState>, idx: &ModuleExport| {
                 instance
                     .get_module_export(store, idx)
                     .and_then(|e| e.into_func())
@@ -245,7 +226,7 @@ fn check_func(
     results: &[ValType],
     expected: &'static str,
 ) -> Result<(), PrepareError> {
-    let wrong = |found: String| PrepareError::WrongType {
+    let wrong = |found: String| PrepareError::WrongSignature {
         name,
         found,
         expected,

@@ -1,4 +1,4 @@
-//! The component executor: runs a WebAssembly component's Redis handler once
+//! The `spin` executor for components: runs a WebAssembly component's Redis handler once
 //! per message, with WASI preview2.
 //!
 //! Three interfaces are accepted, detected from the component's exports at
@@ -10,18 +10,19 @@
 //!   `async func`), produced by Rust `spin-sdk` 6/7; called through
 //!   wasmtime's component-model-async support.
 //!
-//! WASI preview2 is linked with the same sandbox as the compat executor (see
+//! WASI preview2 is linked with the same sandbox as the `wagi` executor (see
 //! `spin_redis_sandbox::wasi`), and Spin's host APIs (outbound Redis and
 //! HTTP, variables, key-value) from `host`. Every other import is linked to a
-//! failing stub (see `host_stubs`), so the component loads and only a message
+//! failing stub (see `host::stubs`), so the component loads and only a message
 //! that calls one fails, with an error naming the import.
 //!
-//! Not owned here: choosing between this and the compat executor (see
+//! Not owned here: choosing between this and the `wagi` executor (see
 //! `executor`), logs, Redis.
 
+use crate::executor::engine::compile_error;
 use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
 use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
-use spin_redis_sandbox::{HandlerError, Outcome, WasmKind};
+use spin_redis_sandbox::{HandlerError, PrepareError, Prepared, WasmKind};
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{
@@ -62,38 +63,6 @@ const FERMYON_INSTANCES: [&str; 2] = [
 const SPIN3_INSTANCE: &str = "spin:redis/inbound-redis@3.0.0";
 const HANDLE_MESSAGE: &str = "handle-message";
 
-/// Why a component was refused at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
-    #[error(
-        "is a WASI core module, not a component: use executor = {{ type = \"wagi\" }} (the compat executor) for it"
-    )]
-    IsCoreModule,
-    #[error("is not a WebAssembly component (no `\\0asm` component header)")]
-    NotWasm,
-    #[error("does not compile: {0}")]
-    Compile(String),
-    /// One instance would take more of the instance pool than a handler
-    /// slot's share.
-    #[error("is refused: it {0}")]
-    SlotShare(String),
-    #[error(
-        "exports no Redis handler; it exports: {exports}. A handler exports `handle-redis-message` (wit/spin-redis.wit), `fermyon:spin/inbound-redis` or `spin:redis/inbound-redis@3.0.0`"
-    )]
-    NoHandler { exports: String },
-    #[error("exports more than one Redis handler ({0}); export exactly one")]
-    Ambiguous(String),
-    #[error("exports {interface} with the wrong type: {detail}")]
-    WrongType {
-        interface: &'static str,
-        detail: String,
-    },
-    #[error("cannot be linked: {0}")]
-    Link(String),
-    #[error("has a mount that cannot be opened: {0}")]
-    Mount(String),
-}
-
 /// The seed's and Spin 1-3's `enum error { success, error }`.
 // Its values are only ever made by `Lift`, from the guest's result.
 #[allow(dead_code)]
@@ -122,7 +91,7 @@ enum Spin3Error {
 }
 
 /// The state of one store.
-pub struct ComponentState {
+pub struct SpinComponentState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
@@ -130,7 +99,7 @@ pub struct ComponentState {
     host: InstanceHost,
 }
 
-impl HasHost for ComponentState {
+impl HasHost for SpinComponentState {
     fn host_view(&mut self) -> HostView<'_> {
         HostView {
             host: &mut self.host,
@@ -139,13 +108,13 @@ impl HasHost for ComponentState {
     }
 }
 
-impl wasmtime_wasi_http::WasiHttpView for ComponentState {
+impl wasmtime_wasi_http::WasiHttpView for SpinComponentState {
     fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
         self.host.http.view(&mut self.table)
     }
 }
 
-impl WasiView for ComponentState {
+impl WasiView for SpinComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -163,10 +132,10 @@ pub struct Import {
 }
 
 /// A prepared component handler.
-pub struct ComponentHandler {
+pub struct SpinComponent {
     imports: Vec<Import>,
     engine: Engine,
-    pre: InstancePre<ComponentState>,
+    pre: InstancePre<SpinComponentState>,
     interface: Interface,
     func: ComponentExportIndex,
     sandbox: PreparedSandbox,
@@ -174,7 +143,7 @@ pub struct ComponentHandler {
     host: Arc<ComponentHost>,
 }
 
-impl ComponentHandler {
+impl SpinComponent {
     /// `host` is what the component's manifest grants it (allowed hosts,
     /// variables, stores).
     pub fn prepare(
@@ -187,18 +156,23 @@ impl ComponentHandler {
         match WasmKind::of(bytes) {
             WasmKind::Component => {}
             WasmKind::CoreModule => return Err(PrepareError::IsCoreModule),
-            WasmKind::UnknownWasm | WasmKind::NotWasm => return Err(PrepareError::NotWasm),
+            WasmKind::UnknownWasm | WasmKind::NotWasm => {
+                return Err(PrepareError::NotWasm {
+                    expected: "component",
+                    found: "no `\\0asm` component header",
+                });
+            }
         }
         let component = Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
         let (interface, func) = find_handler(engine, &component)?;
-        let mut linker: Linker<ComponentState> = Linker::new(engine);
+        let mut linker: Linker<SpinComponentState> = Linker::new(engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+            .map_err(|e| PrepareError::link(e, ""))?;
         // Spin's host APIs first: the stubs skip what they define.
-        crate::host::link(&mut linker).map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+        crate::host::link(&mut linker).map_err(|e| PrepareError::link(e, ""))?;
         let stubbed =
             crate::host::stubs::link_except(engine, &mut linker, &component, crate::host::provides)
-                .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+                .map_err(|e| PrepareError::link(e, ""))?;
         let imports = component
             .component_type()
             .imports(engine)
@@ -209,10 +183,9 @@ impl ComponentHandler {
             .collect();
         let pre = linker
             .instantiate_pre(&component)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        let sandbox =
-            PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
-        Ok(ComponentHandler {
+            .map_err(|e| PrepareError::link(e, ""))?;
+        let sandbox = PreparedSandbox::new(sandbox).map_err(PrepareError::mount)?;
+        Ok(SpinComponent {
             imports,
             engine: engine.clone(),
             pre,
@@ -232,22 +205,20 @@ impl ComponentHandler {
     pub fn imports(&self) -> &[Import] {
         &self.imports
     }
+}
 
-    pub fn sandbox(&self) -> &Sandbox {
-        self.sandbox.sandbox()
+impl Prepared for SpinComponent {
+    fn limits(&self) -> &Limits {
+        &self.limits
     }
 
-    /// Runs the handler once on one message in a fresh instance.
-    pub async fn run(&self, msg: Message<'_>) -> Outcome {
-        spin_redis_sandbox::run::run(&self.limits, async |capture| {
-            self.run_in(&msg, capture).await
-        })
-        .await
+    fn prepared_sandbox(&self) -> &PreparedSandbox {
+        &self.sandbox
     }
 
-    async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
+    async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
         let wasi = self.sandbox.p2_ctx(msg, capture);
-        let state = ComponentState {
+        let state = SpinComponentState {
             wasi,
             table: ResourceTable::new(),
             memory: MemoryCap(self.limits.max_memory_bytes),
@@ -421,14 +392,4 @@ fn check_type(
         );
     }
     Ok(())
-}
-
-/// A compile error; one that is really the instance pool's per-slot share
-/// says so (see `engine::slot_share_error`).
-fn compile_error(e: &wasmtime::Error) -> PrepareError {
-    let e = format!("{e:#}");
-    match crate::executor::engine::slot_share_error(&e) {
-        Some(clear) => PrepareError::SlotShare(clear),
-        None => PrepareError::Compile(e),
-    }
 }

@@ -7,43 +7,25 @@
 //! `exit-with-code n` is n).
 //!
 //! Not owned here: the shared sandbox and limits (`spin_redis_sandbox`), the
-//! choice of executor (`executor`), stubbing other imports (`host_stubs`).
+//! choice of executor (`executor`), stubbing other imports (`host::stubs`).
 
+use crate::executor::engine::compile_error;
 use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
 use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
-use spin_redis_sandbox::{HandlerError, Outcome, WasmKind};
+use spin_redis_sandbox::{HandlerError, PrepareError, Prepared, WasmKind};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
-/// Why a command component was refused at start-up.
-#[derive(Debug, thiserror::Error)]
-pub enum PrepareError {
-    #[error("does not compile: {0}")]
-    Compile(String),
-    /// One instance would take more of the instance pool than a handler
-    /// slot's share.
-    #[error("is refused: it {0}")]
-    SlotShare(String),
-    #[error(
-        "is a WebAssembly component that does not export `wasi:cli/run` (it exports: {0}): under the wagi executor a component must be a WASI command; a Redis handler component runs under executor = {{ type = \"spin\" }}"
-    )]
-    NotCommand(String),
-    #[error("cannot be linked: {0}")]
-    Link(String),
-    #[error("has a mount that cannot be opened: {0}")]
-    Mount(String),
-}
-
 /// The state of one store.
-pub struct CommandState {
+pub struct WagiCommandState {
     wasi: WasiCtx,
     table: ResourceTable,
     memory: MemoryCap,
 }
 
-impl WasiView for CommandState {
+impl WasiView for WagiCommandState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
@@ -53,14 +35,14 @@ impl WasiView for CommandState {
 }
 
 /// A prepared command component.
-pub struct CommandComponent {
+pub struct WagiCommand {
     engine: Engine,
-    pre: CommandPre<CommandState>,
+    pre: CommandPre<WagiCommandState>,
     sandbox: PreparedSandbox,
     limits: Limits,
 }
 
-impl CommandComponent {
+impl WagiCommand {
     /// Whether `bytes` are a component at all (the wagi executor's other
     /// kind is a core module).
     pub fn is_component(bytes: &[u8]) -> bool {
@@ -86,40 +68,37 @@ impl CommandComponent {
                 exports.join(", ")
             }));
         }
-        let mut linker: Linker<CommandState> = Linker::new(engine);
+        let mut linker: Linker<WagiCommandState> = Linker::new(engine);
         // `exit-with-code` is part of wasi:cli@0.2.12, linked here.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+            .map_err(|e| PrepareError::link(e, ""))?;
         crate::host::stubs::link(engine, &mut linker, &component)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
+            .map_err(|e| PrepareError::link(e, ""))?;
         let pre = linker
             .instantiate_pre(&component)
             .and_then(CommandPre::new)
-            .map_err(|e| PrepareError::Link(format!("{e:#}")))?;
-        let sandbox =
-            PreparedSandbox::new(sandbox).map_err(|e| PrepareError::Mount(format!("{e:#}")))?;
-        Ok(CommandComponent {
+            .map_err(|e| PrepareError::link(e, ""))?;
+        let sandbox = PreparedSandbox::new(sandbox).map_err(PrepareError::mount)?;
+        Ok(WagiCommand {
             engine: engine.clone(),
             pre,
             sandbox,
             limits,
         })
     }
+}
 
-    pub fn sandbox(&self) -> &Sandbox {
-        self.sandbox.sandbox()
+impl Prepared for WagiCommand {
+    fn limits(&self) -> &Limits {
+        &self.limits
     }
 
-    /// Runs the command once on one message in a fresh instance.
-    pub async fn run(&self, msg: Message<'_>) -> Outcome {
-        spin_redis_sandbox::run::run(&self.limits, async |capture| {
-            self.run_in(&msg, capture).await
-        })
-        .await
+    fn prepared_sandbox(&self) -> &PreparedSandbox {
+        &self.sandbox
     }
 
-    async fn run_in(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
-        let state = CommandState {
+    async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
+        let state = WagiCommandState {
             wasi: self.sandbox.p2_ctx(msg, capture),
             table: ResourceTable::new(),
             memory: MemoryCap(self.limits.max_memory_bytes),
@@ -136,15 +115,5 @@ impl CommandComponent {
             Ok(Err(())) => Err(HandlerError::Exit(1)),
             Err(e) => HandlerError::from_call(Err(e)),
         }
-    }
-}
-
-/// A compile error; one that is really the instance pool's per-slot share
-/// says so (see `engine::slot_share_error`).
-fn compile_error(e: &wasmtime::Error) -> PrepareError {
-    let e = format!("{e:#}");
-    match crate::executor::engine::slot_share_error(&e) {
-        Some(clear) => PrepareError::SlotShare(clear),
-        None => PrepareError::Compile(e),
     }
 }

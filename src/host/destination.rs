@@ -18,12 +18,12 @@
 //! differs from the one that connects. An `@` in a path or query is plain
 //! data: both parsers end the authority at the first `/`, `?` or `#`.
 //!
-//! Not owned here: whether a destination is allowed (`allowed_hosts`), and
+//! Not owned here: whether a destination is allowed (`manifest::allowed_hosts`), and
 //! which error a refusal becomes (each interface maps it onto its own WIT
 //! variant).
 
-use super::allowed_hosts::{Destination, well_known_port};
 use crate::address::RedisAddress;
+use crate::manifest::allowed_hosts::{Destination, well_known_port};
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 

@@ -1,10 +1,11 @@
 //! Spin's host APIs for components: outbound Redis, variables, key-value and
 //! outbound HTTP, under every interface version the Spin SDKs import.
 //!
-//! One interface family per file ([`redis`], [`variables`], [`key_value`],
+//! One interface family per module ([`redis`], [`variables`], [`key_value`],
 //! [`http`]), each generating its bindings with `bindgen!` from the vendored
-//! WIT in `wit/spin/`; [`allowed_hosts`] is the `allowed_outbound_hosts`
-//! check they share, [`destination`] reads where a connection goes from the
+//! WIT in `wit/spin/`; `manifest::allowed_hosts` is the
+//! `allowed_outbound_hosts` check they share ([`refusals`] logs what it
+//! refuses), [`destination`] reads where a connection goes from the
 //! value it is made with, and [`runtime_config`] reads Spin's runtime config file
 //! (the key-value stores). This file holds only the state they share and
 //! [`link`].
@@ -17,27 +18,27 @@
 //! the store's `ResourceTable`, so they end with the message.
 //!
 //! Not owned here: WASI itself (wasmtime-wasi), the imports no host API
-//! provides (`host_stubs`), and compat (wagi) modules, which get no host APIs.
+//! provides (`stubs`), and `wagi` modules, which get no host APIs.
 
-pub mod allowed_hosts;
 pub mod destination;
 pub mod http;
 pub mod key_value;
 pub mod redis;
-pub mod redis_probe;
-pub mod redis_quota;
+pub mod refusals;
+
 pub mod reply_bounds;
 pub mod runtime_config;
 pub mod stubs;
 pub mod variables;
 
-use crate::config::RunConfig;
+use crate::manifest::allowed_hosts::{AllowedHosts, Destination};
 use crate::manifest::{App, Component};
-use allowed_hosts::{AllowedHosts, Destination, RefusalLog};
+use crate::settings::RunConfig;
+use refusals::RefusalLog;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime::component::{HasData, Linker, ResourceTable};
+use wasmtime::component::{Accessor, HasData, Linker, ResourceTable};
 
 /// What every component of the app shares.
 pub struct AppHost {
@@ -52,11 +53,15 @@ pub struct AppHost {
 impl AppHost {
     /// The app's shared host state: the Redis pool (verifying `rediss://`
     /// with the TLS CA file in force) and the key-value stores of the
-    /// runtime config. Connects to nothing and opens no file.
-    pub fn new(app: &App, config: &RunConfig) -> anyhow::Result<Arc<AppHost>> {
+    /// runtime config `stores`. Connects to nothing and opens no file.
+    pub fn new(
+        app: &App,
+        config: &RunConfig,
+        stores: &runtime_config::HostConfig,
+    ) -> anyhow::Result<Arc<AppHost>> {
         let limits = config.host_limits;
         let redis = redis::Pool::new(config.tls_ca_file.as_deref(), &limits)?;
-        let stores = config.host.stores(&app.dir);
+        let stores = stores.stores(&app.dir);
         Ok(Arc::new(AppHost {
             redis,
             limits,
@@ -219,6 +224,25 @@ pub struct HostData;
 
 impl HasData for HostData {
     type Data<'a> = HostView<'a>;
+}
+
+/// Reaches the instance's host state from an interface adapter: directly
+/// (`v1`, `v2`) or through the store's accessor (`v3`, whose calls run
+/// concurrently and so may not hold the state across an await).
+pub trait WithView {
+    fn with_view<R>(&mut self, f: impl FnOnce(&mut HostView<'_>) -> R) -> R;
+}
+
+impl WithView for HostView<'_> {
+    fn with_view<R>(&mut self, f: impl FnOnce(&mut HostView<'_>) -> R) -> R {
+        f(self)
+    }
+}
+
+impl<T> WithView for &Accessor<T, HostData> {
+    fn with_view<R>(&mut self, f: impl FnOnce(&mut HostView<'_>) -> R) -> R {
+        self.with(|mut access| f(&mut access.get()))
+    }
 }
 
 /// Implemented by the store state of components that get the host APIs.

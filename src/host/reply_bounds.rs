@@ -4,26 +4,25 @@
 //!
 //! | bound | default | flag |
 //! |---|---|---|
-//! | one outbound-Redis reply (`get`, `smembers`, `execute`, counted as its bytes plus [`ELEMENT_OVERHEAD`] per value), one key-value value, one `fermyon:spin/http` response body | [`MAX_REPLY`] = 16 MiB | `--max-host-reply` |
-//! | keys in one key-value listing (`get-keys`) | [`MAX_LISTING_KEYS`] = 10 000 | `--max-host-listing` |
-//! | all of the above together, per message | [`MAX_PER_MESSAGE`] = 64 MiB | `--max-host-received` |
+//! | one outbound-Redis reply (`get`, `smembers`, `execute`, counted as its bytes plus [`ELEMENT_OVERHEAD`] per value), one key-value value, one `fermyon:spin/http` response body | 16 MiB | `--max-host-reply` |
+//! | keys in one key-value listing (`get-keys`) | 10 000 | `--max-host-listing` |
+//! | all of the above together, per message | 64 MiB | `--max-host-received` |
 //!
 //! A call past a cap fails with its interface's own error naming the cap
 //! (`other(...)` in Redis and key-value, `runtime-error` plus a log line in
 //! `fermyon:spin/http`, whose errors carry no text). Where the size can be
 //! learnt before the reply is read (a string's `STRLEN`, a collection's
 //! length, a database's `DBSIZE`, a SQLite value's `length()`), the call is
-//! refused before anything large is read; otherwise (see `redis_probe`) the
+//! refused before anything large is read; otherwise (see `redis::probe`) the
 //! reply is measured once read and refused if it is too large, so it
 //! never reaches the guest, though the host held it for a moment.
 //!
-//! Not owned here: which probe fits which command (`redis_probe`).
+//! Not owned here: which probe fits which command (`redis::probe`), the
+//! settings themselves and their defaults (`settings::HostLimits`).
 
+pub use crate::settings::HostLimits;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const MAX_REPLY: u64 = 16 << 20;
-pub const MAX_LISTING_KEYS: u64 = 10_000;
-pub const MAX_PER_MESSAGE: u64 = 64 << 20;
 /// What one value of a reply costs the host besides its bytes (its
 /// `redis::Value` and the guest-facing copy's header), rounded up.
 pub const ELEMENT_OVERHEAD: u64 = 16;
@@ -34,34 +33,6 @@ pub fn show(n: u64) -> String {
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
         n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
         n => format!("{n} bytes"),
-    }
-}
-
-/// The bounds of the host APIs in force (see the module docs and
-/// `redis_quota`): settings, with the defaults above.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HostLimits {
-    /// One reply, value or body handed to a guest.
-    pub max_reply: u64,
-    /// Keys in one key-value listing.
-    pub max_listing: u64,
-    /// All that one message receives through the host APIs.
-    pub max_received: u64,
-    /// Pooled outbound Redis addresses per component.
-    pub pooled_per_component: usize,
-    /// Dedicated outbound Redis connections per component at once.
-    pub dedicated_per_component: usize,
-}
-
-impl Default for HostLimits {
-    fn default() -> Self {
-        HostLimits {
-            max_reply: MAX_REPLY,
-            max_listing: MAX_LISTING_KEYS,
-            max_received: MAX_PER_MESSAGE,
-            pooled_per_component: super::redis_quota::MAX_POOLED_PER_COMPONENT,
-            dedicated_per_component: super::redis_quota::MAX_DEDICATED_PER_COMPONENT,
-        }
     }
 }
 
@@ -145,11 +116,14 @@ mod tests {
     fn a_message_receives_at_most_its_total() {
         let b = MessageBudget::default();
         for _ in 0..4 {
-            b.admit("the reply", MAX_REPLY).unwrap();
+            b.admit("the reply", crate::settings::DEFAULT_MAX_HOST_REPLY)
+                .unwrap();
         }
         let e = b.admit("the reply", 1).unwrap_err();
         assert!(e.contains("64 MiB per message"), "{e}");
-        let e = b.admit("the reply", MAX_REPLY + 1).unwrap_err();
+        let e = b
+            .admit("the reply", crate::settings::DEFAULT_MAX_HOST_REPLY + 1)
+            .unwrap_err();
         assert!(e.contains("16 MiB per reply"), "{e}");
         assert_eq!(b.left(), 0);
         let small = MessageBudget::new(HostLimits {

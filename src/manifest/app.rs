@@ -5,6 +5,7 @@
 //! never looks at the manifest's text again.
 
 use crate::address::RedisAddress;
+use crate::settings::AppSettings;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -18,7 +19,7 @@ pub struct App {
     pub name: String,
     pub components: Vec<Component>,
     pub triggers: Vec<Trigger>,
-    pub settings: Settings,
+    pub settings: AppSettings,
 }
 
 /// One `[[component]]` (v1) or `[component.<id>]` (v2).
@@ -45,7 +46,7 @@ pub struct Component {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostApis {
     /// Where outbound Redis and HTTP may connect; empty: nowhere.
-    pub allowed_outbound_hosts: crate::host::allowed_hosts::AllowedHosts,
+    pub allowed_outbound_hosts: super::allowed_hosts::AllowedHosts,
     /// The key-value store labels it may open.
     pub key_value_stores: Vec<String>,
     /// Its variables, expanded (values are never shown).
@@ -139,9 +140,9 @@ pub struct ListTrigger {
 /// Which executor runs a component: a closed set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ExecutorConfig {
-    /// The component executor (Spin's default).
+    /// The `spin` executor (Spin's default).
     Spin,
-    /// The compat executor for WASI preview1 core modules.
+    /// The `wagi` executor for WASI preview1 core modules and WASI commands.
     Wagi {
         entrypoint: String,
         /// The argv template, split on whitespace; empty = `[component id]`.
@@ -156,16 +157,4 @@ impl ExecutorConfig {
             ExecutorConfig::Wagi { .. } => "wagi",
         }
     }
-}
-
-/// Runtime settings that the manifest may set; the CLI may override them.
-/// `None` means the documented default.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Settings {
-    pub timeout: Option<Duration>,
-    pub max_memory: Option<u64>,
-    pub max_output: Option<u64>,
-    pub max_payload: Option<u64>,
-    pub max_concurrency: Option<usize>,
-    pub tls_ca_file: Option<PathBuf>,
 }

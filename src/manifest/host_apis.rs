@@ -5,7 +5,7 @@
 //! fields here.
 //!
 //! - `allowed_outbound_hosts` entries are `<scheme>://<host>[:<port>]` (see
-//!   `host::allowed_hosts`); `{{ variable }}` templates are expanded with the
+//!   `allowed_hosts`); `{{ variable }}` templates are expanded with the
 //!   app's variables, and an entry that expands to nothing is dropped.
 //! - A version 1 component without `allowed_outbound_hosts` may reach any
 //!   Redis, MySQL or PostgreSQL server, and its `allowed_http_hosts` become
@@ -16,11 +16,11 @@
 //! Not owned here: checking that each store label is defined (the runtime
 //! config is read after the manifest, see `host`).
 
+use super::allowed_hosts::{AllowedHost, AllowedHosts};
 use super::app::HostApis;
 use super::component_variables::{ComponentVariables, validate_name};
 use super::error::{ManifestError, ManifestErrorKind as K};
 use super::shared::Ctx;
-use crate::host::allowed_hosts::{AllowedHost, AllowedHosts};
 use std::collections::BTreeMap;
 
 /// The host-API fields of one component as written.
@@ -177,7 +177,7 @@ mod tests {
         assert!(!hosts.allows(&d("https://api.example.com/x")));
         let all = AllowedHosts::new(http_hosts("insecure:allow-all").unwrap());
         assert!(all.allows(&d("https://anywhere:1")));
-        let redis = crate::host::allowed_hosts::Destination {
+        let redis = crate::manifest::allowed_hosts::Destination {
             scheme: "redis".into(),
             host: "anywhere".into(),
             port: 1,

@@ -6,7 +6,8 @@
 //! `shared` holds the fragments and validation both formats share (ids, sources,
 //! channels, addresses, executors); [`source`] a trigger's channel or stream
 //! and its cluster addresses; `host_apis` a component's host-API grants
-//! (allowed hosts, stores, variables); `variables` expands Spin's
+//! (allowed hosts, stores, variables), [`allowed_hosts`] the syntax of
+//! `allowed_outbound_hosts` and the one check of a destination against it; `variables` expands Spin's
 //! `{{ variable }}` templates; [`build`] a component's build commands;
 //! [`error`] is [`ManifestError`], which names the file, the line and the
 //! field.
@@ -14,12 +15,12 @@
 //! Not owned here: reading wasm, expanding `files` globs (the executors do
 //! that at start-up), and the CLI's `-e` values.
 
+pub mod allowed_hosts;
 pub mod app;
 pub mod build;
 pub mod component_variables;
 pub mod error;
 mod host_apis;
-pub mod ranges;
 mod shared;
 pub mod source;
 mod v1;
@@ -27,12 +28,10 @@ mod v2;
 mod variables;
 
 pub use app::{
-    App, Component, ExecutorConfig, FileMapping, HostApis, ListTrigger, Settings, StreamTrigger,
-    Trigger,
+    App, Component, ExecutorConfig, FileMapping, HostApis, ListTrigger, StreamTrigger, Trigger,
 };
 pub use build::BuildConfig;
 pub use error::{ManifestError, ManifestErrorKind};
-pub use shared::parse_size;
 
 use std::path::{Path, PathBuf};
 

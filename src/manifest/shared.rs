@@ -3,10 +3,11 @@
 //! channels and cross-references, so that v1 and v2 report the same problems
 //! in the same words (a trigger's stream and cluster addresses: `source`).
 
-use super::app::{App, Component, ExecutorConfig, FileMapping, Settings, Trigger};
+use super::app::{App, Component, ExecutorConfig, FileMapping, Trigger};
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
-use super::ranges;
 use super::variables::Variables;
+use crate::settings::AppSettings;
+use crate::settings::ranges::{self, parse_size};
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -218,7 +219,7 @@ impl Ctx<'_> {
         Ok(patterns.to_vec())
     }
 
-    pub fn settings(&self, raw: &AppTrigger, field: &str) -> Result<Settings, ManifestError> {
+    pub fn settings(&self, raw: &AppTrigger, field: &str) -> Result<AppSettings, ManifestError> {
         let bad = |key: &str, msg: String| {
             self.at.error(
                 K::BadValue,
@@ -258,7 +259,7 @@ impl Ctx<'_> {
                     .map_err(|m| bad("max_concurrency", m))
             })
             .transpose()?;
-        Ok(Settings {
+        Ok(AppSettings {
             timeout,
             max_memory: size("max_memory", &raw.max_memory, &ranges::MAX_MEMORY)?,
             max_output: size("max_output", &raw.max_output, &ranges::MAX_OUTPUT)?,
@@ -295,7 +296,7 @@ impl Ctx<'_> {
         name: String,
         components: Vec<Draft<Component>>,
         triggers: Vec<Draft<Trigger>>,
-        settings: Settings,
+        settings: AppSettings,
     ) -> Result<App, ManifestError> {
         let mut seen: HashMap<&str, Option<usize>> = HashMap::new();
         for c in &components {
@@ -369,7 +370,7 @@ impl Ctx<'_> {
     }
 }
 
-/// Converts an executor spec; `None` is the default, the component executor.
+/// Converts an executor spec; `None` is the default, `spin`.
 pub fn executor(spec: Option<&ExecutorSpec>) -> ExecutorConfig {
     match spec {
         None | Some(ExecutorSpec::Spin) => ExecutorConfig::Spin,
@@ -390,32 +391,6 @@ pub fn environment(env: &BTreeMap<String, String>) -> Vec<(String, String)> {
     env.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-/// Parses a byte size: an integer, or a string like "256MiB", "4 MB", "512k".
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("{text:?} is not a size; write it as \"256MiB\", \"4MB\" or a number of bytes")
-    })?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1000 * 1000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1000 * 1000 * 1000,
-        "gib" => 1 << 30,
-        other => {
-            return Err(format!(
-                "unknown size unit {other:?} in {text:?}; use B, KiB, MiB, GiB, KB, MB or GB"
-            ));
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))
-}
-
 fn parse_size_value(v: &toml::Value) -> Result<u64, String> {
     match v {
         toml::Value::Integer(i) if *i >= 0 => Ok(*i as u64),
@@ -423,19 +398,5 @@ fn parse_size_value(v: &toml::Value) -> Result<u64, String> {
         other => Err(format!(
             "{other} is not a size; write it as \"256MiB\" or a number of bytes"
         )),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_parse_with_binary_and_decimal_units() {
-        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
-        assert_eq!(parse_size("4 MB"), Ok(4_000_000));
-        assert_eq!(parse_size("17"), Ok(17));
-        assert!(parse_size("12 parsecs").unwrap_err().contains("unit"));
-        assert!(parse_size("lots").is_err());
     }
 }

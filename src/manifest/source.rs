@@ -25,11 +25,11 @@
 //! Not owned here: reading the fields from the file (`v1`, `v2`), and
 //! reading Redis (`crate::source`).
 
-use super::app::{ListTrigger, StreamTrigger};
+use super::app::{App, ListTrigger, StreamTrigger};
 use super::error::{ManifestError, ManifestErrorKind as K};
-use super::ranges;
 use super::shared::Ctx;
 use crate::address::RedisAddress;
+use crate::settings::ranges;
 use std::time::Duration;
 
 pub const DEFAULT_FIELD: &str = "payload";
@@ -366,38 +366,38 @@ impl Ctx<'_> {
             .vars
             .expand(raw)
             .map_err(|m| self.at.error(K::Variable, line, Some(field), m))?;
+        // Every refusal here is a bad address of this one field.
+        let bad = |msg: String, hint: &str| {
+            self.at
+                .error(K::BadAddress, line, Some(field), msg)
+                .hint(hint)
+        };
         let parts: Vec<&str> = text.split(',').map(str::trim).collect();
         if parts.len() > 1 && !cluster {
-            return Err(self
-                .at
-                .error(
-                    K::BadAddress,
-                    line,
-                    Some(field),
-                    format!("{} addresses are given, and only a cluster takes several", parts.len()),
-                )
-                .hint("add cluster = true beside the address to name the nodes of a Redis Cluster, or give one address"));
+            return Err(bad(
+                format!(
+                    "{} addresses are given, and only a cluster takes several",
+                    parts.len()
+                ),
+                "add cluster = true beside the address to name the nodes of a Redis Cluster, or give one address",
+            ));
         }
         let nodes = parts
             .iter()
             .map(|p| {
                 RedisAddress::parse(p).map_err(|e| {
-                    self.at
-                        .error(K::BadAddress, line, Some(field), format!("bad address: {e}"))
-                        .hint("write it as redis://[user[:password]@]host[:port][/db], or rediss:// for TLS")
+                    bad(
+                        format!("bad address: {e}"),
+                        "write it as redis://[user[:password]@]host[:port][/db], or rediss:// for TLS",
+                    )
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
         if nodes.iter().any(|n| n.is_tls() != nodes[0].is_tls()) {
-            return Err(self
-                .at
-                .error(
-                    K::BadAddress,
-                    line,
-                    Some(field),
-                    "the cluster's nodes mix redis:// and rediss://",
-                )
-                .hint("a cluster uses TLS on all of its nodes or on none"));
+            return Err(bad(
+                "the cluster's nodes mix redis:// and rediss://".into(),
+                "a cluster uses TLS on all of its nodes or on none",
+            ));
         }
         Ok(nodes)
     }
@@ -413,6 +413,24 @@ pub fn check_claim_idle(claim_idle: Duration, timeout: Duration) -> Result<(), S
         humantime::format_duration(claim_idle),
         humantime::format_duration(timeout)
     ))
+}
+
+/// Checks every stream trigger's `claim_idle` (its own, or the default for
+/// `timeout`) against the timeout in force: the manifest checked it against
+/// its own `timeout`, and `--timeout` may differ.
+pub fn check_claim_idles(app: &App, timeout: Duration) -> Result<(), String> {
+    let too_short = app.triggers.iter().find_map(|t| {
+        let s = t.stream.as_ref()?;
+        let claim_idle = s.claim_idle.unwrap_or_else(|| default_claim_idle(timeout));
+        check_claim_idle(claim_idle, timeout).err().map(|m| (t, m))
+    });
+    match too_short {
+        None => Ok(()),
+        Some((t, m)) => Err(format!(
+            "the stream trigger of component {:?} (stream {:?}): {m}; raise claim_idle in the manifest or lower --timeout",
+            t.component, t.channel
+        )),
+    }
 }
 
 /// `0`, `$`, or an entry id (`<ms>` or `<ms>-<seq>`).

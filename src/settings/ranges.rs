@@ -1,32 +1,13 @@
 //! The valid range of every numeric setting, shared by the manifest and the
 //! command line, so that a value out of range is refused at start-up in the
 //! same words wherever it was given (and never reaches an allocation or a
-//! semaphore that would panic on it).
+//! semaphore that would panic on it), and [`parse_size`], how a size is
+//! written in both. The table of settings with their ranges is
+//! `settings`'s.
 //!
-//! | setting | valid range |
-//! |---|---|
-//! | `timeout` | 1ms to 24h |
-//! | `max_memory` | 64KiB to 4GiB (one wasm page to the 32-bit address space) |
-//! | `max_output` | 0 to 1GiB |
-//! | `max_payload` | 1B to 512MiB (Redis's own largest value) |
-//! | `max_concurrency` (app and trigger) | 1 to 1024 |
-//! | `queue_capacity` | 1 to 10000000 |
-//! | `max_queued_bytes` | 1KiB to 64GiB |
-//! | `drain_timeout` | 0s to 1h |
-//! | `max_host_reply` | 1KiB to 1GiB |
-//! | `max_host_listing` | 1 to 10000000 |
-//! | `max_host_received` | 1KiB to 16GiB |
-//! | `max_redis_addresses`, `max_redis_dedicated` | 1 to 1024 |
-//! | `max_deliveries` (stream triggers) | 1 to 1000 |
-//! | `claim_idle` (stream triggers) | 100ms to 48h, and longer than `timeout` |
-//!
-//! Not owned here: the defaults (see `config`).
+//! Not owned here: the defaults and resolving them (`settings`).
 
 use std::time::Duration;
-
-/// The per-message deadline when neither the manifest nor a flag sets one
-/// (here, not in `config`, because stream defaults derive from it).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A closed range of durations.
 pub struct DurationRange {
@@ -54,62 +35,17 @@ pub const CLAIM_IDLE: DurationRange = DurationRange {
     min: Duration::from_millis(100),
     max: Duration::from_secs(48 * 3600),
 };
-pub const MAX_DELIVERIES: NumberRange = NumberRange {
-    min: 1,
-    max: 1000,
-    bytes: false,
-};
-pub const MAX_MEMORY: NumberRange = NumberRange {
-    min: 64 << 10,
-    max: 4 << 30,
-    bytes: true,
-};
-pub const MAX_OUTPUT: NumberRange = NumberRange {
-    min: 0,
-    max: 1 << 30,
-    bytes: true,
-};
-pub const MAX_PAYLOAD: NumberRange = NumberRange {
-    min: 1,
-    max: 512 << 20,
-    bytes: true,
-};
-pub const MAX_CONCURRENCY: NumberRange = NumberRange {
-    min: 1,
-    max: 1024,
-    bytes: false,
-};
-pub const QUEUE_CAPACITY: NumberRange = NumberRange {
-    min: 1,
-    max: 10_000_000,
-    bytes: false,
-};
-pub const MAX_QUEUED_BYTES: NumberRange = NumberRange {
-    min: 1 << 10,
-    max: 64 << 30,
-    bytes: true,
-};
-
-pub const MAX_HOST_REPLY: NumberRange = NumberRange {
-    min: 1 << 10,
-    max: 1 << 30,
-    bytes: true,
-};
-pub const MAX_HOST_LISTING: NumberRange = NumberRange {
-    min: 1,
-    max: 10_000_000,
-    bytes: false,
-};
-pub const MAX_HOST_RECEIVED: NumberRange = NumberRange {
-    min: 1 << 10,
-    max: 16 << 30,
-    bytes: true,
-};
-pub const MAX_REDIS_CONNECTIONS: NumberRange = NumberRange {
-    min: 1,
-    max: 1024,
-    bytes: false,
-};
+pub const MAX_DELIVERIES: NumberRange = NumberRange::count(1, 1000);
+pub const MAX_MEMORY: NumberRange = NumberRange::bytes(64 << 10, 4 << 30);
+pub const MAX_OUTPUT: NumberRange = NumberRange::bytes(0, 1 << 30);
+pub const MAX_PAYLOAD: NumberRange = NumberRange::bytes(1, 512 << 20);
+pub const MAX_CONCURRENCY: NumberRange = NumberRange::count(1, 1024);
+pub const QUEUE_CAPACITY: NumberRange = NumberRange::count(1, 10_000_000);
+pub const MAX_QUEUED_BYTES: NumberRange = NumberRange::bytes(1 << 10, 64 << 30);
+pub const MAX_HOST_REPLY: NumberRange = NumberRange::bytes(1 << 10, 1 << 30);
+pub const MAX_HOST_LISTING: NumberRange = NumberRange::count(1, 10_000_000);
+pub const MAX_HOST_RECEIVED: NumberRange = NumberRange::bytes(1 << 10, 16 << 30);
+pub const MAX_REDIS_CONNECTIONS: NumberRange = NumberRange::count(1, 1024);
 
 impl DurationRange {
     /// `Ok(d)` when `d` is in range; else a message naming `what`.
@@ -127,6 +63,24 @@ impl DurationRange {
 }
 
 impl NumberRange {
+    /// A range of byte sizes (shown with units).
+    const fn bytes(min: u64, max: u64) -> NumberRange {
+        NumberRange {
+            min,
+            max,
+            bytes: true,
+        }
+    }
+
+    /// A range of counts.
+    const fn count(min: u64, max: u64) -> NumberRange {
+        NumberRange {
+            min,
+            max,
+            bytes: false,
+        }
+    }
+
     /// `Ok(n)` when `n` is in range; else a message naming `what`.
     pub fn check(&self, what: &str, n: u64) -> Result<u64, String> {
         if n >= self.min && n <= self.max {
@@ -153,6 +107,32 @@ impl NumberRange {
     }
 }
 
+/// Parses a byte size: an integer, or a string like "256MiB", "4 MB", "512k".
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| {
+        format!("{text:?} is not a size; write it as \"256MiB\", \"4MB\" or a number of bytes")
+    })?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1000,
+        "kib" => 1 << 10,
+        "m" | "mb" => 1000 * 1000,
+        "mib" => 1 << 20,
+        "g" | "gb" => 1000 * 1000 * 1000,
+        "gib" => 1 << 30,
+        other => {
+            return Err(format!(
+                "unknown size unit {other:?} in {text:?}; use B, KiB, MiB, GiB, KB, MB or GB"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,5 +149,14 @@ mod tests {
         assert!(e.contains("5GiB") && e.contains("64KiB to 4GiB"), "{e}");
         assert!(TIMEOUT.check("timeout", Duration::ZERO).is_err());
         assert!(DRAIN_TIMEOUT.check("drain_timeout", Duration::ZERO).is_ok());
+    }
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("256MiB"), Ok(256 << 20));
+        assert_eq!(parse_size("4 MB"), Ok(4_000_000));
+        assert_eq!(parse_size("17"), Ok(17));
+        assert!(parse_size("12 parsecs").unwrap_err().contains("unit"));
+        assert!(parse_size("lots").is_err());
     }
 }

@@ -16,9 +16,9 @@
 //! command), is measured once read ([`measure`]) and refused then: it never
 //! reaches the guest, but the host held it until then.
 //!
-//! Not owned here: the caps (`reply_bounds`), sending commands (`redis`).
+//! Not owned here: the caps (`reply_bounds`), sending commands (`target`).
 
-use super::reply_bounds::ELEMENT_OVERHEAD;
+use crate::host::reply_bounds::ELEMENT_OVERHEAD;
 use redis::Value;
 
 /// A command to send first, and how its integer reply bounds the real one.

@@ -10,24 +10,18 @@
 //!   connection info redis-rs would connect with (scheme, host, port,
 //!   database, user, password, protocol), not by spelling: all the spellings
 //!   of one address are one entry;
-//! - each component may keep at most [`MAX_POOLED_PER_COMPONENT`] pooled
-//!   addresses and hold at most [`MAX_DEDICATED_PER_COMPONENT`] dedicated
-//!   connections at once; past either it gets `too-many-connections`, and no
+//! - each component may keep at most `--max-redis-addresses` pooled
+//!   addresses and hold at most `--max-redis-dedicated` dedicated
+//!   connections at once (see `settings`); past either it gets `too-many-connections`, and no
 //!   other component notices;
 //! - a connect that failed leaves no entry behind;
 //! - the operator's stores (runtime-config key-value stores) are
 //!   [`Owner::Operator`]: never counted against any component.
 //!
-//! Not owned here: connecting (`redis::Pool`), parsing addresses.
+//! Not owned here: connecting (`pool`), parsing addresses.
 
 use crate::address::RedisAddress;
 use redis::{ConnectionAddr, IntoConnectionInfo};
-
-/// Distinct addresses one component may keep a pooled connection to.
-pub const MAX_POOLED_PER_COMPONENT: usize = 16;
-/// Dedicated connections (stateful or blocking commands) one component may
-/// hold at once.
-pub const MAX_DEDICATED_PER_COMPONENT: usize = 16;
 
 /// Who a pooled connection belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -12,16 +12,15 @@
 //! reaches [`AllowedHost::parse`]; an entry whose expansion is empty is
 //! dropped (Spin's "optional endpoint").
 //!
-//! Owns: parsing entries, matching a [`Destination`], and the once-per-host
-//! log line that names the entry that would allow a refused host. Not owned
-//! here: reading a destination from a URL (`destination`, which reads it
-//! from the very value that is connected to), and which error a refusal
-//! becomes (each interface maps it onto its own WIT variant).
+//! Owns: parsing entries (the manifest reads them at load) and matching a
+//! [`Destination`] (the host APIs check every outbound connection here).
+//! Not owned here: reading a destination from a URL (`host::destination`,
+//! which reads it from the very value that is connected to), logging a
+//! refusal (`host::refusals`), and which error a refusal becomes (each
+//! interface maps it onto its own WIT variant).
 
-use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
-use std::sync::Mutex;
 
 /// A component's parsed `allowed_outbound_hosts`. Empty: no outbound
 /// connection at all.
@@ -316,59 +315,17 @@ impl AllowedHosts {
     }
 }
 
-/// Refused destinations one component's log names; past them, refusals
-/// are counted, not named (a guest could otherwise make the host remember
-/// and log every host name it can think of).
-pub const MAX_NAMED_REFUSALS: usize = 64;
-
-/// Logs each refused destination once per component: which host was
-/// refused and the `allowed_outbound_hosts` entry that would allow it. At
-/// most [`MAX_NAMED_REFUSALS`] destinations are remembered and named; every
-/// later refusal of another destination is counted, the first with a line
-/// saying so and then one line per thousand.
-#[derive(Debug, Default)]
-pub struct RefusalLog {
-    seen: Mutex<HashSet<Destination>>,
-    unnamed: std::sync::atomic::AtomicU64,
-}
-
-impl RefusalLog {
-    pub fn refused(&self, component: &str, d: &Destination) {
-        let named = {
-            let mut seen = self
-                .seen
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            if seen.contains(d) {
-                return;
-            }
-            seen.len() < MAX_NAMED_REFUSALS && seen.insert(d.clone())
-        };
-        if named {
-            tracing::warn!(
-                component,
-                destination = %d,
-                "refused an outbound connection to {d}: it is not in the component's allowed_outbound_hosts; to allow it, add \"{d}\" to allowed_outbound_hosts (logged once per host)"
-            );
-            return;
-        }
-        let n = self
-            .unnamed
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-            + 1;
-        if n == 1 || n.is_multiple_of(1000) {
-            tracing::warn!(
-                component,
-                refused_unnamed = n,
-                "refused an outbound connection to a destination not in the component's allowed_outbound_hosts; {MAX_NAMED_REFUSALS} refused destinations are named above, and further refusals are counted but not named"
-            );
-        }
-    }
-
-    /// Refusals of destinations past the named ones.
-    pub fn unnamed(&self) -> u64 {
-        self.unnamed.load(std::sync::atomic::Ordering::Relaxed)
-    }
+/// A plain URL's destination, read with `url` (the tests' URLs are read
+/// the same by every parser).
+#[cfg(test)]
+pub fn test_destination(url: &str) -> Option<Destination> {
+    let u = url::Url::parse(url).ok()?;
+    let scheme = u.scheme().to_string();
+    Some(Destination {
+        host: u.host_str().filter(|h| !h.is_empty())?.to_string(),
+        port: u.port().or_else(|| well_known_port(&scheme))?,
+        scheme,
+    })
 }
 
 #[cfg(test)]
@@ -384,34 +341,8 @@ mod tests {
         )
     }
 
-    /// A plain URL's destination, read with `url` (the tests' URLs are
-    /// read the same by every parser).
-    fn destination(url: &str) -> Option<Destination> {
-        let u = url::Url::parse(url).ok()?;
-        let scheme = u.scheme().to_string();
-        Some(Destination {
-            host: u.host_str().filter(|h| !h.is_empty())?.to_string(),
-            port: u.port().or_else(|| well_known_port(&scheme))?,
-            scheme,
-        })
-    }
-
-    #[test]
-    fn refused_destinations_are_named_up_to_a_bound_then_counted() {
-        let log = RefusalLog::default();
-        for i in 0..200 {
-            let d = destination(&format!("redis://h{i}.example:6379")).unwrap();
-            log.refused("c", &d);
-            log.refused("c", &d);
-        }
-        let seen = log.seen.lock().unwrap().len();
-        assert_eq!(seen, MAX_NAMED_REFUSALS);
-        // Each refusal past the named ones counts, repeats included.
-        assert_eq!(log.unnamed(), 2 * (200 - MAX_NAMED_REFUSALS as u64));
-    }
-
     fn allows(h: &AllowedHosts, url: &str) -> bool {
-        h.allows(&destination(url).unwrap_or_else(|| panic!("{url} has no destination")))
+        h.allows(&test_destination(url).unwrap_or_else(|| panic!("{url} has no destination")))
     }
 
     #[test]
@@ -507,7 +438,7 @@ mod tests {
             .unwrap();
         let d = crate::host::destination::http(&uri).unwrap();
         assert!(!h.allows(&d), "{d}");
-        let d = destination("http://allowed.example.com/x").unwrap();
+        let d = test_destination("http://allowed.example.com/x").unwrap();
         assert!(h.allows(&d));
     }
 }
