@@ -54,4 +54,4 @@ mod running;
 mod spec;
 
 pub use running::{Counters, Running, StreamSource, Summary};
-pub use spec::{MIN_WAITING, StreamSpec, check_timeouts, default_consumer, max_waiting, spec};
+pub use spec::{MIN_WAITING, StreamSpec, default_consumer, max_waiting, spec};

@@ -5,8 +5,8 @@
 //! Not owned here: what the manifest accepts (`manifest::source`), running
 //! the trigger (`running.rs`).
 
-use crate::manifest::source::{check_claim_idle, default_claim_idle};
-use crate::manifest::{App, Trigger};
+use crate::manifest::source::default_claim_idle;
+use crate::manifest::Trigger;
 use crate::source::connect::Endpoint;
 use std::time::Duration;
 
@@ -37,23 +37,6 @@ pub fn default_consumer() -> String {
         })
         .unwrap_or_else(|| "localhost".into());
     format!("{host}-{}", std::process::id())
-}
-
-/// Checks every stream trigger's `claim_idle` against the timeout in force
-/// (the manifest checked it against its own; `--timeout` may differ).
-pub fn check_timeouts(app: &App, timeout: Duration) -> anyhow::Result<()> {
-    for t in &app.triggers {
-        let Some(s) = &t.stream else { continue };
-        let claim_idle = s.claim_idle.unwrap_or_else(|| default_claim_idle(timeout));
-        if let Err(m) = check_claim_idle(claim_idle, timeout) {
-            anyhow::bail!(
-                "the stream trigger of component {:?} (stream {:?}): {m}; raise claim_idle in the manifest or lower --timeout",
-                t.component,
-                t.channel
-            );
-        }
-    }
-    Ok(())
 }
 
 /// The settings of stream trigger `t`, with its defaults settled.
