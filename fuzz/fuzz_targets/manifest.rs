@@ -13,13 +13,22 @@ mod address;
 #[allow(dead_code, unused_imports)]
 #[path = "../../src/manifest/mod.rs"]
 mod manifest;
-/// The manifest checks `allowed_outbound_hosts` with the host's own parser,
-/// which is plain std code; it is `crate::host::allowed_hosts` there.
+// The settings the manifest reads (defaults, ranges, `AppSettings`); the
+// rest of `settings` needs the sandbox crate, which the fuzz build leaves
+// out (it never touches wasmtime).
 #[allow(dead_code)]
-#[path = "../../src/host/allowed_hosts.rs"]
-pub mod allowed_hosts;
-mod host {
-    pub use super::allowed_hosts;
+#[path = "../../src/settings/app.rs"]
+mod settings_app;
+#[allow(dead_code)]
+#[path = "../../src/settings/defaults.rs"]
+mod settings_defaults;
+#[allow(dead_code)]
+#[path = "../../src/settings/ranges.rs"]
+pub mod settings_ranges;
+mod settings {
+    pub use super::settings_app::AppSettings;
+    pub use super::settings_defaults::*;
+    pub use super::settings_ranges as ranges;
 }
 
 fuzz_target!(|data: &[u8]| {

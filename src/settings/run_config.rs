@@ -9,18 +9,7 @@
 use super::*;
 use spin_redis_sandbox::Limits;
 use std::path::PathBuf;
-
-/// Run settings that the manifest may set; the CLI may override them.
-/// `None` means not given.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AppSettings {
-    pub timeout: Option<Duration>,
-    pub max_memory: Option<u64>,
-    pub max_output: Option<u64>,
-    pub max_payload: Option<u64>,
-    pub max_concurrency: Option<usize>,
-    pub tls_ca_file: Option<PathBuf>,
-}
+use std::time::Duration;
 
 /// Values given on the command line; `None` = not given. `app` holds the
 /// flags that override a manifest value.
@@ -136,6 +125,7 @@ impl RunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn flags_win_over_manifest_which_wins_over_defaults() {

@@ -5,8 +5,8 @@
 //! Not owned here: what the manifest accepts (`manifest::source`), running
 //! the trigger (`running.rs`).
 
-use crate::manifest::source::default_claim_idle;
 use crate::manifest::Trigger;
+use crate::manifest::source::default_claim_idle;
 use crate::source::connect::Endpoint;
 use std::time::Duration;
 
