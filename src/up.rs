@@ -27,7 +27,7 @@ use crate::source::pubsub::{self, Subscription};
 use crate::source::stream::{self, StreamSource};
 use crate::stats::Stats;
 use anyhow::Context as _;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -144,6 +144,7 @@ async fn serve(
     });
     let mut specs = Vec::new();
     let mut by_address: BTreeMap<String, Subscription> = BTreeMap::new();
+    let mut named: HashSet<(String, bool, String)> = HashSet::new();
     let mut streams = Vec::new();
     let mut lists = Vec::new();
     for t in &p.app.triggers {
@@ -194,22 +195,26 @@ async fn serve(
             address_shown: shown.clone(),
             max_concurrency: t.max_concurrency,
         });
-        let sub = by_address.entry(key).or_insert_with(|| Subscription {
-            endpoint,
-            channels: Vec::new(),
-            patterns: Vec::new(),
-            sharded: t.sharded,
-            link: RedisLink {
-                metrics: metrics.address(&shown),
-                ready: health.condition(format!("subscription to {shown}")),
-            },
-        });
+        let sub = by_address
+            .entry(key.clone())
+            .or_insert_with(|| Subscription {
+                endpoint,
+                channels: Vec::new(),
+                patterns: Vec::new(),
+                sharded: t.sharded,
+                link: RedisLink {
+                    metrics: metrics.address(&shown),
+                    ready: health.condition(format!("subscription to {shown}")),
+                },
+            });
         // Patterns go in the same subscription as the channels.
         let names = match t.pattern {
             true => &mut sub.patterns,
             false => &mut sub.channels,
         };
-        if !names.contains(&t.channel) {
+        // A set beside the list: a scan of the list per trigger was
+        // quadratic in the number of channels.
+        if named.insert((key, t.pattern, t.channel.clone())) {
             names.push(t.channel.clone());
         }
     }

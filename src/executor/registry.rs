@@ -25,7 +25,7 @@ use anyhow::Context as _;
 use spin_redis_compat::CompatModule;
 use spin_redis_sandbox::wasi::Sandbox;
 use spin_redis_sandbox::{Limits, WasmKind};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A prepared handler: its component id and executor.
@@ -62,6 +62,10 @@ impl Handlers {
         let mut staging = Vec::new();
         // Spin's host APIs: one state for the app, shared by its components.
         let host = crate::host::AppHost::new(app, config)?;
+        // By id, so that finding each trigger's component does not scan
+        // them all (linear in triggers and components together).
+        let components: HashMap<&str, &Component> =
+            app.components.iter().map(|c| (c.id.as_str(), c)).collect();
         for t in app
             .triggers
             .iter()
@@ -71,10 +75,8 @@ impl Handlers {
             if map.contains_key(&key) {
                 continue;
             }
-            let c = app
-                .components
-                .iter()
-                .find(|c| c.id == t.component)
+            let c = components
+                .get(t.component.as_str())
                 .expect("invariant: the manifest checked that every trigger names a component");
             let (handler, stage) = prepare_one(runtime, app, c, &t.executor, config, env, &host)?;
             staging.extend(stage);
@@ -84,6 +86,64 @@ impl Handlers {
             map,
             _staging: staging,
         })
+    }
+}
+
+/// What `check` gets: every handler that could be prepared, and for each
+/// component that could not, its problem (in trigger order).
+pub struct Checked {
+    pub handlers: Handlers,
+    pub failed: Vec<(String, String)>,
+}
+
+impl Handlers {
+    /// Prepares every (component, executor) pair the app's triggers use, in
+    /// one pass over the triggers, going on past a component that fails
+    /// (its other pairs are not tried), so that every problem is found.
+    pub fn prepare_each(
+        runtime: &Runtime,
+        app: &App,
+        config: &RunConfig,
+        env: &[(String, String)],
+    ) -> Checked {
+        let mut map = HashMap::new();
+        let mut staging = Vec::new();
+        let mut failed: Vec<(String, String)> = Vec::new();
+        let mut failed_ids: HashSet<&str> = HashSet::new();
+        let components: HashMap<&str, &Component> =
+            app.components.iter().map(|c| (c.id.as_str(), c)).collect();
+        let host = crate::host::AppHost::new(app, config);
+        for t in &app.triggers {
+            let key = (t.component.clone(), t.executor.clone());
+            if map.contains_key(&key) || failed_ids.contains(t.component.as_str()) {
+                continue;
+            }
+            let c = components
+                .get(t.component.as_str())
+                .expect("invariant: the manifest checked that every trigger names a component");
+            let prepared = match &host {
+                Ok(host) => prepare_one(runtime, app, c, &t.executor, config, env, host),
+                // Every component would meet the same problem.
+                Err(e) => Err(anyhow::anyhow!("{e:#}")),
+            };
+            match prepared {
+                Ok((handler, stage)) => {
+                    staging.extend(stage);
+                    map.insert(key, Arc::new(handler));
+                }
+                Err(e) => {
+                    failed_ids.insert(&t.component);
+                    failed.push((t.component.clone(), format!("{e:#}")));
+                }
+            }
+        }
+        Checked {
+            handlers: Handlers {
+                map,
+                _staging: staging,
+            },
+            failed,
+        }
     }
 }
 
