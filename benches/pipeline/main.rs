@@ -15,7 +15,8 @@
 //! `BENCH_CALLS` (executor-alone calls, default 20000), `BENCH_BURST`
 //! (default 1000000), `BENCH_PAYLOAD_BYTES` (bytes published per payload
 //! row, default 64 MiB). `BENCH_PARTS=alone,e2e` runs only some parts (see
-//! `PARTS`). `BENCH_WRITE_APP=<dir>:<triggers>[:<redis url>]` only writes
+//! `PARTS`), `BENCH_SUBJECT=echo.wat` only the handlers whose name holds
+//! that. `BENCH_WRITE_APP=<dir>:<triggers>[:<redis url>]` only writes
 //! the many-trigger app of the scale rows, for profiling `check` and `up`.
 
 mod alone;
@@ -76,7 +77,7 @@ fn main() {
     })
     .unwrap();
     report.row_with("pooling allocator in use", format!("{}", rt.pooling), "-");
-    let subjects = subjects::subjects();
+    let subjects = subjects::chosen();
     let alone = if part("alone") {
         alone::rows(&mut report, &rt, &subjects, calls, cores)
     } else {
@@ -93,10 +94,10 @@ fn main() {
         );
     }
     if part("streams") {
-        streams::rows(&mut report, subjects[0].name, messages, cache.path());
+        streams::rows(&mut report, messages, cache.path());
     }
     if part("burst") {
-        end_to_end::burst_row(&mut report, &subjects[1], cache.path());
+        end_to_end::burst_row(&mut report, &subjects::subjects()[1], cache.path());
     }
     if part("hostapi") {
         host_api::row(&mut report, messages, cache.path());

@@ -65,6 +65,16 @@ pub fn subjects() -> Vec<Subject> {
     ]
 }
 
+/// The subjects the executor-alone and end-to-end rows run: all, or those
+/// whose name holds `BENCH_SUBJECT` (to profile one).
+pub fn chosen() -> Vec<Subject> {
+    let only = std::env::var("BENCH_SUBJECT").unwrap_or_default();
+    subjects()
+        .into_iter()
+        .filter(|s| s.name.contains(&only))
+        .collect()
+}
+
 /// The subject's executor, prepared as `up` prepares it.
 pub fn prepare(rt: &Runtime, s: &Subject) -> Executor {
     let bytes = std::fs::read(&s.wasm)
