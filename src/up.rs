@@ -195,26 +195,25 @@ async fn serve(
             address_shown: shown.clone(),
             max_concurrency: t.max_concurrency,
         });
-        let sub = by_address
-            .entry(key.clone())
-            .or_insert_with(|| Subscription {
-                endpoint,
-                channels: Vec::new(),
-                patterns: Vec::new(),
-                sharded: t.sharded,
-                link: RedisLink {
-                    metrics: metrics.address(&shown),
-                    ready: health.condition(format!("subscription to {shown}")),
-                },
-            });
+        // A set beside the lists: a scan of the list per trigger was
+        // quadratic in the number of channels.
+        let fresh = named.insert((key.clone(), t.pattern, t.channel.clone()));
+        let sub = by_address.entry(key).or_insert_with(|| Subscription {
+            endpoint,
+            channels: Vec::new(),
+            patterns: Vec::new(),
+            sharded: t.sharded,
+            link: RedisLink {
+                metrics: metrics.address(&shown),
+                ready: health.condition(format!("subscription to {shown}")),
+            },
+        });
         // Patterns go in the same subscription as the channels.
         let names = match t.pattern {
             true => &mut sub.patterns,
             false => &mut sub.channels,
         };
-        // A set beside the list: a scan of the list per trigger was
-        // quadratic in the number of channels.
-        if named.insert((key, t.pattern, t.channel.clone())) {
+        if fresh {
             names.push(t.channel.clone());
         }
     }
