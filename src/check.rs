@@ -13,7 +13,7 @@ use crate::cli::CheckArgs;
 use crate::executor::{Executor, Handlers};
 use crate::failure::Failure;
 use crate::prepare::{Setup, setup};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 pub fn check(args: CheckArgs) -> Result<u8, Failure> {
     let Setup {
@@ -22,31 +22,11 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
         stores,
         runtime,
     } = setup(&args.common, args.common.overrides(), None)?;
-    let mut prepared: HashMap<&str, Handlers> = HashMap::new();
-    let mut problems: Vec<String> = Vec::new();
-    let mut failed: HashSet<&str> = HashSet::new();
-    for t in &app.triggers {
-        let id = t.component.as_str();
-        if prepared.contains_key(id) || failed.contains(id) {
-            continue;
-        }
-        match Handlers::prepare(
-            &runtime,
-            &app,
-            &config,
-            &stores,
-            &args.common.env,
-            Some(&t.component),
-        ) {
-            Ok(h) => {
-                prepared.insert(&t.component, h);
-            }
-            Err(e) => {
-                failed.insert(id);
-                problems.push(format!("{e:#}"));
-            }
-        }
-    }
+    // One pass over the triggers for every component (preparing them one
+    // component at a time scanned every trigger per component).
+    let checked = Handlers::prepare_each(&runtime, &app, &config, &stores, &args.common.env);
+    let failed: HashSet<&str> = checked.failed.iter().map(|(id, _)| id.as_str()).collect();
+    let problems: Vec<&String> = checked.failed.iter().map(|(_, p)| p).collect();
     for t in &app.triggers {
         let source = match &t.stream {
             Some(_) => format!("stream {:?}", t.channel),
@@ -54,10 +34,10 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
             None if t.list.is_some() => format!("list {:?}", t.channel),
             None => format!("channel {:?}", t.channel),
         };
-        let what = match prepared
-            .get(t.component.as_str())
-            .and_then(|h| h.get(&t.component, &t.executor))
-        {
+        let ready = (!failed.contains(t.component.as_str()))
+            .then(|| checked.handlers.get(&t.component, &t.executor))
+            .flatten();
+        let what = match ready {
             Some(h) => format!(
                 "{}; host APIs: {}",
                 h.executor.describe(),
@@ -72,10 +52,11 @@ pub fn check(args: CheckArgs) -> Result<u8, Failure> {
         );
     }
     if problems.is_empty() {
+        let ready: HashSet<&str> = app.triggers.iter().map(|t| t.component.as_str()).collect();
         println!(
             "ok: {} trigger(s), {} component(s) ready",
             app.triggers.len(),
-            prepared.len()
+            ready.len()
         );
         return Ok(0);
     }

@@ -160,15 +160,16 @@ fn fingerprints(
     stores: &HostConfig,
 ) -> anyhow::Result<HashMap<HandlerKey, Fingerprint>> {
     let mut out = HashMap::new();
+    // By id: linear in triggers and components together.
+    let components: HashMap<&str, &Component> =
+        app.components.iter().map(|c| (c.id.as_str(), c)).collect();
     for t in &app.triggers {
         let key = (t.component.clone(), t.executor.clone());
         if out.contains_key(&key) {
             continue;
         }
-        let c = app
-            .components
-            .iter()
-            .find(|c| c.id == t.component)
+        let c = components
+            .get(t.component.as_str())
             .expect("invariant: the manifest checked that every trigger names a component");
         out.insert(key, Fingerprint::of(c, config, stores)?);
     }

@@ -172,6 +172,9 @@ pub struct PreparedSandbox {
     /// The preopened mounts, cloned (cheap: reference-counted handles) into
     /// every message's context.
     mounts: WasiFilesystemCtx,
+    /// The argv, expanded once when its template does not name the channel
+    /// (then every message sees the same one).
+    argv: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for PreparedSandbox {
@@ -207,7 +210,13 @@ impl PreparedSandbox {
                 })?;
         }
         let mounts = b.build().filesystem().clone();
-        Ok(PreparedSandbox { sandbox, mounts })
+        let argv =
+            (!sandbox.argv.iter().any(|a| a.contains("${CHANNEL}"))).then(|| sandbox.argv(""));
+        Ok(PreparedSandbox {
+            sandbox,
+            mounts,
+            argv,
+        })
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -228,6 +237,9 @@ impl PreparedSandbox {
         ctx
     }
 
+    /// The one builder of a message's context. (wasmtime-wasi's `build`
+    /// leaves a fresh builder behind, with its own random generators; that
+    /// replacement is wasmtime-wasi's, and costs well under a microsecond.)
     fn builder(&self, msg: &Message<'_>, capture: &Capture) -> WasiCtxBuilder {
         let sandbox = &self.sandbox;
         let mut b = WasiCtxBuilder::new();
@@ -240,8 +252,11 @@ impl PreparedSandbox {
             .allow_ip_name_lookup(false);
         b.stdin(MemoryInputPipe::new(msg.payload.clone()))
             .stdout(capture.stdout.clone())
-            .stderr(capture.stderr.clone())
-            .args(&sandbox.argv(msg.channel));
+            .stderr(capture.stderr.clone());
+        match &self.argv {
+            Some(argv) => b.args(argv),
+            None => b.args(&sandbox.argv(msg.channel)),
+        };
         // The user's variables (settled at start-up, see `settle`), then the
         // runtime's, which always win.
         for (k, v) in &sandbox.env {

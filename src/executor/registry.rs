@@ -26,7 +26,7 @@ use anyhow::Context as _;
 use spin_redis_compat::WagiModule;
 use spin_redis_sandbox::wasi::Sandbox;
 use spin_redis_sandbox::{Limits, WasmKind};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A prepared handler: its component id and executor.
@@ -87,6 +87,10 @@ impl Handlers {
         wanted: impl Fn(&HandlerKey) -> bool,
     ) -> anyhow::Result<Handlers> {
         let mut map = HashMap::new();
+        // By id, so that finding each trigger's component does not scan
+        // them all (linear in triggers and components together).
+        let components: HashMap<&str, &Component> =
+            app.components.iter().map(|c| (c.id.as_str(), c)).collect();
         let keys = app
             .triggers
             .iter()
@@ -103,15 +107,67 @@ impl Handlers {
                 Some(host) => host,
                 None => host.insert(crate::host::AppHost::new(app, config, stores)?),
             };
-            let c = app
-                .components
-                .iter()
-                .find(|c| c.id == key.0)
+            let c = components
+                .get(key.0.as_str())
                 .expect("invariant: the manifest checked that every trigger names a component");
             let handler = prepare_one(runtime, app, c, &key.1, config, env, host)?;
             map.insert(key, Arc::new(handler));
         }
         Ok(Handlers { map })
+    }
+}
+
+/// What `check` gets: every handler that could be prepared, and for each
+/// component that could not, its problem (in trigger order).
+pub struct Checked {
+    pub handlers: Handlers,
+    pub failed: Vec<(String, String)>,
+}
+
+impl Handlers {
+    /// Prepares every (component, executor) pair the app's triggers use, in
+    /// one pass over the triggers, going on past a component that fails
+    /// (its other pairs are not tried), so that every problem is found.
+    pub fn prepare_each(
+        runtime: &Runtime,
+        app: &App,
+        config: &RunConfig,
+        stores: &HostConfig,
+        env: &[(String, String)],
+    ) -> Checked {
+        let mut map = HashMap::new();
+        let mut failed: Vec<(String, String)> = Vec::new();
+        let mut failed_ids: HashSet<&str> = HashSet::new();
+        let components: HashMap<&str, &Component> =
+            app.components.iter().map(|c| (c.id.as_str(), c)).collect();
+        let host = crate::host::AppHost::new(app, config, stores);
+        for t in &app.triggers {
+            let key = (t.component.clone(), t.executor.clone());
+            if map.contains_key(&key) || failed_ids.contains(t.component.as_str()) {
+                continue;
+            }
+            let c = components
+                .get(t.component.as_str())
+                .expect("invariant: the manifest checked that every trigger names a component");
+            let prepared = match &host {
+                Ok(host) => prepare_one(runtime, app, c, &t.executor, config, env, host),
+                // Every component would meet the same problem.
+                Err(e) => Err(anyhow::anyhow!("{e:#}")),
+            };
+            match prepared {
+                Ok(handler) => {
+                    map.insert(key, Arc::new(handler));
+                }
+                Err(e) => {
+                    failed_ids.insert(&t.component);
+                    failed.push((t.component.clone(), format!("{e:#}")));
+                }
+            }
+        }
+        Checked {
+            handlers: Handlers { map },
+            failed,
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! by looking for the key in the text, which is exact for the manifests people
 //! write (one key per line) and falls back to the enclosing table's line.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -84,14 +85,37 @@ impl fmt::Display for ManifestError {
 impl std::error::Error for ManifestError {}
 
 /// Finds lines in a manifest's text and builds located errors.
+///
+/// The text is split into lines and its table headers indexed once, so that
+/// finding the line of the n-th `[[trigger.redis]]` and a key after it costs
+/// the same for the last of 10 000 triggers as for the first (a scan from
+/// the top per trigger made loading quadratic in the number of triggers).
 pub struct Locator<'a> {
     pub file: &'a Path,
     text: &'a str,
+    /// Every line, trimmed; line `n` (1-based) is `lines[n - 1]`.
+    lines: Vec<&'a str>,
+    /// The 1-based lines of each table header (`[x]` or `[[x]]`, comment
+    /// removed), in file order.
+    headers: HashMap<&'a str, Vec<usize>>,
 }
 
 impl<'a> Locator<'a> {
     pub fn new(file: &'a Path, text: &'a str) -> Self {
-        Locator { file, text }
+        let lines: Vec<&'a str> = text.lines().map(str::trim).collect();
+        let mut headers: HashMap<&'a str, Vec<usize>> = HashMap::new();
+        for (i, l) in lines.iter().enumerate() {
+            let code = without_comment(l);
+            if code.starts_with('[') {
+                headers.entry(code).or_default().push(i + 1);
+            }
+        }
+        Locator {
+            file,
+            text,
+            lines,
+            headers,
+        }
     }
 
     pub fn error(
@@ -123,27 +147,26 @@ impl<'a> Locator<'a> {
             + 1
     }
 
-    fn lines(&self) -> impl Iterator<Item = (usize, &'a str)> {
-        self.text
-            .lines()
+    /// Lines from 1-based line `from` on (all of them for 0), numbered.
+    fn lines_from(&self, from: usize) -> impl Iterator<Item = (usize, &'a str)> + '_ {
+        let first = from.saturating_sub(1).min(self.lines.len());
+        self.lines[first..]
+            .iter()
             .enumerate()
-            .map(|(i, l)| (i + 1, l.trim()))
+            .map(move |(i, l)| (first + i + 1, *l))
     }
 
     /// The line of the `nth` (0-based) table header exactly equal to `header`
     /// (such as `[[component]]` or `[component.shout]`).
     pub fn header(&self, header: &str, nth: usize) -> Option<usize> {
-        self.lines()
-            .filter(|(_, l)| l.split('#').next().unwrap_or("").trim() == header)
-            .nth(nth)
-            .map(|(n, _)| n)
+        self.headers.get(header)?.get(nth).copied()
     }
 
     /// The first line at or after `from` that sets `key` (as `key =`, or
     /// inside an inline table as `key =`), stopping at the next `[[`-array
     /// header so that a key is not found in the following component.
     pub fn key_after(&self, from: usize, key: &str) -> Option<usize> {
-        for (n, l) in self.lines().skip(from.saturating_sub(1)) {
+        for (n, l) in self.lines_from(from) {
             if n > from && l.starts_with("[[") {
                 return None;
             }
@@ -156,7 +179,9 @@ impl<'a> Locator<'a> {
 
     /// The first line anywhere that sets `key`.
     pub fn line_of_key(&self, key: &str) -> Option<usize> {
-        self.lines().find(|(_, l)| sets_key(l, key)).map(|(n, _)| n)
+        self.lines_from(0)
+            .find(|(_, l)| sets_key(l, key))
+            .map(|(n, _)| n)
     }
 
     /// Converts a TOML/serde error, with the field path when known.
@@ -179,6 +204,11 @@ impl<'a> Locator<'a> {
         };
         err
     }
+}
+
+/// A line without its comment, trimmed.
+fn without_comment(line: &str) -> &str {
+    line.split('#').next().unwrap_or("").trim()
 }
 
 fn sets_key(line: &str, key: &str) -> bool {

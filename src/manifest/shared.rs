@@ -9,7 +9,7 @@ use super::variables::Variables;
 use crate::settings::AppSettings;
 use crate::settings::ranges::{self, parse_size};
 use serde::Deserialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 /// `executor = { type = "spin" }` or `{ type = "wagi", entrypoint, argv }`.
@@ -340,8 +340,13 @@ impl Ctx<'_> {
                     )));
             }
         }
+        // A set, not a scan of the triggers per component: linear in both.
+        let bound: HashSet<&str> = triggers
+            .iter()
+            .map(|t| t.value.component.as_str())
+            .collect();
         for c in &components {
-            if !triggers.iter().any(|t| t.value.component == c.value.id) {
+            if !bound.contains(c.value.id.as_str()) {
                 return Err(self
                     .at
                     .error(K::NoTrigger, c.line, Some(&c.field), format!("component {:?} has no trigger, so it would never run", c.value.id))

@@ -42,8 +42,10 @@ pub mod settle;
 pub use running::{ListSource, Running, Summary};
 
 use super::connect::Endpoint;
+use crate::address::RedisAddress;
 use crate::manifest::{App, Trigger};
 use keys::Keys;
+use std::collections::HashMap;
 use std::time::Duration;
 
 /// One list trigger's settings, settled at start-up.
@@ -81,8 +83,16 @@ pub fn spec(t: &Trigger, endpoint: Endpoint) -> Option<ListSpec> {
 /// share its slot, and no two list triggers of the app sharing a consumer
 /// (they would share one processing list).
 pub fn check(app: &App) -> anyhow::Result<()> {
-    let lists: Vec<&Trigger> = app.triggers.iter().filter(|t| t.list.is_some()).collect();
-    for (i, t) in lists.iter().enumerate() {
+    // The first trigger of each (list, address, cluster, consumer), by that
+    // key: a scan of the earlier triggers per trigger was quadratic.
+    type Key<'a> = (
+        &'a str,
+        &'a RedisAddress,
+        Option<&'a [RedisAddress]>,
+        Option<&'a str>,
+    );
+    let mut first: HashMap<Key<'_>, &Trigger> = HashMap::new();
+    for t in app.triggers.iter().filter(|t| t.list.is_some()) {
         if t.cluster.is_some() && !keys::cluster_safe(&t.channel) {
             anyhow::bail!(
                 "the list trigger of component {:?}: list {:?} holds a '}}' and no hash tag, so its processing lists cannot share its cluster slot; name it with a hash tag, such as {:?}",
@@ -91,19 +101,20 @@ pub fn check(app: &App) -> anyhow::Result<()> {
                 format!("{{{}}}", t.channel.replace(['{', '}'], ""))
             );
         }
-        let consumer = |t: &Trigger| t.list.as_ref().and_then(|l| l.consumer.clone());
-        if let Some(other) = lists[..i].iter().find(|o| {
-            o.channel == t.channel
-                && o.address == t.address
-                && o.cluster == t.cluster
-                && consumer(o) == consumer(t)
-        }) {
+        let consumer = t.list.as_ref().and_then(|l| l.consumer.as_deref());
+        let key = (
+            t.channel.as_str(),
+            &t.address,
+            t.cluster.as_deref(),
+            consumer,
+        );
+        if let Some(other) = first.insert(key, t) {
             anyhow::bail!(
                 "the list triggers of components {:?} and {:?} both read list {:?} as consumer {}; give one of them consumer = \"...\" of its own",
                 other.component,
                 t.component,
                 t.channel,
-                consumer(t)
+                consumer
                     .map(|c| format!("{c:?}"))
                     .unwrap_or_else(|| "<hostname>-<pid> (the default)".into())
             );
