@@ -267,7 +267,10 @@ impl Dispatcher {
             .get(address_key)
             .and_then(|by_channel| by_channel.get(channel))
         else {
-            tracing::warn!(channel = %channel, "message on a channel nothing is bound to; ignored");
+            // Only between a reload's removing a route and its UNSUBSCRIBE
+            // reaching Redis: counted skipped, so no message goes uncounted.
+            let skipped = self.shared.stats.skip(1);
+            tracing::warn!(channel = %channel, skipped, "message on a channel nothing is bound to (a trigger removed by a reload); skipped");
             return;
         };
         tracing::trace!(channel = %channel, bytes = payload.len(), "received");
@@ -284,7 +287,9 @@ impl Dispatcher {
             .get(address_key)
             .and_then(|by_pattern| by_pattern.get(pattern))
         else {
-            tracing::warn!(pattern = %pattern, channel = %channel, "message for a pattern nothing is bound to; ignored");
+            // As in `deliver`: a pattern a reload just removed.
+            let skipped = self.shared.stats.skip(1);
+            tracing::warn!(pattern = %pattern, channel = %channel, skipped, "message for a pattern nothing is bound to (a trigger removed by a reload); skipped");
             return;
         };
         tracing::trace!(channel = %channel, pattern = %pattern, bytes = payload.len(), "received");
