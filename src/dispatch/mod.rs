@@ -4,7 +4,8 @@
 //!   shutdown drain; routes are added and removed while running (a reload);
 //! - [`capacity`]: how many handlers run at once (a trigger's own bound,
 //!   one reserved slot per trigger, a pool shared by all);
-//! - [`run`]: running one delivery and recording how it ended.
+//! - [`run`]: running one delivery and recording how it ended;
+//! - `route_queue`: the queue of one trigger (no heap while empty).
 //!
 //! Stream and list triggers have no queue (Redis is the queue): their source
 //! holds a [`Capacity`], reads only as many entries as it holds slots for,
@@ -14,6 +15,7 @@
 
 pub mod capacity;
 pub mod queues;
+mod route_queue;
 pub mod run;
 
 pub use capacity::{Capacity, Permits};

@@ -42,6 +42,7 @@
 //! Not owned here: Redis (see `source`) and running wasm (see `executor`).
 
 use super::capacity::acquire;
+use super::route_queue::{self, Receiver, Refused, Sender};
 use super::run::run_delivery;
 use crate::executor::Handler;
 use crate::logs::Logs;
@@ -56,7 +57,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -130,7 +131,9 @@ impl Queued {
 struct RouteTx {
     id: RouteId,
     component: String,
-    tx: mpsc::Sender<Queued>,
+    /// Dropped with the last table holding the route, which closes the
+    /// queue: the worker runs what is left, then ends.
+    tx: Sender<Queued>,
     metrics: Arc<RouteMetrics>,
     /// This trigger's account against the queued-memory budget.
     budget: Arc<TriggerBudget>,
@@ -170,9 +173,8 @@ impl Dispatcher {
     /// `queue_capacity` messages each (or bounded by memory only), the
     /// memory budget shared as among `triggers` triggers.
     pub fn new(queue_capacity: Option<usize>, triggers: usize, shared: Arc<Shared>) -> Dispatcher {
-        // Without a count bound the channel's own bound is the largest tokio
-        // allows; memory (`max_queued_bytes`) is reached long before it.
-        let capacity = queue_capacity.unwrap_or(Semaphore::MAX_PERMITS);
+        // Without a count bound, memory (`max_queued_bytes`) is the bound.
+        let capacity = queue_capacity.unwrap_or(usize::MAX);
         let budget = QueueBudget::new(shared.max_queued_bytes, triggers);
         tracing::debug!(
             triggers,
@@ -210,7 +212,7 @@ impl Dispatcher {
             let id = RouteId(self.next_id.fetch_add(1, Ordering::Relaxed));
             ids.push(id);
             let trigger_budget = Arc::new(self.budget.trigger());
-            let (tx, rx) = mpsc::channel(self.capacity);
+            let (tx, rx) = route_queue::queue(self.capacity);
             let component = spec.handler.load().component.clone();
             let metrics = Arc::new(self.shared.metrics.route(&component, &spec.channel));
             let by_name = if spec.pattern {
@@ -351,12 +353,10 @@ impl Dispatcher {
                         r.metrics.queue_depth.inc();
                         None
                     }
-                    Err(mpsc::error::TrySendError::Full(item)) => {
+                    Err(Refused::Full(item)) => {
                         Some(("queue full (--queue-capacity)", item.account))
                     }
-                    Err(mpsc::error::TrySendError::Closed(item)) => {
-                        Some(("shutting down", item.account))
-                    }
+                    Err(Refused::Closed(item)) => Some(("shutting down", item.account)),
                 }
             };
             if let Some((why, account)) = refused {
@@ -380,7 +380,7 @@ impl Dispatcher {
 
 async fn worker(
     spec: RouteSpec,
-    mut rx: mpsc::Receiver<Queued>,
+    mut rx: Receiver<Queued>,
     reserved: Arc<Semaphore>,
     metrics: Arc<RouteMetrics>,
     budget: Arc<TriggerBudget>,
@@ -396,7 +396,7 @@ async fn worker(
         let item = tokio::select! {
             biased;
             _ = shared.cancel.cancelled() => break,
-            item = rx.recv() => match item {
+            item = rx.pop() => match item {
                 Some(item) => item,
                 None => break,
             },

@@ -71,7 +71,7 @@ pub enum FileMapping {
 /// One trigger: messages on `channel` (or on the channels matching a
 /// pattern, or entries of a stream, or items of a list) at `address` go to
 /// `component`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Trigger {
     /// The server; with `cluster`, the first of its seed nodes.
     pub address: RedisAddress,
@@ -101,7 +101,7 @@ pub struct Trigger {
 }
 
 /// The consumer-group settings of a stream trigger (see `source::stream`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamTrigger {
     /// The consumer group; default `<app name>.<component id>`.
     pub group: String,
@@ -123,7 +123,7 @@ pub struct StreamTrigger {
 }
 
 /// The settings of a list trigger (see `source::list`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ListTrigger {
     /// This process's consumer name (its processing list and heartbeat);
     /// `None`: `<hostname>-<pid>`, settled at start-up.
