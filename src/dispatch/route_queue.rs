@@ -4,12 +4,17 @@
 //! Why not `tokio::sync::mpsc`: its bounded channel allocates its first
 //! block of 32 slots when it is made. An app of 10 000 pub/sub triggers,
 //! most of them idle, paid about 18 MB for queues that stayed empty (heaptrack
-//! of `up` on such an app). Here the items sit in a `VecDeque`, which
-//! allocates on the first push and keeps its capacity for the next burst. A
-//! push and a pop each take an uncontended lock for a few instructions; the
-//! worker is woken through a [`Notify`], which stores one wake-up when the
-//! worker is busy, so a push between the worker's look and its wait is
-//! never missed.
+//! of `up` on such an app). Why not one `VecDeque`: a burst of a million
+//! small messages would grow it by doubling (the old and the new buffer live
+//! at once while it copies) and keep the largest size after the burst.
+//!
+//! So the items sit in chunks: the first push allocates a small chunk, a
+//! longer queue gets larger ones (up to [`CHUNK_MAX`] items), a chunk is
+//! freed as soon as the worker has taken its last item, and an empty queue
+//! keeps at most one small chunk for the next message. A push and a pop each
+//! take an uncontended lock for a few instructions; the worker is woken
+//! through a [`Notify`], which stores one wake-up when the worker is busy,
+//! so a push between the worker's look and its wait is never missed.
 //!
 //! Closing: the sending side closes the queue when its route leaves the
 //! routing table (the worker then takes what is left and ends); the
@@ -39,9 +44,49 @@ struct Queue<T> {
     capacity: usize,
 }
 
+/// The smallest chunk, in items: what a queue that rarely holds more than
+/// one message keeps.
+const CHUNK_MIN: usize = 4;
+/// The largest chunk, in items (with a queued delivery's 64 bytes, 16 KiB).
+const CHUNK_MAX: usize = 256;
+
 struct State<T> {
-    items: VecDeque<T>,
+    /// Oldest first; every chunk but the last is full up to its capacity
+    /// when it is left behind.
+    chunks: VecDeque<VecDeque<T>>,
+    len: usize,
     closed: bool,
+}
+
+impl<T> State<T> {
+    fn push(&mut self, item: T) {
+        match self.chunks.back_mut() {
+            Some(last) if last.len() < last.capacity() => last.push_back(item),
+            _ => {
+                // As large as the queue already is: a long queue gets few
+                // large chunks, a short one small chunks.
+                let size = self.len.clamp(CHUNK_MIN, CHUNK_MAX);
+                let mut chunk = VecDeque::with_capacity(size);
+                chunk.push_back(item);
+                self.chunks.push_back(chunk);
+            }
+        }
+        self.len += 1;
+    }
+
+    fn pop(&mut self) -> Option<T> {
+        let more = self.chunks.len() > 1;
+        let first = self.chunks.front_mut()?;
+        let item = first.pop_front();
+        if first.is_empty() && (more || first.capacity() > CHUNK_MIN) {
+            // Taken whole: free it now rather than keep a burst's memory.
+            self.chunks.pop_front();
+        }
+        if item.is_some() {
+            self.len -= 1;
+        }
+        item
+    }
 }
 
 impl<T> Queue<T> {
@@ -68,7 +113,8 @@ pub struct Receiver<T>(Arc<Queue<T>>);
 pub fn queue<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
     let q = Arc::new(Queue {
         state: Mutex::new(State {
-            items: VecDeque::new(),
+            chunks: VecDeque::new(),
+            len: 0,
             closed: false,
         }),
         ready: Notify::new(),
@@ -85,11 +131,11 @@ impl<T> Sender<T> {
         if state.closed {
             return Err(Refused::Closed(item));
         }
-        if state.items.len() >= self.0.capacity {
+        if state.len >= self.0.capacity {
             return Err(Refused::Full(item));
         }
-        let was_empty = state.items.is_empty();
-        state.items.push_back(item);
+        let was_empty = state.len == 0;
+        state.push(item);
         drop(state);
         // A worker with items left does not wait, so only the push into an
         // empty queue has someone to wake.
@@ -113,7 +159,7 @@ impl<T> Receiver<T> {
         loop {
             {
                 let mut state = self.0.lock();
-                if let Some(item) = state.items.pop_front() {
+                if let Some(item) = state.pop() {
                     return Some(item);
                 }
                 if state.closed {
@@ -133,7 +179,7 @@ impl<T> Drop for Receiver<T> {
         let left = {
             let mut state = self.0.lock();
             state.closed = true;
-            std::mem::take(&mut state.items)
+            std::mem::take(&mut state.chunks)
         };
         drop(left);
     }
@@ -191,8 +237,31 @@ mod tests {
     #[tokio::test]
     async fn an_empty_queue_has_no_heap_until_the_first_push() {
         let (tx, _rx) = queue::<u64>(8);
-        assert_eq!(tx.0.lock().items.capacity(), 0);
+        assert_eq!(tx.0.lock().chunks.capacity(), 0);
         assert!(tx.try_send(1).is_ok());
-        assert!(tx.0.lock().items.capacity() > 0);
+        assert_eq!(tx.0.lock().chunks.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_kept_in_bounded_chunks_freed_as_they_are_taken() {
+        let (tx, mut rx) = queue(usize::MAX);
+        let n = 100_000;
+        for i in 0..n {
+            assert!(tx.try_send(i).is_ok());
+        }
+        {
+            let state = tx.0.lock();
+            assert!(state.chunks.iter().all(|c| c.capacity() <= CHUNK_MAX * 2));
+            assert!(state.chunks.len() >= n / (CHUNK_MAX * 2));
+        }
+        for i in 0..n {
+            assert_eq!(rx.pop().await, Some(i));
+        }
+        let state = tx.0.lock();
+        assert_eq!(state.len, 0);
+        assert!(
+            state.chunks.is_empty(),
+            "the burst's chunks are freed once taken"
+        );
     }
 }
