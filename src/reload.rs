@@ -68,20 +68,26 @@ pub struct Fingerprint {
 }
 
 impl Fingerprint {
-    fn of(c: &Component, config: &RunConfig, stores: &HostConfig) -> anyhow::Result<Fingerprint> {
-        let bytes = std::fs::read(&c.source).with_context(|| {
-            format!(
-                "cannot read component {:?} (source {:?})",
-                c.id,
-                c.source.display().to_string()
-            )
-        })?;
-        Ok(Fingerprint {
-            wasm: sha2::Sha256::digest(&bytes).into(),
+    /// `wasm`: the SHA-256 of the wasm bytes (see [`wasm_sha256`]).
+    fn of(c: &Component, wasm: [u8; 32], config: &RunConfig, stores: &HostConfig) -> Fingerprint {
+        Fingerprint {
+            wasm,
             component: c.clone(),
             settings: format!("{:?} {:?} {:?}", config.limits, config.host_limits, stores),
-        })
+        }
     }
+}
+
+/// SHA-256 of component `c`'s wasm file as it is now.
+fn wasm_sha256(c: &Component) -> anyhow::Result<[u8; 32]> {
+    let bytes = std::fs::read(&c.source).with_context(|| {
+        format!(
+            "cannot read component {:?} (source {:?})",
+            c.id,
+            c.source.display().to_string()
+        )
+    })?;
+    Ok(sha2::Sha256::digest(&bytes).into())
 }
 
 /// Where `up` reads its app from, again at each reload.
@@ -109,12 +115,20 @@ impl Next {
         stores: HostConfig,
         handlers: Handlers,
     ) -> anyhow::Result<Next> {
-        let fingerprints = fingerprints(&app, &config, &stores)?;
+        let fresh = handlers.into_map();
+        // What was compiled, not the file as it is now: it may have been
+        // written again during a long compile, and a reload must see that.
+        let fingerprints = fingerprints(&app, &config, &stores, |key, _| {
+            Ok(fresh
+                .get(key)
+                .expect("invariant: start-up prepared a handler for every trigger")
+                .wasm_sha256)
+        })?;
         Ok(Next {
             app,
             config,
             fingerprints,
-            fresh: handlers.into_map(),
+            fresh,
         })
     }
 
@@ -139,11 +153,18 @@ impl Next {
         let (app, config, stores) =
             crate::prepare::settle(&origin.common, origin.overrides.clone(), None)
                 .map_err(|f| f.error)?;
-        let fingerprints = fingerprints(&app, &config, &stores)?;
+        let mut fingerprints = fingerprints(&app, &config, &stores, |_, c| wasm_sha256(c))?;
         let changed = |key: &HandlerKey| known.get(key) != fingerprints.get(key);
         let fresh =
             Handlers::prepare_where(runtime, &app, &config, &stores, &origin.common.env, changed)?
                 .into_map();
+        // A file written again between the look above and its compile: the
+        // handler names the bytes it was made of.
+        for (key, handler) in &fresh {
+            if let Some(f) = fingerprints.get_mut(key) {
+                f.wasm = handler.wasm_sha256;
+            }
+        }
         Ok(Next {
             app,
             config,
@@ -154,10 +175,12 @@ impl Next {
 }
 
 /// The fingerprint of every handler the app's triggers use.
+/// `wasm` gives the SHA-256 of a handler's wasm.
 fn fingerprints(
     app: &App,
     config: &RunConfig,
     stores: &HostConfig,
+    wasm: impl Fn(&HandlerKey, &Component) -> anyhow::Result<[u8; 32]>,
 ) -> anyhow::Result<HashMap<HandlerKey, Fingerprint>> {
     let mut out = HashMap::new();
     // By id: linear in triggers and components together.
@@ -171,7 +194,8 @@ fn fingerprints(
         let c = components
             .get(t.component.as_str())
             .expect("invariant: the manifest checked that every trigger names a component");
-        out.insert(key, Fingerprint::of(c, config, stores)?);
+        let sha = wasm(&key, c)?;
+        out.insert(key, Fingerprint::of(c, sha, config, stores));
     }
     Ok(out)
 }

@@ -64,6 +64,21 @@ pub fn run<W>(
     log_format: LogFormat,
     watcher: Option<StartWatcher<'_, W>>,
 ) -> Result<(), Failure> {
+    let io_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the I/O runtime")
+        .map_err(Failure::runtime)?;
+    // Listened for before building and compiling, which can take minutes:
+    // SIGHUP's default action would end the process. One that comes meanwhile
+    // is a reload once the app is up (it reads whatever changed). SIGINT and
+    // SIGTERM keep their default until then, so Ctrl-C stops a long start.
+    let hup = {
+        let _in_runtime = io_rt.enter();
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("cannot listen for SIGHUP")
+            .map_err(Failure::runtime)?
+    };
     if args.build {
         crate::build::build_manifest(&args.common.from, &[], crate::build::Echo::AsIs)?;
     }
@@ -103,13 +118,8 @@ pub fn run<W>(
         .build()
         .context("cannot start the handler runtime")
         .map_err(Failure::runtime)?;
-    let io_rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the I/O runtime")
-        .map_err(Failure::runtime)?;
     let result = io_rt.block_on(async {
-        let shutdown = signals(requests).map_err(Failure::runtime)?;
+        let shutdown = signals(hup, requests).map_err(Failure::runtime)?;
         let app = App {
             next,
             origin,
@@ -131,15 +141,15 @@ pub fn run<W>(
     result
 }
 
-/// Listens for SIGHUP (a reload request on `requests`) and returns the
+/// Turns SIGHUP (`hup`) into reload requests on `requests` and returns the
 /// future of SIGTERM or SIGINT (the signal's name).
 fn signals(
+    mut hup: tokio::signal::unix::Signal,
     requests: mpsc::UnboundedSender<Request>,
 ) -> anyhow::Result<impl Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
-    let mut hup = signal(SignalKind::hangup()).context("cannot listen for SIGHUP")?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             if requests.send(Request::Reload("SIGHUP".into())).is_err() {

@@ -427,3 +427,42 @@ fn sighup_restarts_a_stream_trigger_whose_component_changed_without_losing_an_en
     );
     assert!(s.stop().success(), "{}", s.stderr());
 }
+
+/// A SIGHUP while `up` is still compiling (a Go module, cold cache) does not
+/// end the process (SIGHUP's default action): it is taken as a reload once
+/// the app is up, and the reload swaps in a component written again after
+/// it was compiled (the running handler is known by the bytes it was made
+/// of, not by the file as it is later).
+#[test]
+fn sighup_during_start_up_is_a_reload_once_up_not_the_end() {
+    let redis = Redis::start();
+    let (dir, m) = manifest(&format!(
+        "{}{}{}{}{}",
+        v2_head("early", &redis.url()),
+        wagi_trigger("channel", "quick", "quick"),
+        wagi_trigger("channel", "slow", "slow"),
+        v2_component("quick", "handler.wat"),
+        v2_component("slow", guest("go-sleep").display()),
+    ));
+    std::fs::write(dir.path().join("handler.wat"), echo_wat("v1:")).unwrap();
+    let mut s = SpinRedis::spawn(&m, &[]);
+    // `quick` is prepared first; `slow` is still compiling.
+    s.wait_stderr("prepared component=quick");
+    assert_eq!(
+        redis.subscribers("quick"),
+        0,
+        "the signal must come before start-up ends:\n{}",
+        s.stderr()
+    );
+    write_atomically(&dir.path().join("handler.wat"), &echo_wat("v2:"));
+    s.signal("-HUP");
+    s.wait_stderr("reloaded cause=\"SIGHUP\"");
+    assert!(s.is_running(), "{}", s.stderr());
+    wait_until("subscribed to quick", || redis.subscribers("quick") >= 1);
+    let line = s.stderr();
+    let line = line.lines().find(|l| l.contains("reloaded")).unwrap();
+    assert!(line.contains("swapped=[\"quick\"]"), "{line}");
+    redis.publish("quick", b"hello");
+    s.wait_log("quick_stdout.txt", "v2:hello\n");
+    assert!(s.stop().success(), "{}", s.stderr());
+}

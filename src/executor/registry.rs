@@ -23,6 +23,7 @@ use crate::host::runtime_config::HostConfig;
 use crate::manifest::{App, Component, ExecutorConfig};
 use crate::settings::RunConfig;
 use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
 use spin_redis_compat::WagiModule;
 use spin_redis_sandbox::wasi::Sandbox;
 use spin_redis_sandbox::{Limits, WasmKind};
@@ -33,6 +34,9 @@ use std::sync::Arc;
 pub struct Handler {
     pub component: String,
     pub executor: Executor,
+    /// SHA-256 of the wasm file's bytes this handler was compiled from (a
+    /// reload compares it; the file may have changed since).
+    pub wasm_sha256: [u8; 32],
     /// Staged `files` folders, deleted with the handler: after the last
     /// delivery that holds it (a reload may have swapped it out meanwhile).
     /// Declared last, so the executor is dropped before its files.
@@ -245,6 +249,7 @@ fn prepare_one(
     Ok(Handler {
         component: c.id.clone(),
         executor: exec,
+        wasm_sha256: Sha256::digest(&bytes).into(),
         _staging: stage,
     })
 }
