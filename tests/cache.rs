@@ -47,10 +47,9 @@ fn echo_manifest() -> (tempfile::TempDir, std::path::PathBuf) {
 /// `spin-redis invoke echo --payload cached` with `cache_args`; checks the
 /// handler ran and returns spin-redis's stderr.
 fn invoke(m: &std::path::Path, cache_args: &[&str]) -> String {
-    let mut args = vec!["invoke", "-f", m.to_str().unwrap(), "echo"];
-    args.extend(["--payload", "cached"]);
+    let mut args = vec!["--payload", "cached"];
     args.extend(cache_args);
-    let (code, out, err) = run(&args);
+    let (code, out, err) = invoke_with(m, "echo", &args);
     assert_eq!((code, out.as_str()), (0, "cached\n"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     err

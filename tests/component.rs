@@ -141,14 +141,7 @@ fn start_up_refuses_handlers_under_the_wrong_executor_or_without_a_handler() {
         "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"redis://127.0.0.1:1\" }}\n[[component]]\nid = \"py\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"c\"\n",
         example("python").display()
     ));
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "py",
-        "--payload",
-        "[1, 2]",
-    ]);
+    let (code, out, err) = invoke_with(&m, "py", &["--payload", "[1, 2]"]);
     // It loads and runs; this bare manifest gives it none of the variables
     // its host API calls need, so the message then fails, saying which.
     assert_eq!(out, "json on c: array of 2 items\n", "{err}");
@@ -163,24 +156,10 @@ fn start_up_refuses_handlers_under_the_wrong_executor_or_without_a_handler() {
 #[test]
 fn invoke_runs_components_too() {
     let m = mixed();
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "orders",
-        "--payload",
-        "pear:12",
-    ]);
+    let (code, out, err) = invoke_with(&m, "orders", &["--payload", "pear:12"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "order pear x12 on orders\n");
-    let (code, _, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "words",
-        "--payload",
-        "",
-    ]);
+    let (code, _, err) = invoke_with(&m, "words", &["--payload", ""]);
     assert_eq!(code, 1);
     assert!(
         err.contains("words: returned an error: empty payload"),

@@ -36,14 +36,7 @@ fn app(allowed: &[String]) -> (tempfile::TempDir, PathBuf) {
 
 /// Runs the guest once on `payload`; its one line of stdout.
 fn invoke(manifest: &std::path::Path, payload: &str) -> String {
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        manifest.to_str().unwrap(),
-        "d",
-        "--payload",
-        payload,
-    ]);
+    let (code, out, err) = invoke_with(manifest, "d", &["--payload", payload]);
     assert_eq!(code, 0, "{payload}:\n{out}\n{err}");
     out.trim().to_string()
 }

@@ -31,16 +31,9 @@ fn v1(id: &str, source: &Path, executor: &str) -> (tempfile::TempDir, PathBuf) {
 /// `spin-redis invoke` of `id` in `m` on `payload`: (exit code, stdout,
 /// stderr).
 fn invoke(m: &Path, id: &str, payload: &str, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec![
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        id,
-        "--payload",
-        payload,
-    ];
+    let mut args = vec!["--payload", payload];
     args.extend(extra);
-    run(&args)
+    invoke_with(m, id, &args)
 }
 
 /// The value of `componentize_cache=` on the line that says a module was

@@ -249,6 +249,18 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
     run_with_env(args, &[])
 }
 
+/// Runs `invoke -f <manifest> <component> <extra...>` to completion.
+pub fn invoke_with(manifest: &Path, component: &str, extra: &[&str]) -> (i32, String, String) {
+    run(&invoke_args(manifest, component, extra))
+}
+
+/// The arguments of `invoke -f <manifest> <component> <extra...>`.
+pub fn invoke_args<'a>(manifest: &'a Path, component: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["invoke", "-f", manifest.to_str().unwrap(), component];
+    args.extend_from_slice(extra);
+    args
+}
+
 /// Runs the binary to completion with `args` and extra environment.
 pub fn run_with_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let mut child = bin()
