@@ -128,11 +128,7 @@ fn acl_users_work_and_a_wrong_password_is_a_clear_error_that_never_shows_it() {
 
 #[test]
 fn tls_is_verified_against_the_given_ca_and_a_bad_certificate_is_a_clear_error() {
-    let certs = tempfile::tempdir().unwrap();
-    certificates(certs.path(), "ca");
-    let ca = certs.path().join("ca.crt").display().to_string();
-    let redis = Redis::start_tls(certs.path());
-    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let (_certs, redis, ca, url) = tls_redis();
     let (_d, m) = manifest(&one(&url, "echo", "echo.wat", "secure"));
     let mut s = SpinRedis::up(&redis, &m, &["--tls-ca-file", &ca], &["secure"]);
     redis.publish("secure", b"over tls");

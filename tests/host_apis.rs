@@ -757,11 +757,7 @@ fn passwords_work_for_outbound_redis_and_never_show() {
 
 #[test]
 fn outbound_rediss_is_verified_with_the_tls_ca_file() {
-    let certs = tempfile::tempdir().unwrap();
-    certificates(certs.path(), "ca");
-    let ca = certs.path().join("ca.crt").display().to_string();
-    let redis = Redis::start_tls(certs.path());
-    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let (_certs, redis, ca, url) = tls_redis();
     let text = format!(
         "spin_manifest_version = 2\n[application]\nname = \"tls\"\n[application.trigger.redis]\naddress = \"{url}\"\n[[trigger.redis]]\nchannel = \"names\"\ncomponent = \"reverse\"\n[component.reverse]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{url}\"]\n[component.reverse.variables]\nredis_address = \"{url}\"\nresults_channel = \"results\"\nwebhook = \"\"\n",
         example("spin-sdk5-rust").display()

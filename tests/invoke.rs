@@ -75,11 +75,7 @@ fn invoke_takes_binary_payload_files_and_a_channel() {
 fn invoke_of_an_unknown_component_is_a_usage_error() {
     let (_d, m) = app();
     let (code, _, err) = invoke_with(&m, "ghost", &[]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("no component \"ghost\"") && err.contains("echo, fails, env"),
-        "{err}"
-    );
+    assert_unknown_component(code, &err, "ghost", "echo, fails, env");
 }
 
 #[test]
