@@ -175,17 +175,7 @@ struct FakeClusterNode {
 
 impl FakeClusterNode {
     fn start(target: u16) -> FakeClusterNode {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let commands = Arc::new(Mutex::new(Vec::new()));
-        let log = commands.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let log = log.clone();
-                std::thread::spawn(move || serve_fake(stream, target, &log));
-            }
-        });
+        let (port, commands) = serve_loopback(move |stream, log| serve_fake(stream, target, log));
         FakeClusterNode { port, commands }
     }
 

@@ -520,11 +520,7 @@ fn all_channels_of_an_address_are_subscribed_in_one_command() {
     );
     let (_d, m) = manifest(&text);
     let _s = SpinRedis::up(&redis, &m, &[], &["one", "two", "three"]);
-    let stats = redis.cli(&["INFO", "commandstats"]).unwrap();
-    let line = stats
-        .lines()
-        .find(|l| l.starts_with("cmdstat_subscribe:"))
-        .unwrap_or_else(|| panic!("no subscribe stats in {stats}"));
+    let line = redis.command_stats("subscribe");
     assert!(line.contains("calls=1,"), "{line}");
 }
 

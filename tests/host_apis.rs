@@ -10,7 +10,6 @@
 
 use crate::support;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -105,25 +104,16 @@ struct HttpServer {
 
 impl HttpServer {
     fn start() -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let sink = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    if let Some(req) = read_request(&stream) {
-                        sink.lock().unwrap().push(req);
-                        let mut s = &stream;
-                        let _ = s.write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nok",
-                        );
-                    }
-                });
+        let (port, requests) = serve_loopback(|stream, sink| {
+            if let Some(req) = read_request(&stream) {
+                sink.lock().unwrap().push(req);
+                let mut s = &stream;
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nok",
+                );
             }
         });
+        let origin = format!("http://127.0.0.1:{port}");
         HttpServer { origin, requests }
     }
 
@@ -385,15 +375,7 @@ fn a_redis_backed_store_comes_from_the_runtime_config_file_for_every_sdk() {
     let vars = variables(&redis, "");
     let m = three_sdks(&redis, &allowed, &vars);
     let (dir, path) = manifest(&m);
-    let rc = dir.path().join("runtime-config.toml");
-    std::fs::write(
-        &rc,
-        format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-            redis.url()
-        ),
-    )
-    .unwrap();
+    let rc = redis_store_config(dir.path(), "default", &redis.url());
     let mut s = up(
         &redis,
         &path,

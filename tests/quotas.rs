@@ -172,15 +172,7 @@ fn quota_app(redis: &Redis) -> (tempfile::TempDir, PathBuf, String) {
         ],
     ));
     // An operator's Redis store on database 3.
-    let rc = d.path().join("runtime-config.toml");
-    std::fs::write(
-        &rc,
-        format!(
-            "[key_value_store.big]\ntype = \"redis\"\nurl = \"{}/3\"\n",
-            redis.plain_url()
-        ),
-    )
-    .unwrap();
+    let rc = redis_store_config(d.path(), "big", &format!("{}/3", redis.plain_url()));
     let rc = rc.to_str().unwrap().to_string();
     (d, m, rc)
 }
