@@ -140,11 +140,7 @@ fn patterns_match_as_redis_globs_and_handlers_see_the_channel_and_the_pattern() 
         );
     }
     // Nothing was received on a channel nothing is bound to.
-    assert!(
-        !s.stderr().contains("nothing is bound to"),
-        "{}",
-        s.stderr()
-    );
+    s.assert_not_logged("nothing is bound to", "a message on an unbound channel");
 }
 
 #[test]

@@ -165,11 +165,7 @@ fn handlers_see_the_documented_environment_and_nothing_else() {
     expected.sort();
     assert_eq!(lines, expected);
     assert!(s.stop().success());
-    assert!(
-        !s.stderr().contains("pw-secret"),
-        "the password must never be logged:\n{}",
-        s.stderr()
-    );
+    s.assert_not_logged("pw-secret", "the password must never be logged");
 }
 
 #[test]

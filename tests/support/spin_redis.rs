@@ -177,6 +177,13 @@ impl SpinRedis {
         });
     }
 
+    /// Asserts that spin-redis's stderr so far does not contain `needle`
+    /// (`why` says what its presence would mean).
+    pub fn assert_not_logged(&self, needle: &str, why: &str) {
+        let err = self.stderr();
+        assert!(!err.contains(needle), "{why}:\n{err}");
+    }
+
     /// Waits until spin-redis's stderr contains `needle`.
     pub fn wait_stderr(&self, needle: &str) {
         wait_until(
