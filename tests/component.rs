@@ -86,8 +86,7 @@ fn a_mixed_app_routes_each_channel_to_its_handlers_with_every_interface() {
     // Nothing crossed channels.
     assert!(!s.log_text("summary_stdout.txt").contains("order"));
     assert!(!s.log_text("orders_stdout.txt").contains("json"));
-    assert!(s.stop().success());
-    let err = s.stderr();
+    let err = s.stop_ok();
     // 8 messages: orders x2 and events x2 reach two components each, names x3
     // two each, config one: 15 deliveries. Failures: orders "nonsense",
     // summary and words on the empty payload.
@@ -97,42 +96,31 @@ fn a_mixed_app_routes_each_channel_to_its_handlers_with_every_interface() {
     );
 }
 
-fn refusal(source: &std::path::Path, executor: &str) -> String {
-    let (_d, m) = manifest(&format!(
-        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"redis://127.0.0.1:1\" }}\n[[component]]\nid = \"x\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"c\"\nexecutor = {{ type = \"{executor}\" }}\n",
-        source.display()
-    ));
-    let (code, _, err) = run(&["up", "-f", m.to_str().unwrap(), "--no-cache"]);
-    assert_eq!(code, 2, "{err}");
-    err
-}
-
 #[test]
 fn start_up_refuses_handlers_under_the_wrong_executor_or_without_a_handler() {
-    let err = refusal(&example("c"), "spin");
-    assert!(
-        err.contains("component \"x\"")
-            && err.contains("is a WASI core module")
-            && err.contains("type = \"wagi\""),
-        "{err}"
+    assert_refused(
+        &example("c"),
+        "spin",
+        &[
+            "component \"x\"",
+            "is a WASI core module",
+            "type = \"wagi\"",
+        ],
     );
-    let err = refusal(&example("rust-component"), "wagi");
-    assert!(
-        err.contains("is a WebAssembly component") && err.contains("type = \"spin\""),
-        "{err}"
+    assert_refused(
+        &example("rust-component"),
+        "wagi",
+        &["is a WebAssembly component", "type = \"spin\""],
     );
-    let err = refusal(&repo().join("tests/fixtures/empty-component.wat"), "spin");
-    assert!(
-        err.contains("exports no Redis handler; it exports: nothing"),
-        "{err}"
+    assert_refused(
+        &repo().join("tests/fixtures/empty-component.wat"),
+        "spin",
+        &["exports no Redis handler; it exports: nothing"],
     );
-    let err = refusal(
+    assert_refused(
         &repo().join("tests/fixtures/wrong-type-component.wat"),
         "spin",
-    );
-    assert!(
-        err.contains("wrong type") && err.contains("list<u8>"),
-        "{err}"
+        &["wrong type", "list<u8>"],
     );
     // Python's component also exports componentize-py's own `exports`: the
     // message lists everything it found when the handler is missing, but
@@ -149,8 +137,7 @@ fn start_up_refuses_handlers_under_the_wrong_executor_or_without_a_handler() {
     assert!(err.contains("redis_address"), "{err}");
     let garbage = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(garbage.path(), b"this is not wasm").unwrap();
-    let err = refusal(garbage.path(), "spin");
-    assert!(err.contains("is not a WebAssembly component"), "{err}");
+    assert_refused(garbage.path(), "spin", &["is not a WebAssembly component"]);
 }
 
 #[test]

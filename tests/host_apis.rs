@@ -422,8 +422,7 @@ fn a_refused_host_fails_the_message_and_is_logged_once_with_the_entry_that_allow
     });
     // The WIT's invalid-address, as the SDK reports it.
     s.wait_log("reverse_stderr.txt", "InvalidAddress");
-    assert!(s.stop().success());
-    let err = s.stderr();
+    let err = s.stop_ok();
     let refusal = format!("refused an outbound connection to {dest}");
     assert_eq!(occurrences(&err, &refusal), 1, "{err}");
     assert!(
@@ -505,8 +504,7 @@ fn outbound_http_reaches_an_allowed_server_and_is_refused_elsewhere() {
     // destination-not-allowed.
     s.wait_log("reverse_stderr.txt", "HttpRequestDenied");
     s.wait_log("summary_stderr.txt", "DESTINATION_NOT_ALLOWED");
-    assert!(s.stop().success());
-    let err = s.stderr();
+    let err = s.stop_ok();
     let refusal = format!("refused an outbound connection to {}", server.origin);
     assert_eq!(occurrences(&err, &refusal), 2, "once per component:\n{err}");
     assert_eq!(server.count(), reached, "no request reached the server");

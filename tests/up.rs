@@ -46,8 +46,8 @@ fn messages_are_handled_in_order_of_arrival_for_one_component() {
     // Echoed to the terminal with the component prefix.
     let last = format!("[echo] {}\n", payloads[19]);
     wait_until("terminal echo", || s.stdout().contains(&last));
-    assert!(s.stop().success());
-    assert_eq!(summary(&s.stderr()), [20, 20, 0, 0, 0, 0], "{}", s.stderr());
+    let err = s.stop_ok();
+    assert_eq!(summary(&err), [20, 20, 0, 0, 0, 0], "{err}");
 }
 
 #[test]
@@ -124,8 +124,7 @@ fn failing_handlers_are_reported_and_do_not_stop_the_trigger() {
     // stderr of the failing handler is logged too.
     s.wait_log("exits_stderr.txt", "about to fail\nabout to fail\n");
     assert!(s.is_running());
-    assert!(s.stop().success());
-    let err = s.stderr();
+    let err = s.stop_ok();
     assert!(
         err.contains("ok 2, failed 4"),
         "the counters at shutdown: {err}"

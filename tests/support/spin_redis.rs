@@ -1,9 +1,13 @@
 //! The real `spin-redis` binary under test: `spin-redis up` as a child
 //! process with its own log folder, stdout, stderr and compile cache
 //! (`SpinRedis`), waiting on what it logged, and one-shot runs of other
-//! commands (`run`). Does not own writing manifests (`app`).
+//! commands (`run`, `invoke_with`, a start-up `refusal`). Does not own
+//! writing manifests (`app`).
 
-use super::{PATIENCE, Redis, START_UP_PATIENCE, failures, wait_until, wait_until_within};
+use super::{
+    PATIENCE, Redis, START_UP_PATIENCE, failures, manifest, v1_component, v1_head, wait_until,
+    wait_until_within,
+};
 use std::io::Read as _;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -220,6 +224,13 @@ impl SpinRedis {
         assert!(ok.success());
     }
 
+    /// [`SpinRedis::stop`], which must end in a clean exit; returns all
+    /// spin-redis wrote on stderr (its shutdown summary last).
+    pub fn stop_ok(&mut self) -> String {
+        assert!(self.stop().success(), "{}", self.stderr());
+        self.stderr()
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(&mut self) -> ExitStatus {
         self.signal("-TERM");
@@ -254,6 +265,24 @@ impl Drop for SpinRedis {
 /// Runs the binary to completion with `args`.
 pub fn run(args: &[&str]) -> (i32, String, String) {
     run_with_env(args, &[])
+}
+
+/// Runs `up` on a one-component app (`x` from `source` on channel `c`, run
+/// by `executor`) that start-up must refuse (exit 2), naming the
+/// component; returns stderr.
+pub fn refusal(source: &Path, executor: &str) -> String {
+    let text = v1_head(None, "redis://127.0.0.1:1") + &v1_component("x", source, "c", executor);
+    let (_d, m) = manifest(&text);
+    let (code, _, err) = run(&["up", "-f", m.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("component \"x\""), "{err}");
+    err
+}
+
+/// [`refusal`], whose stderr must say each of `needles`.
+pub fn assert_refused(source: &Path, executor: &str, needles: &[&str]) {
+    let err = refusal(source, executor);
+    assert!(needles.iter().all(|n| err.contains(n)), "{err}");
 }
 
 /// Runs `invoke -f <manifest> <component> <extra...>` to completion.
