@@ -48,38 +48,25 @@ fn a_mixed_app_routes_each_channel_to_its_handlers_with_every_interface() {
     redis.publish("names", b"again");
     redis.publish("config", b"b=2;a=1");
 
-    s.wait_log("orders_stdout.txt", "order apple x3 on orders\n");
-    s.wait_log("orders_stderr.txt", "malformed order on orders");
-    s.wait_log("c-shout_stdout.txt", "[orders] APPLE:3\n");
-    s.wait_log("c-shout_stdout.txt", "[orders] NONSENSE\n");
-    s.wait_log(
-        "summary_stdout.txt",
-        "json on events: object with 2 keys: action, user\n",
-    );
-    s.wait_log("words_stdout.txt", "first word");
-    s.wait_log("reverse_stdout.txt", "reversed on names: dlrow\n");
-    s.wait_log("reverse_stdout.txt", "reversed on names: niaga\n");
-    s.wait_log("rust-greet_stdout.txt", "Hello, world!\n");
-    s.wait_log("tinygo-kv_stdout.txt", "a: 1\nb: 2\n");
+    s.wait_logs(&[
+        ("orders_stdout.txt", "order apple x3 on orders\n"),
+        ("orders_stderr.txt", "malformed order on orders"),
+        ("c-shout_stdout.txt", "[orders] APPLE:3\n"),
+        ("c-shout_stdout.txt", "[orders] NONSENSE\n"),
+        (
+            "summary_stdout.txt",
+            "json on events: object with 2 keys: action, user\n",
+        ),
+        ("words_stdout.txt", "first word"),
+        ("reverse_stdout.txt", "reversed on names: dlrow\n"),
+        ("reverse_stdout.txt", "reversed on names: niaga\n"),
+        ("rust-greet_stdout.txt", "Hello, world!\n"),
+        ("tinygo-kv_stdout.txt", "a: 1\nb: 2\n"),
+    ]);
     // Error results are failures, reported with component and channel.
-    wait_until("failure line", || {
-        s.stderr().lines().any(|l| {
-            l.contains("component=orders channel=orders")
-                && l.contains("reason=returned an error: error")
-        })
-    });
-    wait_until("failure line", || {
-        s.stderr().lines().any(|l| {
-            l.contains("component=words channel=events")
-                && l.contains("reason=returned an error: empty payload")
-        })
-    });
-    wait_until("failure line", || {
-        s.stderr().lines().any(|l| {
-            l.contains("component=summary channel=events")
-                && l.contains("reason=returned an error: error")
-        })
-    });
+    s.wait_failure("orders", "orders", "returned an error: error");
+    s.wait_failure("words", "events", "returned an error: empty payload");
+    s.wait_failure("summary", "events", "returned an error: error");
     // Spin's host APIs: key-value, and outbound Redis publishing results.
     s.wait_log("reverse_stdout.txt", "visits seen 1 times\n");
     s.wait_log("reverse_stdout.txt", "message 2, published to results\n");

@@ -275,6 +275,14 @@ fn occurrences(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
 }
 
+/// Publishes `payload` on "names" and waits until the reverse component's
+/// handler failed on it, its stderr saying `why`.
+fn reverse_fails(redis: &Redis, s: &SpinRedis, payload: &[u8], why: &str) {
+    redis.publish("names", payload);
+    s.wait_stderr("handler failed component=reverse channel=names");
+    s.wait_log("reverse_stderr.txt", why);
+}
+
 #[test]
 fn outbound_redis_increments_a_counter_and_publishes_the_result_for_every_sdk() {
     let redis = Redis::start();
@@ -315,9 +323,7 @@ fn outbound_redis_increments_a_counter_and_publishes_the_result_for_every_sdk() 
         .arg("not a number")
         .query::<()>(&mut redis.connection())
         .unwrap();
-    redis.publish("names", b"typed");
-    s.wait_stderr("handler failed component=reverse channel=names");
-    s.wait_log("reverse_stderr.txt", "TypeError");
+    reverse_fails(&redis, &s, b"typed", "TypeError");
     assert!(s.stop().success());
 }
 
@@ -444,9 +450,7 @@ fn a_store_the_component_did_not_list_is_access_denied() {
     let m = reverse(&redis, &allowed, &[], &variables(&redis, ""));
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
-    redis.publish("names", b"count:visits");
-    s.wait_stderr("handler failed component=reverse channel=names");
-    s.wait_log("reverse_stderr.txt", "AccessDenied");
+    reverse_fails(&redis, &s, b"count:visits", "AccessDenied");
     assert!(s.stop().success());
 }
 
@@ -462,9 +466,7 @@ fn an_undefined_variable_is_undefined() {
     let m = reverse(&redis, &allowed, &["default"], &vars);
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
-    redis.publish("names", b"hello");
-    s.wait_stderr("handler failed component=reverse channel=names");
-    s.wait_log("reverse_stderr.txt", "Undefined");
+    reverse_fails(&redis, &s, b"hello", "Undefined");
     s.wait_log("reverse_stderr.txt", "results_channel");
     assert!(s.stop().success());
 }

@@ -188,6 +188,13 @@ impl SpinRedis {
         assert!(!err.contains(needle), "{why}:\n{err}");
     }
 
+    /// Waits until each log `(file, needle)` contains its needle, in order.
+    pub fn wait_logs(&self, logs: &[(&str, &str)]) {
+        for (file, needle) in logs {
+            self.wait_log(file, needle);
+        }
+    }
+
     /// Waits until spin-redis's stderr contains `needle`.
     pub fn wait_stderr(&self, needle: &str) {
         wait_until(
