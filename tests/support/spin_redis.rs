@@ -238,6 +238,13 @@ impl SpinRedis {
         self.stderr()
     }
 
+    /// [`SpinRedis::stop_ok`], whose shutdown summary must say `counts`
+    /// (such as "received 3, ok 1, failed 2").
+    pub fn stop_counting(&mut self, counts: &str) {
+        let err = self.stop_ok();
+        assert!(err.contains(counts), "the counters at shutdown: {err}");
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(&mut self) -> ExitStatus {
         self.signal("-TERM");
