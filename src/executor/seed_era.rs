@@ -210,11 +210,7 @@ impl Prepared for SpinSeedEraModule {
             }
         }
         .await;
-        match ended {
-            Ok(handled) => handled,
-            // `proc_exit(0)` ends the handler successfully, as elsewhere.
-            Err(e) => HandlerError::from_call(Err(e)),
-        }
+        HandlerError::from_handled(ended)
     }
 }
 

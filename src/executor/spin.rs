@@ -256,12 +256,7 @@ impl Prepared for SpinComponent {
             }
         }
         .await;
-        // `exit(0)` from a component ends it successfully, as in the compat
-        // executor.
-        match ended {
-            Ok(handled) => handled,
-            Err(e) => HandlerError::from_call(Err(e)),
-        }
+        HandlerError::from_handled(ended)
     }
 }
 

@@ -109,11 +109,7 @@ impl Prepared for WagiCommand {
             command.wasi_cli_run().call_run(&mut store).await
         }
         .await;
-        match ended {
-            Ok(Ok(())) => Ok(()),
-            // `run` returning `err` is how a command says "exit code 1".
-            Ok(Err(())) => Err(HandlerError::Exit(1)),
-            Err(e) => HandlerError::from_call(Err(e)),
-        }
+        // `run` returning `err` is how a command says "exit code 1".
+        HandlerError::from_handled(ended.map(|run| run.map_err(|()| HandlerError::Exit(1))))
     }
 }
