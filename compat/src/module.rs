@@ -127,10 +127,6 @@ impl Prepared for WagiModule {
         &self.limits
     }
 
-    fn prepared_sandbox(&self) -> &PreparedSandbox {
-        &self.sandbox
-    }
-
     async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
         let wasi = self.sandbox.p1_ctx(msg, capture);
         let state = WagiModuleState {

@@ -147,10 +147,6 @@ impl Prepared for SpinSeedEraModule {
         &self.limits
     }
 
-    fn prepared_sandbox(&self) -> &PreparedSandbox {
-        &self.sandbox
-    }
-
     async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
         let state = SpinSeedEraState {
             wasi: self.sandbox.p1_ctx(msg, capture),

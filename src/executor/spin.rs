@@ -208,10 +208,6 @@ impl Prepared for SpinComponent {
         &self.limits
     }
 
-    fn prepared_sandbox(&self) -> &PreparedSandbox {
-        &self.sandbox
-    }
-
     async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
         let state = SpinComponentState {
             wasi: WasiP2State::new(self.sandbox.p2_ctx(msg, capture), &self.limits),

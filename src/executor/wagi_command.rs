@@ -77,10 +77,6 @@ impl Prepared for WagiCommand {
         &self.limits
     }
 
-    fn prepared_sandbox(&self) -> &PreparedSandbox {
-        &self.sandbox
-    }
-
     async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
         let state = WasiP2State::new(self.sandbox.p2_ctx(msg, capture), &self.limits);
         let mut store = limited_store(&self.engine, state, self.limits.timeout, |s| &mut s.memory);
