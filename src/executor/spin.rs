@@ -149,16 +149,7 @@ impl SpinComponent {
         limits: Limits,
         host: Arc<ComponentHost>,
     ) -> Result<Self, PrepareError> {
-        match WasmKind::of(bytes) {
-            WasmKind::Component => {}
-            WasmKind::CoreModule => return Err(PrepareError::IsCoreModule),
-            WasmKind::UnknownWasm | WasmKind::NotWasm => {
-                return Err(PrepareError::NotWasm {
-                    expected: "component",
-                    found: "no `\\0asm` component header",
-                });
-            }
-        }
+        WasmKind::require_component(bytes)?;
         let component = Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
         let (interface, func) = find_handler(engine, &component)?;
         let mut linker: Linker<SpinComponentState> = Linker::new(engine);
