@@ -177,16 +177,17 @@ fn quota_app(redis: &Redis) -> (tempfile::TempDir, PathBuf, String) {
     (d, m, rc)
 }
 
+/// [`quota_app`] running: its runtime config given, a long deadline, quiet.
+fn up_quota_app(redis: &Redis) -> (tempfile::TempDir, SpinRedis) {
+    let (d, m, rc) = quota_app(redis);
+    let flags = ["--runtime-config-file", &rc, "--timeout", "2m", "-q"];
+    (d, SpinRedis::up(redis, &m, &flags, &["a", "b"]))
+}
+
 #[test]
 fn one_component_cannot_use_up_the_outbound_redis_pool() {
     let redis = Redis::start_with(&["--databases", "32"]);
-    let (_d, m, rc) = quota_app(&redis);
-    let mut s = SpinRedis::up(
-        &redis,
-        &m,
-        &["--runtime-config-file", &rc, "--timeout", "2m", "-q"],
-        &["a", "b"],
-    );
+    let (_d, mut s) = up_quota_app(&redis);
     let url = redis.plain_url();
     let localhost = url.replace("127.0.0.1", "localhost");
     // 80 spellings of one address are one pooled connection.
@@ -219,13 +220,7 @@ fn one_component_cannot_use_up_the_outbound_redis_pool() {
 #[test]
 fn one_component_cannot_hold_every_dedicated_redis_connection() {
     let redis = Redis::start();
-    let (_d, m, rc) = quota_app(&redis);
-    let mut s = SpinRedis::up(
-        &redis,
-        &m,
-        &["--runtime-config-file", &rc, "--timeout", "2m", "-q"],
-        &["a", "b"],
-    );
+    let (_d, mut s) = up_quota_app(&redis);
     let url = redis.plain_url();
     // a asks for 64 dedicated connections and holds what it got for 20 s.
     // (Its output reaches its log when its message ends: the server's
@@ -301,13 +296,7 @@ fn replies_and_listings_past_their_caps_are_refused_naming_the_cap() {
     }
     pipe.query::<()>(&mut c).unwrap();
 
-    let (_d, m, rc) = quota_app(&redis);
-    let mut s = SpinRedis::up(
-        &redis,
-        &m,
-        &["--runtime-config-file", &rc, "--timeout", "2m", "-q"],
-        &["a", "b"],
-    );
+    let (_d, mut s) = up_quota_app(&redis);
     let url = redis.plain_url();
     let before = peak_rss_kib(s.pid());
     for (request, expect) in [
