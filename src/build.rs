@@ -18,9 +18,11 @@ use std::io::{BufRead as _, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-/// `spin-redis build`'s flags.
-#[derive(Debug, clap::Args)]
-pub struct BuildArgs {
+/// `-f/--from`, the manifest a command reads: declared once here and
+/// flattened into `build`'s flags and into `up`, `invoke` and `check`'s
+/// (`cli::Common`). Derefs to the path.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ManifestFrom {
     /// The manifest: a spin.toml file, or a folder holding one.
     #[arg(
         short = 'f',
@@ -28,7 +30,22 @@ pub struct BuildArgs {
         value_name = "PATH",
         default_value = "spin.toml"
     )]
-    pub from: PathBuf,
+    pub path: PathBuf,
+}
+
+impl std::ops::Deref for ManifestFrom {
+    type Target = Path;
+
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// `spin-redis build`'s flags.
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub from: ManifestFrom,
 
     /// Build only this component (repeatable) [default: every component].
     #[arg(short = 'c', long = "component-id", value_name = "ID")]

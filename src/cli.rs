@@ -70,14 +70,8 @@ pub struct CheckArgs {
 /// Options shared by `up` and `invoke`.
 #[derive(Debug, Clone, Args)]
 pub struct Common {
-    /// The manifest: a spin.toml file, or a folder holding one.
-    #[arg(
-        short = 'f',
-        long = "from",
-        value_name = "PATH",
-        default_value = "spin.toml"
-    )]
-    pub from: PathBuf,
+    #[command(flatten)]
+    pub from: crate::build::ManifestFrom,
 
     /// Set an environment variable for every handler (repeatable); replaces
     /// a value from the manifest.

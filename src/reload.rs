@@ -469,16 +469,22 @@ impl Live {
         let shown = endpoint.shown();
         let stop = w.stop.child_token();
         let capacity = Capacity::new(t.max_concurrency, w.shared.pool.clone());
+        let route_metrics = w.metrics.route(&t.component, &t.channel);
+        // Either reader reports to its address's metrics and owns one
+        // readiness condition, named after what it reads.
+        let link = |what: String| {
+            let ready = w.health.condition(format!("{what} read from {shown}"));
+            let link = RedisLink {
+                metrics: w.metrics.address(&shown),
+                ready: ready.clone(),
+            };
+            (link, ready)
+        };
         if let Some(spec) = stream::spec(t, endpoint.clone(), config.limits.timeout) {
-            let ready = w
-                .health
-                .condition(format!("stream {:?} read from {shown}", spec.stream));
+            let (link, ready) = link(format!("stream {:?}", spec.stream));
             let source = StreamSource {
-                link: RedisLink {
-                    metrics: w.metrics.address(&shown),
-                    ready: ready.clone(),
-                },
-                route_metrics: w.metrics.route(&t.component, &t.channel),
+                link,
+                route_metrics,
                 stream_metrics: w.metrics.stream(&spec.stream, &spec.group),
                 spec,
                 handler,
@@ -493,15 +499,10 @@ impl Live {
             };
         }
         let spec = list::spec(t, endpoint).expect("invariant: called for a stream or list trigger");
-        let ready = w
-            .health
-            .condition(format!("list {:?} read from {shown}", spec.list));
+        let (link, ready) = link(format!("list {:?}", spec.list));
         let source = ListSource {
-            link: RedisLink {
-                metrics: w.metrics.address(&shown),
-                ready: ready.clone(),
-            },
-            route_metrics: w.metrics.route(&t.component, &t.channel),
+            link,
+            route_metrics,
             spec,
             handler,
             capacity,
@@ -692,16 +693,7 @@ fn address_key(t: &Trigger, endpoint: &Endpoint) -> String {
 
 /// A trigger as the reload's log line names it.
 fn describe(t: &Trigger) -> String {
-    let kind = if t.stream.is_some() {
-        "stream"
-    } else if t.list.is_some() {
-        "list"
-    } else if t.pattern {
-        "pattern"
-    } else {
-        "channel"
-    };
-    format!("{kind} {:?} -> {}", t.channel, t.component)
+    format!("{} {:?} -> {}", t.kind(), t.channel, t.component)
 }
 
 /// Warns about settings a reload cannot change.

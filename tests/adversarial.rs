@@ -268,14 +268,7 @@ fn a_sleep_with_a_bad_events_pointer_is_refused_at_once_by_invoke() {
         "redis://127.0.0.1:1",
         &[wagi("badpoll", fixture("badpoll.wat"), "naps")],
     ));
-    let (code, out, err) = run_bounded(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "badpoll",
-        "--timeout",
-        "2s",
-    ]);
+    let (code, out, err) = run_bounded(&invoke_args(&m, "badpoll", &["--timeout", "2s"]));
     assert_eq!(code, 1, "the handler failed:\n{err}");
     assert_eq!(out, "polling\n");
     // errno 21 is `fault`: the guest's bad pointer, reported at once.

@@ -47,10 +47,9 @@ fn echo_manifest() -> (tempfile::TempDir, std::path::PathBuf) {
 /// `spin-redis invoke echo --payload cached` with `cache_args`; checks the
 /// handler ran and returns spin-redis's stderr.
 fn invoke(m: &std::path::Path, cache_args: &[&str]) -> String {
-    let mut args = vec!["invoke", "-f", m.to_str().unwrap(), "echo"];
-    args.extend(["--payload", "cached"]);
+    let mut args = vec!["--payload", "cached"];
     args.extend(cache_args);
-    let (code, out, err) = run(&args);
+    let (code, out, err) = invoke_with(m, "echo", &args);
     assert_eq!((code, out.as_str()), (0, "cached\n"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     err
@@ -67,14 +66,27 @@ fn entries(cache: &std::path::Path) -> Vec<std::path::PathBuf> {
     entries
 }
 
+/// A cold start: the echo app invoked once on an empty cache folder (a
+/// miss). Returns the cache folder, the app's folder and manifest, and the
+/// entries the run wrote.
+fn cold_start() -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<std::path::PathBuf>,
+) {
+    let cache = tempfile::tempdir().unwrap();
+    let (d, m) = echo_manifest();
+    let err = invoke(&m, &["--cache-dir", cache.path().to_str().unwrap()]);
+    assert_eq!(cache_state(&err, "echo"), "miss", "empty cache:\n{err}");
+    let written = entries(cache.path());
+    (cache, d, m, written)
+}
+
 #[test]
 fn a_cold_start_fills_the_cache_and_a_warm_start_uses_it() {
-    let cache = tempfile::tempdir().unwrap();
+    let (cache, _d, m, _) = cold_start();
     let dir = cache.path().to_str().unwrap();
-    let (_d, m) = echo_manifest();
-    let err = invoke(&m, &["--cache-dir", dir]);
-    assert_eq!(cache_state(&err, "echo"), "miss", "empty cache:\n{err}");
-    entries(cache.path());
     let err = invoke(&m, &["--cache-dir", dir]);
     assert_eq!(cache_state(&err, "echo"), "hit", "warm cache:\n{err}");
     let err = invoke(&m, &["--cache-dir", dir, "--no-cache"]);
@@ -83,12 +95,9 @@ fn a_cold_start_fills_the_cache_and_a_warm_start_uses_it() {
 
 #[test]
 fn corrupt_cache_entries_are_recompiled_not_trusted() {
-    let cache = tempfile::tempdir().unwrap();
+    let (cache, _d, m, written) = cold_start();
     let dir = cache.path().to_str().unwrap();
-    let (_d, m) = echo_manifest();
-    let err = invoke(&m, &["--cache-dir", dir]);
-    assert_eq!(cache_state(&err, "echo"), "miss", "empty cache:\n{err}");
-    for e in entries(cache.path()) {
+    for e in written {
         std::fs::write(e, b"definitely not compiled code").unwrap();
     }
     // Still runs (checked by `invoke`), from freshly compiled code.

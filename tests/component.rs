@@ -48,91 +48,62 @@ fn a_mixed_app_routes_each_channel_to_its_handlers_with_every_interface() {
     redis.publish("names", b"again");
     redis.publish("config", b"b=2;a=1");
 
-    s.wait_log("orders_stdout.txt", "order apple x3 on orders\n");
-    s.wait_log("orders_stderr.txt", "malformed order on orders");
-    s.wait_log("c-shout_stdout.txt", "[orders] APPLE:3\n");
-    s.wait_log("c-shout_stdout.txt", "[orders] NONSENSE\n");
-    s.wait_log(
-        "summary_stdout.txt",
-        "json on events: object with 2 keys: action, user\n",
-    );
-    s.wait_log("words_stdout.txt", "first word");
-    s.wait_log("reverse_stdout.txt", "reversed on names: dlrow\n");
-    s.wait_log("reverse_stdout.txt", "reversed on names: niaga\n");
-    s.wait_log("rust-greet_stdout.txt", "Hello, world!\n");
-    s.wait_log("tinygo-kv_stdout.txt", "a: 1\nb: 2\n");
+    s.wait_logs(&[
+        ("orders_stdout.txt", "order apple x3 on orders\n"),
+        ("orders_stderr.txt", "malformed order on orders"),
+        ("c-shout_stdout.txt", "[orders] APPLE:3\n"),
+        ("c-shout_stdout.txt", "[orders] NONSENSE\n"),
+        (
+            "summary_stdout.txt",
+            "json on events: object with 2 keys: action, user\n",
+        ),
+        ("words_stdout.txt", "first word"),
+        ("reverse_stdout.txt", "reversed on names: dlrow\n"),
+        ("reverse_stdout.txt", "reversed on names: niaga\n"),
+        ("rust-greet_stdout.txt", "Hello, world!\n"),
+        ("tinygo-kv_stdout.txt", "a: 1\nb: 2\n"),
+    ]);
     // Error results are failures, reported with component and channel.
-    wait_until("failure line", || {
-        s.stderr().lines().any(|l| {
-            l.contains("component=orders channel=orders")
-                && l.contains("reason=returned an error: error")
-        })
-    });
-    wait_until("failure line", || {
-        s.stderr().lines().any(|l| {
-            l.contains("component=words channel=events")
-                && l.contains("reason=returned an error: empty payload")
-        })
-    });
-    wait_until("failure line", || {
-        s.stderr().lines().any(|l| {
-            l.contains("component=summary channel=events")
-                && l.contains("reason=returned an error: error")
-        })
-    });
+    s.wait_failure("orders", "orders", "returned an error: error");
+    s.wait_failure("words", "events", "returned an error: empty payload");
+    s.wait_failure("summary", "events", "returned an error: error");
     // Spin's host APIs: key-value, and outbound Redis publishing results.
     s.wait_log("reverse_stdout.txt", "visits seen 1 times\n");
     s.wait_log("reverse_stdout.txt", "message 2, published to results\n");
     // Nothing crossed channels.
     assert!(!s.log_text("summary_stdout.txt").contains("order"));
     assert!(!s.log_text("orders_stdout.txt").contains("json"));
-    assert!(s.stop().success());
-    let err = s.stderr();
     // 8 messages: orders x2 and events x2 reach two components each, names x3
     // two each, config one: 15 deliveries. Failures: orders "nonsense",
     // summary and words on the empty payload.
-    assert!(
-        err.contains("received 15, ok 12, failed 3, dropped 0"),
-        "{err}"
-    );
-}
-
-fn refusal(source: &std::path::Path, executor: &str) -> String {
-    let (_d, m) = manifest(&format!(
-        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"redis://127.0.0.1:1\" }}\n[[component]]\nid = \"x\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"c\"\nexecutor = {{ type = \"{executor}\" }}\n",
-        source.display()
-    ));
-    let (code, _, err) = run(&["up", "-f", m.to_str().unwrap(), "--no-cache"]);
-    assert_eq!(code, 2, "{err}");
-    err
+    s.stop_counting("received 15, ok 12, failed 3, dropped 0");
 }
 
 #[test]
 fn start_up_refuses_handlers_under_the_wrong_executor_or_without_a_handler() {
-    let err = refusal(&example("c"), "spin");
-    assert!(
-        err.contains("component \"x\"")
-            && err.contains("is a WASI core module")
-            && err.contains("type = \"wagi\""),
-        "{err}"
+    assert_refused(
+        &example("c"),
+        "spin",
+        &[
+            "component \"x\"",
+            "is a WASI core module",
+            "type = \"wagi\"",
+        ],
     );
-    let err = refusal(&example("rust-component"), "wagi");
-    assert!(
-        err.contains("is a WebAssembly component") && err.contains("type = \"spin\""),
-        "{err}"
+    assert_refused(
+        &example("rust-component"),
+        "wagi",
+        &["is a WebAssembly component", "type = \"spin\""],
     );
-    let err = refusal(&repo().join("tests/fixtures/empty-component.wat"), "spin");
-    assert!(
-        err.contains("exports no Redis handler; it exports: nothing"),
-        "{err}"
+    assert_refused(
+        &repo().join("tests/fixtures/empty-component.wat"),
+        "spin",
+        &["exports no Redis handler; it exports: nothing"],
     );
-    let err = refusal(
+    assert_refused(
         &repo().join("tests/fixtures/wrong-type-component.wat"),
         "spin",
-    );
-    assert!(
-        err.contains("wrong type") && err.contains("list<u8>"),
-        "{err}"
+        &["wrong type", "list<u8>"],
     );
     // Python's component also exports componentize-py's own `exports`: the
     // message lists everything it found when the handler is missing, but
@@ -141,14 +112,7 @@ fn start_up_refuses_handlers_under_the_wrong_executor_or_without_a_handler() {
         "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"redis://127.0.0.1:1\" }}\n[[component]]\nid = \"py\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"c\"\n",
         example("python").display()
     ));
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "py",
-        "--payload",
-        "[1, 2]",
-    ]);
+    let (code, out, err) = invoke_with(&m, "py", &["--payload", "[1, 2]"]);
     // It loads and runs; this bare manifest gives it none of the variables
     // its host API calls need, so the message then fails, saying which.
     assert_eq!(out, "json on c: array of 2 items\n", "{err}");
@@ -156,31 +120,16 @@ fn start_up_refuses_handlers_under_the_wrong_executor_or_without_a_handler() {
     assert!(err.contains("redis_address"), "{err}");
     let garbage = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(garbage.path(), b"this is not wasm").unwrap();
-    let err = refusal(garbage.path(), "spin");
-    assert!(err.contains("is not a WebAssembly component"), "{err}");
+    assert_refused(garbage.path(), "spin", &["is not a WebAssembly component"]);
 }
 
 #[test]
 fn invoke_runs_components_too() {
     let m = mixed();
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "orders",
-        "--payload",
-        "pear:12",
-    ]);
+    let (code, out, err) = invoke_with(&m, "orders", &["--payload", "pear:12"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "order pear x12 on orders\n");
-    let (code, _, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "words",
-        "--payload",
-        "",
-    ]);
+    let (code, _, err) = invoke_with(&m, "words", &["--payload", ""]);
     assert_eq!(code, 1);
     assert!(
         err.contains("words: returned an error: empty payload"),

@@ -36,14 +36,7 @@ fn app(allowed: &[String]) -> (tempfile::TempDir, PathBuf) {
 
 /// Runs the guest once on `payload`; its one line of stdout.
 fn invoke(manifest: &std::path::Path, payload: &str) -> String {
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        manifest.to_str().unwrap(),
-        "d",
-        "--payload",
-        payload,
-    ]);
+    let (code, out, err) = invoke_with(manifest, "d", &["--payload", payload]);
     assert_eq!(code, 0, "{payload}:\n{out}\n{err}");
     out.trim().to_string()
 }
@@ -182,17 +175,7 @@ struct FakeClusterNode {
 
 impl FakeClusterNode {
     fn start(target: u16) -> FakeClusterNode {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let commands = Arc::new(Mutex::new(Vec::new()));
-        let log = commands.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let log = log.clone();
-                std::thread::spawn(move || serve_fake(stream, target, &log));
-            }
-        });
+        let (port, commands) = serve_loopback(move |stream, log| serve_fake(stream, target, log));
         FakeClusterNode { port, commands }
     }
 

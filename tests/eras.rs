@@ -22,25 +22,15 @@ fn fixture_here(name: &str) -> PathBuf {
 
 /// A v1 manifest with one component `id` from `source` on channel `c`.
 fn v1(id: &str, source: &Path, executor: &str) -> (tempfile::TempDir, PathBuf) {
-    manifest(&format!(
-        "spin_manifest_version = \"1\"\ntrigger = {{ type = \"redis\", address = \"redis://127.0.0.1:1\" }}\n[[component]]\nid = \"{id}\"\nsource = \"{}\"\n[component.trigger]\nchannel = \"c\"\nexecutor = {{ type = \"{executor}\" }}\n",
-        source.display()
-    ))
+    manifest(&(v1_head(None, "redis://127.0.0.1:1") + &v1_component(id, source, "c", executor)))
 }
 
 /// `spin-redis invoke` of `id` in `m` on `payload`: (exit code, stdout,
 /// stderr).
 fn invoke(m: &Path, id: &str, payload: &str, extra: &[&str]) -> (i32, String, String) {
-    let mut args = vec![
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        id,
-        "--payload",
-        payload,
-    ];
+    let mut args = vec!["--payload", payload];
     args.extend(extra);
-    run(&args)
+    invoke_with(m, id, &args)
 }
 
 /// The value of `componentize_cache=` on the line that says a module was
@@ -62,11 +52,14 @@ fn componentize_cache(stderr: &str) -> String {
 #[test]
 fn a_spin_sdk2_module_runs_under_a_v2_manifest_and_its_host_api_call_fails_naming_it() {
     let redis = Redis::start();
-    let (_d, m) = manifest(&format!(
-        "spin_manifest_version = 2\n[application]\nname = \"sdk2\"\n[application.trigger.redis]\naddress = \"{}\"\n[[trigger.redis]]\nchannel = \"titles\"\ncomponent = \"titles\"\n[component.titles]\nsource = \"{}\"\n",
-        redis.url(),
-        sdk2().display()
-    ));
+    let (_d, m) = manifest(
+        &[
+            v2_head("sdk2", &redis.url()),
+            v2_trigger("channel", "titles", "titles"),
+            v2_component("titles", sdk2().display()),
+        ]
+        .concat(),
+    );
     let mut s = SpinRedis::up(&redis, &m, &[], &["titles"]);
     let err = s.stderr();
     assert!(
@@ -82,9 +75,7 @@ fn a_spin_sdk2_module_runs_under_a_v2_manifest_and_its_host_api_call_fails_namin
         "titles",
         "failed: the handler called `fermyon:spin/sqlite@2.0.0#[static]connection.open`, a host API spin-redis does not provide",
     );
-    assert!(s.stop().success());
-    let err = s.stderr();
-    assert!(err.contains("received 3, ok 1, failed 2"), "{err}");
+    s.stop_counting("received 3, ok 1, failed 2");
 }
 
 #[test]
@@ -162,10 +153,8 @@ fn a_seed_era_module_runs_under_up_through_the_pre_component_abi() {
     ] {
         s.wait_failure("seed", "messages", reason);
     }
-    assert!(s.stop().success());
-    let err = s.stderr();
     // ok: hello, err-success, world; failed: fail, trap, config, bad-abi.
-    assert!(err.contains("received 7, ok 3, failed 4"), "{err}");
+    s.stop_counting("received 7, ok 3, failed 4");
 }
 
 #[test]
@@ -191,16 +180,6 @@ fn imports_the_host_does_not_provide_load_and_fail_only_the_message_that_calls_t
     );
 }
 
-/// Starts `up` on a manifest with `source` under `executor`; expects exit 2
-/// and returns stderr.
-fn refusal(source: &Path, executor: &str) -> String {
-    let (_d, m) = v1("x", source, executor);
-    let (code, _, err) = run(&["up", "-f", m.to_str().unwrap(), "--no-cache"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("component \"x\""), "{err}");
-    err
-}
-
 fn wat_file(dir: &tempfile::TempDir, name: &str, wat: &str) -> PathBuf {
     let p = dir.path().join(name);
     std::fs::write(&p, wat).unwrap();
@@ -211,21 +190,25 @@ fn wat_file(dir: &tempfile::TempDir, name: &str, wat: &str) -> PathBuf {
 fn what_fits_no_executor_is_refused_naming_what_was_found_and_what_would_fit() {
     let d = tempfile::tempdir().unwrap();
     // A WASI command under spin: wagi fits.
-    let err = refusal(&fixture("echo.wat"), "spin");
-    assert!(
-        err.contains("is a WASI core module exporting `_start` (a WASI command)")
-            && err.contains("use executor = { type = \"wagi\" }")
-            && err.contains("no component-type metadata")
-            && err.contains("imports from `wasi_snapshot_preview1` (fd_read, fd_write, proc_exit)"),
-        "{err}"
+    assert_refused(
+        &fixture("echo.wat"),
+        "spin",
+        &[
+            "is a WASI core module exporting `_start` (a WASI command)",
+            "use executor = { type = \"wagi\" }",
+            "no component-type metadata",
+            "imports from `wasi_snapshot_preview1` (fd_read, fd_write, proc_exit)",
+        ],
     );
     // Nothing fits.
     let odd = wat_file(&d, "odd.wat", r#"(module (func (export "hello")))"#);
-    let err = refusal(&odd, "spin");
-    assert!(
-        err.contains("is a core module that no executor runs. Found: it exports `hello`; no component-type metadata; imports nothing.")
-            && err.contains("the wagi executor runs WASI commands exporting `_start`"),
-        "{err}"
+    assert_refused(
+        &odd,
+        "spin",
+        &[
+            "is a core module that no executor runs. Found: it exports `hello`; no component-type metadata; imports nothing.",
+            "the wagi executor runs WASI commands exporting `_start`",
+        ],
     );
     // Almost seed-era.
     let near = wat_file(
@@ -234,10 +217,12 @@ fn what_fits_no_executor_is_refused_naming_what_was_found_and_what_would_fit() {
         r#"(module (memory (export "memory") 1)
              (func (export "handle-redis-message") (param i32 i32) (result i32) i32.const 0))"#,
     );
-    let err = refusal(&near, "spin");
-    assert!(
-        err.contains("exports `handle-redis-message` like a seed-era module, but not function `canonical_abi_realloc`"),
-        "{err}"
+    assert_refused(
+        &near,
+        "spin",
+        &[
+            "exports `handle-redis-message` like a seed-era module, but not function `canonical_abi_realloc`",
+        ],
     );
     // Seed-era with the wrong type.
     let typed = wat_file(
@@ -247,24 +232,28 @@ fn what_fits_no_executor_is_refused_naming_what_was_found_and_what_would_fit() {
              (func (export "handle-redis-message") (param i32) (result i32) i32.const 0)
              (func (export "canonical_abi_realloc") (param i32 i32 i32 i32) (result i32) i32.const 0))"#,
     );
-    let err = refusal(&typed, "spin");
-    assert!(
-        err.contains("is a seed-era module")
-            && err.contains("which exports `handle-redis-message` with type (i32) -> i32 instead of (i32, i32) -> i32"),
-        "{err}"
+    assert_refused(
+        &typed,
+        "spin",
+        &[
+            "is a seed-era module",
+            "which exports `handle-redis-message` with type (i32) -> i32 instead of (i32, i32) -> i32",
+        ],
     );
     // Spin SDK and seed-era modules under wagi: spin fits.
-    let err = refusal(&sdk2(), "wagi");
-    assert!(
-        err.contains("has no exported function \"_start\"")
-            && err.contains("component-type metadata (`component-type:")
-            && err.contains("runs under executor = { type = \"spin\" }"),
-        "{err}"
+    assert_refused(
+        &sdk2(),
+        "wagi",
+        &[
+            "has no exported function \"_start\"",
+            "component-type metadata (`component-type:",
+            "runs under executor = { type = \"spin\" }",
+        ],
     );
-    let err = refusal(&fixture_here("seed-era.wat"), "wagi");
-    assert!(
-        err.contains("a seed-era Spin module, which runs under executor = { type = \"spin\" }"),
-        "{err}"
+    assert_refused(
+        &fixture_here("seed-era.wat"),
+        "wagi",
+        &["a seed-era Spin module, which runs under executor = { type = \"spin\" }"],
     );
     // A component that is a WASI command, not a Redis handler.
     let command = wat_file(
@@ -278,11 +267,13 @@ fn what_fits_no_executor_is_refused_naming_what_was_found_and_what_would_fit() {
              (instance $e (export "run" (func $run)))
              (export "wasi:cli/run@0.2.0" (instance $e)))"#,
     );
-    let err = refusal(&command, "spin");
-    assert!(
-        err.contains("exports no Redis handler; it exports: wasi:cli/run@0.2.0")
-            && err.contains("it imports `wasi:cli/environment@0.2.0`")
-            && err.contains("It is a WASI command component"),
-        "{err}"
+    assert_refused(
+        &command,
+        "spin",
+        &[
+            "exports no Redis handler; it exports: wasi:cli/run@0.2.0",
+            "it imports `wasi:cli/environment@0.2.0`",
+            "It is a WASI command component",
+        ],
     );
 }

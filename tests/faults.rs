@@ -107,7 +107,7 @@ fn acl_users_work_and_a_wrong_password_is_a_clear_error_that_never_shows_it() {
     assert!(publish.status.success());
     s.wait_log("echo_stdout.txt", "hi alice\n");
     assert!(s.stop().success());
-    assert!(!s.stderr().contains("alice-pw"), "{}", s.stderr());
+    s.assert_not_logged("alice-pw", "the password must never be logged");
 
     let bad = format!("redis://alice:wrong-pw@127.0.0.1:{}", redis.port);
     let (_d2, m2) = manifest(&one(&bad, "echo", "echo.wat", "news"));
@@ -128,11 +128,7 @@ fn acl_users_work_and_a_wrong_password_is_a_clear_error_that_never_shows_it() {
 
 #[test]
 fn tls_is_verified_against_the_given_ca_and_a_bad_certificate_is_a_clear_error() {
-    let certs = tempfile::tempdir().unwrap();
-    certificates(certs.path(), "ca");
-    let ca = certs.path().join("ca.crt").display().to_string();
-    let redis = Redis::start_tls(certs.path());
-    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let (_certs, redis, ca, url) = tls_redis();
     let (_d, m) = manifest(&one(&url, "echo", "echo.wat", "secure"));
     let mut s = SpinRedis::up(&redis, &m, &["--tls-ca-file", &ca], &["secure"]);
     redis.publish("secure", b"over tls");
@@ -163,7 +159,10 @@ fn a_handler_in_an_endless_loop_is_timed_out_and_does_not_delay_other_channels()
     redis.publish("fast", b"meanwhile");
     s.wait_log("echo_stdout.txt", "meanwhile\n");
     // The other channel was handled while the loop was still running.
-    assert!(!s.stderr().contains("timed out"), "{}", s.stderr());
+    s.assert_not_logged(
+        "timed out",
+        "the other channel is handled before the loop times out",
+    );
     s.wait_failure("stuck", "slow", "timed out after 3s");
     assert!(s.stop().success());
 }
@@ -195,8 +194,7 @@ fn memory_and_output_limits_fail_or_cut_only_what_exceeds_them() {
     assert_eq!(out.len(), (1 << 20) + note.len());
     assert!(out.ends_with(note.as_bytes()));
     s.wait_log("flood_stderr.txt", "done\n");
-    assert!(s.stop().success());
-    let [_, ok, failed, ..] = summary(&s.stderr());
+    let [_, ok, failed, ..] = summary(&s.stop_ok());
     assert_eq!(
         (ok, failed),
         (1, 1),
@@ -220,8 +218,7 @@ fn odd_payloads_are_handled_and_too_large_ones_skipped_and_counted() {
         "{log}"
     );
     s.wait_stderr("message larger than max_payload skipped");
-    assert!(s.stop().success());
-    assert_eq!(summary(&s.stderr()), [4, 3, 0, 0, 1, 0]);
+    assert_eq!(summary(&s.stop_ok()), [4, 3, 0, 0, 1, 0]);
 }
 
 #[test]
@@ -252,8 +249,7 @@ fn a_flood_faster_than_the_handler_drops_and_counts_instead_of_growing() {
     let () = pipe.query(&mut con).unwrap();
     s.wait_stderr("message dropped");
     wait_until("all 500 received", || received(&s.stderr(), "flood") == 500);
-    assert!(s.stop().success());
-    let [received, ok, failed, dropped, skipped, cut] = summary(&s.stderr());
+    let [received, ok, failed, dropped, skipped, cut] = summary(&s.stop_ok());
     assert_eq!(received, 500);
     assert_eq!(
         ok + failed + dropped + skipped + cut,
@@ -394,8 +390,7 @@ fn a_burst_is_absorbed_by_default() {
     wait_until_within("the last message handled", START_UP_PATIENCE, || {
         s.log_text("nap_stdout.txt").ends_with("end\n")
     });
-    assert!(s.stop().success());
-    let [received, ok, failed, dropped, skipped, cut] = summary(&s.stderr());
+    let [received, ok, failed, dropped, skipped, cut] = summary(&s.stop_ok());
     assert_eq!(
         [received, ok, failed, dropped, skipped, cut],
         [30_002, 30_002, 0, 0, 0, 0],
@@ -436,8 +431,7 @@ fn queued_payload_bytes_are_bounded_too() {
     let () = pipe.query(&mut con).unwrap();
     s.wait_stderr("reason=queued memory at its limit");
     wait_until("all 40 received", || received(&s.stderr(), "big") == 40);
-    assert!(s.stop().success());
-    let [received, ok, failed, dropped, skipped, cut] = summary(&s.stderr());
+    let [received, ok, failed, dropped, skipped, cut] = summary(&s.stop_ok());
     assert_eq!(received, 40);
     assert_eq!(ok + failed + dropped + skipped + cut, received);
     assert!(
@@ -524,11 +518,7 @@ fn all_channels_of_an_address_are_subscribed_in_one_command() {
     );
     let (_d, m) = manifest(&text);
     let _s = SpinRedis::up(&redis, &m, &[], &["one", "two", "three"]);
-    let stats = redis.cli(&["INFO", "commandstats"]).unwrap();
-    let line = stats
-        .lines()
-        .find(|l| l.starts_with("cmdstat_subscribe:"))
-        .unwrap_or_else(|| panic!("no subscribe stats in {stats}"));
+    let line = redis.command_stats("subscribe");
     assert!(line.contains("calls=1,"), "{line}");
 }
 

@@ -48,14 +48,7 @@ executor = {{ type = "wagi" }}
 
 /// Invokes the reader on `path`: `Ok(contents)` or `Err(stderr)`.
 fn read(m: &std::path::Path, path: &str) -> Result<String, String> {
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "reader",
-        "--payload",
-        path,
-    ]);
+    let (code, out, err) = invoke_with(m, "reader", &["--payload", path]);
     if code == 0 { Ok(out) } else { Err(err) }
 }
 
@@ -80,14 +73,7 @@ exclude_files = ["assets/private/**/*"]"#);
 #[test]
 fn a_bare_double_star_matches_folders_only_and_says_so() {
     let (_d, m) = app(r#"files = ["assets/**"]"#);
-    let (code, _, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "reader",
-        "--payload",
-        "assets/a.txt",
-    ]);
+    let (code, _, err) = invoke_with(&m, "reader", &["--payload", "assets/a.txt"]);
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("exited with code 44"), "{err}");
     assert!(

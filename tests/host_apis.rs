@@ -10,7 +10,6 @@
 
 use crate::support;
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use support::*;
@@ -105,25 +104,16 @@ struct HttpServer {
 
 impl HttpServer {
     fn start() -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let origin = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let sink = requests.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let sink = sink.clone();
-                std::thread::spawn(move || {
-                    if let Some(req) = read_request(&stream) {
-                        sink.lock().unwrap().push(req);
-                        let mut s = &stream;
-                        let _ = s.write_all(
-                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nok",
-                        );
-                    }
-                });
+        let (port, requests) = serve_loopback(|stream, sink| {
+            if let Some(req) = read_request(&stream) {
+                sink.lock().unwrap().push(req);
+                let mut s = &stream;
+                let _ = s.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-type: text/plain\r\nconnection: close\r\n\r\nok",
+                );
             }
         });
+        let origin = format!("http://127.0.0.1:{port}");
         HttpServer { origin, requests }
     }
 
@@ -285,6 +275,14 @@ fn occurrences(haystack: &str, needle: &str) -> usize {
     haystack.matches(needle).count()
 }
 
+/// Publishes `payload` on "names" and waits until the reverse component's
+/// handler failed on it, its stderr saying `why`.
+fn reverse_fails(redis: &Redis, s: &SpinRedis, payload: &[u8], why: &str) {
+    redis.publish("names", payload);
+    s.wait_stderr("handler failed component=reverse channel=names");
+    s.wait_log("reverse_stderr.txt", why);
+}
+
 #[test]
 fn outbound_redis_increments_a_counter_and_publishes_the_result_for_every_sdk() {
     let redis = Redis::start();
@@ -325,9 +323,7 @@ fn outbound_redis_increments_a_counter_and_publishes_the_result_for_every_sdk() 
         .arg("not a number")
         .query::<()>(&mut redis.connection())
         .unwrap();
-    redis.publish("names", b"typed");
-    s.wait_stderr("handler failed component=reverse channel=names");
-    s.wait_log("reverse_stderr.txt", "TypeError");
+    reverse_fails(&redis, &s, b"typed", "TypeError");
     assert!(s.stop().success());
 }
 
@@ -385,15 +381,7 @@ fn a_redis_backed_store_comes_from_the_runtime_config_file_for_every_sdk() {
     let vars = variables(&redis, "");
     let m = three_sdks(&redis, &allowed, &vars);
     let (dir, path) = manifest(&m);
-    let rc = dir.path().join("runtime-config.toml");
-    std::fs::write(
-        &rc,
-        format!(
-            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
-            redis.url()
-        ),
-    )
-    .unwrap();
+    let rc = redis_store_config(dir.path(), "default", &redis.url());
     let mut s = up(
         &redis,
         &path,
@@ -440,8 +428,7 @@ fn a_refused_host_fails_the_message_and_is_logged_once_with_the_entry_that_allow
     });
     // The WIT's invalid-address, as the SDK reports it.
     s.wait_log("reverse_stderr.txt", "InvalidAddress");
-    assert!(s.stop().success());
-    let err = s.stderr();
+    let err = s.stop_ok();
     let refusal = format!("refused an outbound connection to {dest}");
     assert_eq!(occurrences(&err, &refusal), 1, "{err}");
     assert!(
@@ -463,9 +450,7 @@ fn a_store_the_component_did_not_list_is_access_denied() {
     let m = reverse(&redis, &allowed, &[], &variables(&redis, ""));
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
-    redis.publish("names", b"count:visits");
-    s.wait_stderr("handler failed component=reverse channel=names");
-    s.wait_log("reverse_stderr.txt", "AccessDenied");
+    reverse_fails(&redis, &s, b"count:visits", "AccessDenied");
     assert!(s.stop().success());
 }
 
@@ -481,9 +466,7 @@ fn an_undefined_variable_is_undefined() {
     let m = reverse(&redis, &allowed, &["default"], &vars);
     let (_d, path) = manifest(&m);
     let mut s = up(&redis, &path, &[], &["names"]);
-    redis.publish("names", b"hello");
-    s.wait_stderr("handler failed component=reverse channel=names");
-    s.wait_log("reverse_stderr.txt", "Undefined");
+    reverse_fails(&redis, &s, b"hello", "Undefined");
     s.wait_log("reverse_stderr.txt", "results_channel");
     assert!(s.stop().success());
 }
@@ -523,8 +506,7 @@ fn outbound_http_reaches_an_allowed_server_and_is_refused_elsewhere() {
     // destination-not-allowed.
     s.wait_log("reverse_stderr.txt", "HttpRequestDenied");
     s.wait_log("summary_stderr.txt", "DESTINATION_NOT_ALLOWED");
-    assert!(s.stop().success());
-    let err = s.stderr();
+    let err = s.stop_ok();
     let refusal = format!("refused an outbound connection to {}", server.origin);
     assert_eq!(occurrences(&err, &refusal), 2, "once per component:\n{err}");
     assert_eq!(server.count(), reached, "no request reached the server");
@@ -757,11 +739,7 @@ fn passwords_work_for_outbound_redis_and_never_show() {
 
 #[test]
 fn outbound_rediss_is_verified_with_the_tls_ca_file() {
-    let certs = tempfile::tempdir().unwrap();
-    certificates(certs.path(), "ca");
-    let ca = certs.path().join("ca.crt").display().to_string();
-    let redis = Redis::start_tls(certs.path());
-    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    let (_certs, redis, ca, url) = tls_redis();
     let text = format!(
         "spin_manifest_version = 2\n[application]\nname = \"tls\"\n[application.trigger.redis]\naddress = \"{url}\"\n[[trigger.redis]]\nchannel = \"names\"\ncomponent = \"reverse\"\n[component.reverse]\nsource = \"{}\"\nallowed_outbound_hosts = [\"{url}\"]\n[component.reverse.variables]\nredis_address = \"{url}\"\nresults_channel = \"results\"\nwebhook = \"\"\n",
         example("spin-sdk5-rust").display()

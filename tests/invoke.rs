@@ -23,8 +23,7 @@ fn app() -> (tempfile::TempDir, std::path::PathBuf) {
 #[test]
 fn invoke_runs_the_handler_once_and_prints_its_output() {
     let (_d, m) = app();
-    let m = m.to_str().unwrap();
-    let (code, out, err) = run(&["invoke", "-f", m, "echo", "--payload", "hello"]);
+    let (code, out, err) = invoke_with(&m, "echo", &["--payload", "hello"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(out, "hello\n");
     assert!(err.contains("echo: ok"), "{err}");
@@ -33,7 +32,7 @@ fn invoke_runs_the_handler_once_and_prints_its_output() {
 #[test]
 fn invoke_exits_1_when_the_handler_fails() {
     let (_d, m) = app();
-    let (code, out, err) = run(&["invoke", "-f", m.to_str().unwrap(), "fails"]);
+    let (code, out, err) = invoke_with(&m, "fails", &[]);
     assert_eq!(code, 1);
     assert!(out.is_empty());
     assert!(
@@ -47,16 +46,16 @@ fn invoke_takes_binary_payload_files_and_a_channel() {
     let (d, m) = app();
     let payload = d.path().join("p.bin");
     std::fs::write(&payload, b"\x00\x01\xff").unwrap();
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
+    let (code, out, err) = invoke_with(
+        &m,
         "env",
-        "--payload-file",
-        payload.to_str().unwrap(),
-        "--channel",
-        "override",
-    ]);
+        &[
+            "--payload-file",
+            payload.to_str().unwrap(),
+            "--channel",
+            "override",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("REDIS_CHANNEL=override\n"), "{out}");
     assert!(out.contains("CONTENT_LENGTH=3\n"), "{out}");
@@ -64,7 +63,7 @@ fn invoke_takes_binary_payload_files_and_a_channel() {
         out.contains("REDIS_ADDRESS=redis://127.0.0.1:1\n"),
         "no credentials: {out}"
     );
-    let (code, out, _) = run(&["invoke", "-f", m.to_str().unwrap(), "env"]);
+    let (code, out, _) = invoke_with(&m, "env", &[]);
     assert_eq!(code, 0);
     assert!(
         out.contains("REDIS_CHANNEL=ch-env\n"),
@@ -75,12 +74,8 @@ fn invoke_takes_binary_payload_files_and_a_channel() {
 #[test]
 fn invoke_of_an_unknown_component_is_a_usage_error() {
     let (_d, m) = app();
-    let (code, _, err) = run(&["invoke", "-f", m.to_str().unwrap(), "ghost"]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("no component \"ghost\"") && err.contains("echo, fails, env"),
-        "{err}"
-    );
+    let (code, _, err) = invoke_with(&m, "ghost", &[]);
+    assert_unknown_component(code, &err, "ghost", "echo, fails, env");
 }
 
 #[test]
@@ -94,16 +89,9 @@ fn invoke_prepares_only_the_component_it_runs() {
         broken.display()
     ));
     std::fs::write(&m, text).unwrap();
-    let (code, out, err) = run(&[
-        "invoke",
-        "-f",
-        m.to_str().unwrap(),
-        "echo",
-        "--payload",
-        "fine",
-    ]);
+    let (code, out, err) = invoke_with(&m, "echo", &["--payload", "fine"]);
     assert_eq!((code, out.as_str()), (0, "fine\n"), "{err}");
-    let (code, _, err) = run(&["invoke", "-f", m.to_str().unwrap(), "broken"]);
+    let (code, _, err) = invoke_with(&m, "broken", &[]);
     assert_eq!(code, 2);
     assert!(
         err.contains("component \"broken\"") && err.contains("is not a WebAssembly core module"),

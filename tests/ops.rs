@@ -156,8 +156,7 @@ fn json_logs_are_one_object_per_line_with_the_delivery_fields() {
     let mut s = SpinRedis::up(&redis, &m, &["--log-format", "json", "-q"], &["bad"]);
     redis.publish("bad", b"x");
     s.wait_stderr("handler failed");
-    assert!(s.stop().success());
-    let err = s.stderr();
+    let err = s.stop_ok();
     let mut failed = None;
     for line in err.lines() {
         let v: serde_json::Value = serde_json::from_str(line)

@@ -172,29 +172,22 @@ fn quota_app(redis: &Redis) -> (tempfile::TempDir, PathBuf, String) {
         ],
     ));
     // An operator's Redis store on database 3.
-    let rc = d.path().join("runtime-config.toml");
-    std::fs::write(
-        &rc,
-        format!(
-            "[key_value_store.big]\ntype = \"redis\"\nurl = \"{}/3\"\n",
-            redis.plain_url()
-        ),
-    )
-    .unwrap();
+    let rc = redis_store_config(d.path(), "big", &format!("{}/3", redis.plain_url()));
     let rc = rc.to_str().unwrap().to_string();
     (d, m, rc)
+}
+
+/// [`quota_app`] running: its runtime config given, a long deadline, quiet.
+fn up_quota_app(redis: &Redis) -> (tempfile::TempDir, SpinRedis) {
+    let (d, m, rc) = quota_app(redis);
+    let flags = ["--runtime-config-file", &rc, "--timeout", "2m", "-q"];
+    (d, SpinRedis::up(redis, &m, &flags, &["a", "b"]))
 }
 
 #[test]
 fn one_component_cannot_use_up_the_outbound_redis_pool() {
     let redis = Redis::start_with(&["--databases", "32"]);
-    let (_d, m, rc) = quota_app(&redis);
-    let mut s = SpinRedis::up(
-        &redis,
-        &m,
-        &["--runtime-config-file", &rc, "--timeout", "2m", "-q"],
-        &["a", "b"],
-    );
+    let (_d, mut s) = up_quota_app(&redis);
     let url = redis.plain_url();
     let localhost = url.replace("127.0.0.1", "localhost");
     // 80 spellings of one address are one pooled connection.
@@ -227,13 +220,7 @@ fn one_component_cannot_use_up_the_outbound_redis_pool() {
 #[test]
 fn one_component_cannot_hold_every_dedicated_redis_connection() {
     let redis = Redis::start();
-    let (_d, m, rc) = quota_app(&redis);
-    let mut s = SpinRedis::up(
-        &redis,
-        &m,
-        &["--runtime-config-file", &rc, "--timeout", "2m", "-q"],
-        &["a", "b"],
-    );
+    let (_d, mut s) = up_quota_app(&redis);
     let url = redis.plain_url();
     // a asks for 64 dedicated connections and holds what it got for 20 s.
     // (Its output reaches its log when its message ends: the server's
@@ -309,13 +296,7 @@ fn replies_and_listings_past_their_caps_are_refused_naming_the_cap() {
     }
     pipe.query::<()>(&mut c).unwrap();
 
-    let (_d, m, rc) = quota_app(&redis);
-    let mut s = SpinRedis::up(
-        &redis,
-        &m,
-        &["--runtime-config-file", &rc, "--timeout", "2m", "-q"],
-        &["a", "b"],
-    );
+    let (_d, mut s) = up_quota_app(&redis);
     let url = redis.plain_url();
     let before = peak_rss_kib(s.pid());
     for (request, expect) in [

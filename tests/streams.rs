@@ -42,6 +42,13 @@ fn add_all(redis: &Redis, stream: &str, payloads: &[String]) -> Vec<String> {
     pipe.query(&mut redis.connection()).unwrap()
 }
 
+/// Adds `n` entries with payloads `<prefix>0` to `<prefix><n - 1>`, in
+/// order; returns their ids.
+fn add_numbered(redis: &Redis, stream: &str, prefix: &str, n: usize) -> Vec<String> {
+    let payloads: Vec<String> = (0..n).map(|i| format!("{prefix}{i}")).collect();
+    add_all(redis, stream, &payloads)
+}
+
 /// Entries pending in the group (`XPENDING` summary).
 fn pending(redis: &Redis, stream: &str) -> i64 {
     let v: Vec<redis::Value> = redis::cmd("XPENDING")
@@ -244,11 +251,7 @@ fn entries_added_while_no_consumer_ran_are_handled_when_one_starts() {
     // One at a time: entries are handled in stream order.
     let (_d, m) = stream_app(&redis, "later", "max_concurrency = 1", "");
     // Before the group exists: the group starts at the beginning ("0").
-    let early = add_all(
-        &redis,
-        "later",
-        &(0..5).map(|i| format!("early{i}")).collect::<Vec<_>>(),
-    );
+    let early = add_numbered(&redis, "later", "early", 5);
     let mut s = start(&m, &["-q"]);
     wait_until("the first five", || {
         attempts(&s.log_text("h_stdout.txt")).len() == 5
@@ -256,11 +259,7 @@ fn entries_added_while_no_consumer_ran_are_handled_when_one_starts() {
     wait_until("acknowledged", || pending(&redis, "later") == 0);
     assert!(s.stop().success());
     // While nothing runs.
-    let late = add_all(
-        &redis,
-        "later",
-        &(0..20).map(|i| format!("late{i}")).collect::<Vec<_>>(),
-    );
+    let late = add_numbered(&redis, "later", "late", 20);
     assert_eq!(lag(&redis, "later"), Some(20));
     let mut s2 = start(&m, &["-q"]);
     wait_until("the twenty added meanwhile", || {
@@ -283,11 +282,7 @@ fn entries_added_while_no_consumer_ran_are_handled_when_one_starts() {
 fn sigterm_finishes_and_acknowledges_what_is_in_flight_and_leaves_the_rest() {
     let redis = Redis::start();
     let (_d, m) = stream_app(&redis, "slowly", "max_concurrency = 2", "");
-    let s_ids = add_all(
-        &redis,
-        "slowly",
-        &(0..6).map(|i| format!("s{i}")).collect::<Vec<_>>(),
-    );
+    let s_ids = add_numbered(&redis, "slowly", "s", 6);
     let mut s = start(&m, &["-q"]);
     // Two in flight (2 s each): read, running, not acknowledged.
     wait_until("two entries in flight", || pending(&redis, "slowly") == 2);
@@ -315,11 +310,7 @@ fn a_restarted_consumer_first_handles_its_own_pending_entries() {
         "consumer = \"worker-1\"\nclaim_idle = \"10m\"\nmax_concurrency = 3",
         "",
     );
-    let ids = add_all(
-        &redis,
-        "own",
-        &(0..3).map(|i| format!("s{i}")).collect::<Vec<_>>(),
-    );
+    let ids = add_numbered(&redis, "own", "s", 3);
     let s = start(&m, &["-q"]);
     wait_until("three in flight", || {
         pending_on(&redis, "own", "worker-1") == 3

@@ -8,6 +8,28 @@ fn compat_manifest(url: &str, components: &[(&str, &str, &str)]) -> String {
     v1_fixtures(Some("t"), url, components, "")
 }
 
+/// The manifest text of one fixture `wat` as component `id` on `channel`,
+/// one message at a time (`max_concurrency = 1`).
+fn one_at_a_time(url: &str, id: &str, wat: &str, channel: &str) -> String {
+    v1_fixtures(
+        Some("t"),
+        url,
+        &[(id, wat, channel)],
+        "max_concurrency = 1\n",
+    )
+}
+
+/// [`one_at_a_time`] written and running against `redis`.
+fn up_one_at_a_time(
+    redis: &Redis,
+    id: &str,
+    wat: &str,
+    channel: &str,
+) -> (tempfile::TempDir, SpinRedis) {
+    let (d, m) = manifest(&one_at_a_time(&redis.url(), id, wat, channel));
+    (d, SpinRedis::up(redis, &m, &[], &[channel]))
+}
+
 /// Publishes `payloads` on `channel` in ONE pipeline: Redis receives them
 /// together and sends them to the subscriber back to back.
 fn publish_pipelined(redis: &Redis, channel: &str, payloads: &[String]) {
@@ -28,14 +50,7 @@ fn messages_are_handled_in_order_of_arrival_for_one_component() {
     // messages would finish first and the output would come out reversed.
     // Only the trigger's `max_concurrency = 1` keeps arrival order; the
     // global bound is left at its default (64), so nothing else serialises.
-    let text = v1_fixtures(
-        Some("t"),
-        &redis.url(),
-        &[("echo", "nap.wat", "news")],
-        "max_concurrency = 1\n",
-    );
-    let (_d, m) = manifest(&text);
-    let mut s = SpinRedis::up(&redis, &m, &[], &["news"]);
+    let (_d, mut s) = up_one_at_a_time(&redis, "echo", "nap.wat", "news");
     let payloads: Vec<String> = (0..20)
         .map(|i| format!("m{i:02} {}", ".".repeat((20 - i) * 8)))
         .collect();
@@ -46,8 +61,8 @@ fn messages_are_handled_in_order_of_arrival_for_one_component() {
     // Echoed to the terminal with the component prefix.
     let last = format!("[echo] {}\n", payloads[19]);
     wait_until("terminal echo", || s.stdout().contains(&last));
-    assert!(s.stop().success());
-    assert_eq!(summary(&s.stderr()), [20, 20, 0, 0, 0, 0], "{}", s.stderr());
+    let err = s.stop_ok();
+    assert_eq!(summary(&err), [20, 20, 0, 0, 0, 0], "{err}");
 }
 
 #[test]
@@ -56,14 +71,7 @@ fn each_message_gets_a_fresh_instance() {
     // reused message after message: counter.wat counts its runs in a global
     // and in linear memory, so a slot that kept either would print a 2.
     let redis = Redis::start();
-    let text = v1_fixtures(
-        Some("t"),
-        &redis.url(),
-        &[("counter", "counter.wat", "count")],
-        "max_concurrency = 1\n",
-    );
-    let (_d, m) = manifest(&text);
-    let mut s = SpinRedis::up(&redis, &m, &[], &["count"]);
+    let (_d, mut s) = up_one_at_a_time(&redis, "counter", "counter.wat", "count");
     let payloads: Vec<String> = (0..10).map(|i| format!("c{i}")).collect();
     publish_pipelined(&redis, "count", &payloads);
     wait_until("ten runs", || {
@@ -124,12 +132,7 @@ fn failing_handlers_are_reported_and_do_not_stop_the_trigger() {
     // stderr of the failing handler is logged too.
     s.wait_log("exits_stderr.txt", "about to fail\nabout to fail\n");
     assert!(s.is_running());
-    assert!(s.stop().success());
-    let err = s.stderr();
-    assert!(
-        err.contains("ok 2, failed 4"),
-        "the counters at shutdown: {err}"
-    );
+    s.stop_counting("ok 2, failed 4");
 }
 
 #[test]
@@ -165,11 +168,7 @@ fn handlers_see_the_documented_environment_and_nothing_else() {
     expected.sort();
     assert_eq!(lines, expected);
     assert!(s.stop().success());
-    assert!(
-        !s.stderr().contains("pw-secret"),
-        "the password must never be logged:\n{}",
-        s.stderr()
-    );
+    s.assert_not_logged("pw-secret", "the password must never be logged");
 }
 
 #[test]
@@ -285,13 +284,7 @@ fn sigterm_drains_in_flight_handlers_before_exiting() {
             .open(data.join(fifo))
             .ok()
     };
-    let text = v1_fixtures(
-        Some("t"),
-        &redis.url(),
-        &[("gated", "opens.wat", "drain")],
-        "max_concurrency = 1\n",
-    )
-    .replace(
+    let text = one_at_a_time(&redis.url(), "gated", "opens.wat", "drain").replace(
         "[component.trigger]",
         "files = [{ source = \"data\", destination = \"/data\" }]\n[component.trigger]",
     );

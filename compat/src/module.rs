@@ -45,16 +45,7 @@ impl WagiModule {
         sandbox: Sandbox,
         limits: Limits,
     ) -> Result<Self, PrepareError> {
-        match WasmKind::of(bytes) {
-            WasmKind::CoreModule => {}
-            WasmKind::Component => return Err(PrepareError::IsComponent),
-            WasmKind::UnknownWasm | WasmKind::NotWasm => {
-                return Err(PrepareError::NotWasm {
-                    expected: "core module",
-                    found: "no `\\0asm` version 1 header, and not WAT text",
-                });
-            }
-        }
+        WasmKind::require_core_module(bytes)?;
         let module =
             Module::new(engine, bytes).map_err(|e| PrepareError::Compile(format!("{e:#}")))?;
         Self::from_module(engine, module, entrypoint, sandbox, limits)
@@ -125,10 +116,6 @@ impl WagiModule {
 impl Prepared for WagiModule {
     fn limits(&self) -> &Limits {
         &self.limits
-    }
-
-    fn prepared_sandbox(&self) -> &PreparedSandbox {
-        &self.sandbox
     }
 
     async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {

@@ -9,7 +9,7 @@ source ../lib/toolchain.sh
 ensure_c_toolchain
 
 # Fast path: nothing changed since the last build.
-if up_to_date handler.wasm shout.c build.sh; then
+if up_to_date handler.wasm shout.c payload.h build.sh; then
     echo "build.sh: examples/c/handler.wasm is up to date"
     exit 0
 fi

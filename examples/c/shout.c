@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "payload.h"
+
 static const char *env_or(const char *name, const char *fallback) {
     const char *v = getenv(name);
     return v ? v : fallback;
@@ -25,31 +27,10 @@ int main(int argc, char **argv) {
     const char *channel = env_or("REDIS_CHANNEL", "(unknown channel)");
     const char *content_length = env_or("CONTENT_LENGTH", "(unset)");
 
-    size_t cap = 4096, len = 0;
-    unsigned char *buf = malloc(cap);
+    size_t len;
+    unsigned char *buf = read_payload(me, &len);
     if (!buf) {
-        fprintf(stderr, "%s: out of memory\n", me);
         return 2;
-    }
-    for (;;) {
-        if (len == cap) {
-            cap *= 2;
-            unsigned char *bigger = realloc(buf, cap);
-            if (!bigger) {
-                fprintf(stderr, "%s: out of memory after %zu bytes\n", me, len);
-                return 2;
-            }
-            buf = bigger;
-        }
-        size_t n = fread(buf + len, 1, cap - len, stdin);
-        len += n;
-        if (n == 0) {
-            if (ferror(stdin)) {
-                fprintf(stderr, "%s: cannot read the payload from stdin\n", me);
-                return 2;
-            }
-            break;
-        }
     }
 
     if (len == 0) {

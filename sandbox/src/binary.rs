@@ -3,7 +3,10 @@
 //! Both start with `\0asm`; the next four bytes are the version (1, for core
 //! modules) and the layer (0 for core modules, 1 for components). Checked at
 //! start-up so that a module configured under the wrong executor gets a
-//! message saying which executor fits, instead of a compile error.
+//! message saying which executor fits, instead of a compile error: the
+//! `require_*` checks give that refusal for the wagi and spin executors.
+
+use crate::prepare::PrepareError;
 
 /// What a file's bytes are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -28,6 +31,48 @@ impl WasmKind {
                 Some(rest) if rest.starts_with("(module") => WasmKind::CoreModule,
                 _ => WasmKind::NotWasm,
             },
+        }
+    }
+
+    /// `Ok` when `bytes` are a core module, as the wagi executor's modules
+    /// must be; else the refusal naming what they are instead.
+    pub fn require_core_module(bytes: &[u8]) -> Result<(), PrepareError> {
+        WasmKind::require(
+            bytes,
+            WasmKind::CoreModule,
+            PrepareError::IsComponent,
+            "core module",
+            "no `\\0asm` version 1 header, and not WAT text",
+        )
+    }
+
+    /// `Ok` when `bytes` are a component, as the spin executor's components
+    /// must be; else the refusal naming what they are instead.
+    pub fn require_component(bytes: &[u8]) -> Result<(), PrepareError> {
+        WasmKind::require(
+            bytes,
+            WasmKind::Component,
+            PrepareError::IsCoreModule,
+            "component",
+            "no `\\0asm` component header",
+        )
+    }
+
+    /// `Ok` for `want`; `other_kind` for the other kind of wasm; `NotWasm`
+    /// (`expected`, `found`) for what is no wasm at all.
+    fn require(
+        bytes: &[u8],
+        want: WasmKind,
+        other_kind: PrepareError,
+        expected: &'static str,
+        found: &'static str,
+    ) -> Result<(), PrepareError> {
+        match WasmKind::of(bytes) {
+            kind if kind == want => Ok(()),
+            WasmKind::UnknownWasm | WasmKind::NotWasm => {
+                Err(PrepareError::NotWasm { expected, found })
+            }
+            _ => Err(other_kind),
         }
     }
 }

@@ -58,6 +58,19 @@ impl HandlerError {
         }
     }
 
+    /// The result of a guest call that returns its own verdict (a handler's
+    /// `result`): that verdict, or how the call failed as
+    /// [`HandlerError::from_call`] tells it (so `proc_exit(0)` or `exit(0)`
+    /// ends the handler successfully, whatever the executor).
+    pub fn from_handled(
+        ended: wasmtime::Result<Result<(), HandlerError>>,
+    ) -> Result<(), HandlerError> {
+        match ended {
+            Ok(handled) => handled,
+            Err(e) => HandlerError::from_call(Err(e)),
+        }
+    }
+
     /// Turns the error a guest call ended with into a [`HandlerError`], or
     /// `None` for `proc_exit(0)`, which is success.
     ///

@@ -12,7 +12,7 @@
 
 use crate::limits::Limits;
 use crate::outcome::{HandlerError, Outcome};
-use crate::wasi::{Capture, Message, PreparedSandbox, Sandbox};
+use crate::wasi::{Capture, Message};
 use std::future::Future;
 
 /// Why a handler was refused at start-up, whichever executor refused it.
@@ -100,9 +100,6 @@ pub trait Prepared: Sync {
     /// The limits each run gets.
     fn limits(&self) -> &Limits;
 
-    /// The sandbox each run's WASI context comes from.
-    fn prepared_sandbox(&self) -> &PreparedSandbox;
-
     /// Instantiates and calls the guest once on `msg`, its output going to
     /// `capture`; everything around the call is [`Prepared::run`]'s.
     fn call(
@@ -110,11 +107,6 @@ pub trait Prepared: Sync {
         msg: &Message<'_>,
         capture: &Capture,
     ) -> impl Future<Output = Result<(), HandlerError>> + Send;
-
-    /// The sandbox this handler runs in.
-    fn sandbox(&self) -> &Sandbox {
-        self.prepared_sandbox().sandbox()
-    }
 
     /// Runs the handler once on one message: the one run wrapper (capture,
     /// deadline, outcome) around [`Prepared::call`].

@@ -219,10 +219,6 @@ impl PreparedSandbox {
         })
     }
 
-    pub fn sandbox(&self) -> &Sandbox {
-        &self.sandbox
-    }
-
     /// A WASI preview2 context for one message.
     pub fn p2_ctx(&self, msg: &Message<'_>, capture: &Capture) -> WasiCtx {
         let mut ctx = self.builder(msg, capture).build();

@@ -33,6 +33,7 @@ pub mod registry;
 pub mod seed_era;
 pub mod spin;
 pub mod wagi_command;
+pub mod wasi_p2;
 
 pub use registry::{Handler, HandlerKey, Handlers};
 

@@ -147,10 +147,6 @@ impl Prepared for SpinSeedEraModule {
         &self.limits
     }
 
-    fn prepared_sandbox(&self) -> &PreparedSandbox {
-        &self.sandbox
-    }
-
     async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
         let state = SpinSeedEraState {
             wasi: self.sandbox.p1_ctx(msg, capture),
@@ -210,11 +206,7 @@ impl Prepared for SpinSeedEraModule {
             }
         }
         .await;
-        match ended {
-            Ok(handled) => handled,
-            // `proc_exit(0)` ends the handler successfully, as elsewhere.
-            Err(e) => HandlerError::from_call(Err(e)),
-        }
+        HandlerError::from_handled(ended)
     }
 }
 

@@ -20,15 +20,16 @@
 //! `executor`), logs, Redis.
 
 use crate::executor::engine::compile_error;
-use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
+use crate::executor::wasi_p2::WasiP2State;
+use spin_redis_sandbox::limits::{Limits, limited_store};
 use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
 use spin_redis_sandbox::{HandlerError, PrepareError, Prepared, WasmKind};
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{
-    Component, ComponentExportIndex, ComponentType, InstancePre, Lift, Linker, ResourceTable,
+    Component, ComponentExportIndex, ComponentType, InstancePre, Lift, Linker,
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{WasiCtxView, WasiView};
 
 use crate::host::{ComponentHost, HasHost, HostView, InstanceHost};
 use std::sync::Arc;
@@ -92,9 +93,7 @@ enum Spin3Error {
 
 /// The state of one store.
 pub struct SpinComponentState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    memory: MemoryCap,
+    wasi: WasiP2State,
     /// Spin's host APIs for this instance (see `host`).
     host: InstanceHost,
 }
@@ -103,23 +102,20 @@ impl HasHost for SpinComponentState {
     fn host_view(&mut self) -> HostView<'_> {
         HostView {
             host: &mut self.host,
-            table: &mut self.table,
+            table: &mut self.wasi.table,
         }
     }
 }
 
 impl wasmtime_wasi_http::WasiHttpView for SpinComponentState {
     fn http(&mut self) -> wasmtime_wasi_http::WasiHttpCtxView<'_> {
-        self.host.http.view(&mut self.table)
+        self.host.http.view(&mut self.wasi.table)
     }
 }
 
 impl WasiView for SpinComponentState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        self.wasi.ctx()
     }
 }
 
@@ -153,16 +149,7 @@ impl SpinComponent {
         limits: Limits,
         host: Arc<ComponentHost>,
     ) -> Result<Self, PrepareError> {
-        match WasmKind::of(bytes) {
-            WasmKind::Component => {}
-            WasmKind::CoreModule => return Err(PrepareError::IsCoreModule),
-            WasmKind::UnknownWasm | WasmKind::NotWasm => {
-                return Err(PrepareError::NotWasm {
-                    expected: "component",
-                    found: "no `\\0asm` component header",
-                });
-            }
-        }
+        WasmKind::require_component(bytes)?;
         let component = Component::new(engine, bytes).map_err(|e| compile_error(&e))?;
         let (interface, func) = find_handler(engine, &component)?;
         let mut linker: Linker<SpinComponentState> = Linker::new(engine);
@@ -212,19 +199,14 @@ impl Prepared for SpinComponent {
         &self.limits
     }
 
-    fn prepared_sandbox(&self) -> &PreparedSandbox {
-        &self.sandbox
-    }
-
     async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
-        let wasi = self.sandbox.p2_ctx(msg, capture);
         let state = SpinComponentState {
-            wasi,
-            table: ResourceTable::new(),
-            memory: MemoryCap(self.limits.max_memory_bytes),
+            wasi: WasiP2State::new(self.sandbox.p2_ctx(msg, capture), &self.limits),
             host: InstanceHost::new(self.host.clone(), Instant::now() + self.limits.timeout),
         };
-        let mut store = limited_store(&self.engine, state, self.limits.timeout, |s| &mut s.memory);
+        let mut store = limited_store(&self.engine, state, self.limits.timeout, |s| {
+            &mut s.wasi.memory
+        });
         let payload: &[u8] = &msg.payload;
         let ended: wasmtime::Result<Result<(), HandlerError>> = async {
             let instance = self.pre.instantiate_async(&mut store).await?;
@@ -256,12 +238,7 @@ impl Prepared for SpinComponent {
             }
         }
         .await;
-        // `exit(0)` from a component ends it successfully, as in the compat
-        // executor.
-        match ended {
-            Ok(handled) => handled,
-            Err(e) => HandlerError::from_call(Err(e)),
-        }
+        HandlerError::from_handled(ended)
     }
 }
 

@@ -10,34 +10,18 @@
 //! choice of executor (`executor`), stubbing other imports (`host::stubs`).
 
 use crate::executor::engine::compile_error;
-use spin_redis_sandbox::limits::{Limits, MemoryCap, limited_store};
+use crate::executor::wasi_p2::WasiP2State;
+use spin_redis_sandbox::limits::{Limits, limited_store};
 use spin_redis_sandbox::wasi::{Capture, Message, PreparedSandbox, Sandbox};
 use spin_redis_sandbox::{HandlerError, PrepareError, Prepared, WasmKind};
 use wasmtime::Engine;
-use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::component::{Component, Linker};
 use wasmtime_wasi::p2::bindings::CommandPre;
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-
-/// The state of one store.
-pub struct WagiCommandState {
-    wasi: WasiCtx,
-    table: ResourceTable,
-    memory: MemoryCap,
-}
-
-impl WasiView for WagiCommandState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
 
 /// A prepared command component.
 pub struct WagiCommand {
     engine: Engine,
-    pre: CommandPre<WagiCommandState>,
+    pre: CommandPre<WasiP2State>,
     sandbox: PreparedSandbox,
     limits: Limits,
 }
@@ -68,7 +52,7 @@ impl WagiCommand {
                 exports.join(", ")
             }));
         }
-        let mut linker: Linker<WagiCommandState> = Linker::new(engine);
+        let mut linker: Linker<WasiP2State> = Linker::new(engine);
         // `exit-with-code` is part of wasi:cli@0.2.12, linked here.
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)
             .map_err(|e| PrepareError::link(e, ""))?;
@@ -93,27 +77,15 @@ impl Prepared for WagiCommand {
         &self.limits
     }
 
-    fn prepared_sandbox(&self) -> &PreparedSandbox {
-        &self.sandbox
-    }
-
     async fn call(&self, msg: &Message<'_>, capture: &Capture) -> Result<(), HandlerError> {
-        let state = WagiCommandState {
-            wasi: self.sandbox.p2_ctx(msg, capture),
-            table: ResourceTable::new(),
-            memory: MemoryCap(self.limits.max_memory_bytes),
-        };
+        let state = WasiP2State::new(self.sandbox.p2_ctx(msg, capture), &self.limits);
         let mut store = limited_store(&self.engine, state, self.limits.timeout, |s| &mut s.memory);
         let ended = async {
             let command = self.pre.instantiate_async(&mut store).await?;
             command.wasi_cli_run().call_run(&mut store).await
         }
         .await;
-        match ended {
-            Ok(Ok(())) => Ok(()),
-            // `run` returning `err` is how a command says "exit code 1".
-            Ok(Err(())) => Err(HandlerError::Exit(1)),
-            Err(e) => HandlerError::from_call(Err(e)),
-        }
+        // `run` returning `err` is how a command says "exit code 1".
+        HandlerError::from_handled(ended.map(|run| run.map_err(|()| HandlerError::Exit(1))))
     }
 }

@@ -64,14 +64,7 @@ pub struct RuntimeConfigError {
 
 impl fmt::Display for RuntimeConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(l) = self.line {
-            write!(f, ":{l}")?;
-        }
-        write!(f, ": ")?;
-        if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
-        }
+        crate::manifest::error::write_place(f, &self.file, self.line, self.field.as_deref())?;
         f.write_str(&self.message)
     }
 }
@@ -187,24 +180,21 @@ pub fn parse(file: &Path, text: &str) -> Result<HostConfig, RuntimeConfigError> 
         file: Some(file.to_path_buf()),
         ..Default::default()
     };
+    // A top-level key whose value has the wrong type.
+    let wrong = |key: &str, what: &str| err(line_of(key), Some(key.into()), what.into());
     for (key, value) in &table {
         match key.as_str() {
             "state_dir" => {
                 let Some(s) = value.as_str() else {
-                    return Err(err(
-                        line_of("state_dir"),
-                        Some("state_dir".into()),
-                        "must be a string (a folder path)".into(),
-                    ));
+                    return Err(wrong("state_dir", "must be a string (a folder path)"));
                 };
                 config.state_dir_file = Some((!s.is_empty()).then(|| absolute(Path::new(s))));
             }
             "key_value_store" => {
                 let Some(stores) = value.as_table() else {
-                    return Err(err(
-                        line_of("key_value_store"),
-                        Some("key_value_store".into()),
-                        "must be tables: [key_value_store.<label>]".into(),
+                    return Err(wrong(
+                        "key_value_store",
+                        "must be tables: [key_value_store.<label>]",
                     ));
                 };
                 for (label, store) in stores {

@@ -100,6 +100,27 @@ pub struct Trigger {
     pub sharded: bool,
 }
 
+impl Trigger {
+    /// The manifest key naming this trigger's source: see [`source_kind`].
+    pub fn kind(&self) -> &'static str {
+        source_kind(self.stream.is_some(), self.list.is_some(), self.pattern)
+    }
+}
+
+/// The manifest key that names a source of this kind (`stream`, `list`,
+/// `pattern` or `channel`): where errors point and what logs call it.
+pub fn source_kind(stream: bool, list: bool, pattern: bool) -> &'static str {
+    if stream {
+        "stream"
+    } else if list {
+        "list"
+    } else if pattern {
+        "pattern"
+    } else {
+        "channel"
+    }
+}
+
 /// The consumer-group settings of a stream trigger (see `source::stream`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct StreamTrigger {

@@ -64,16 +64,28 @@ impl ManifestError {
     }
 }
 
+/// Writes where a mistake in a configuration file is, as every such error
+/// opens: `<file>[:<line>]: [<field>: ]`.
+pub fn write_place(
+    f: &mut fmt::Formatter<'_>,
+    file: &Path,
+    line: Option<usize>,
+    field: Option<&str>,
+) -> fmt::Result {
+    write!(f, "{}", file.display())?;
+    if let Some(line) = line {
+        write!(f, ":{line}")?;
+    }
+    write!(f, ": ")?;
+    if let Some(field) = field {
+        write!(f, "{field}: ")?;
+    }
+    Ok(())
+}
+
 impl fmt::Display for ManifestError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file.display())?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        write!(f, ": ")?;
-        if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
-        }
+        write_place(f, &self.file, self.line, self.field.as_deref())?;
         write!(f, "{}", self.message)?;
         if let Some(hint) = &self.hint {
             write!(f, "\n  hint: {hint}")?;

@@ -32,6 +32,7 @@ pub use app::{
 };
 pub use build::BuildConfig;
 pub use error::{ManifestError, ManifestErrorKind};
+pub use variables::fill_braces;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! address }` and `[[component]]` entries, each with its own
 //! `[component.trigger]` channel (or stream) and executor.
 
-use super::app::{App, Component, Trigger};
+use super::app::{App, Component, Trigger, source_kind};
 use super::build::BuildSpec;
 use super::error::{Locator, ManifestError, ManifestErrorKind as K};
 use super::host_apis::{HostFields, HostPlace};
@@ -178,15 +178,7 @@ pub fn parse(
                 cluster,
             },
         )?;
-        let source_key = if from.stream.is_some() {
-            "stream"
-        } else if from.list.is_some() {
-            "list"
-        } else if from.pattern {
-            "pattern"
-        } else {
-            "channel"
-        };
+        let source_key = source_kind(from.stream.is_some(), from.list.is_some(), from.pattern);
         let max_concurrency = cx.trigger_concurrency(
             line("max_concurrency"),
             &field("trigger.max_concurrency"),

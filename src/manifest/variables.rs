@@ -3,6 +3,8 @@
 //! `[variables]` declares names with a `default` or `required = true`; the
 //! value comes from `SPIN_VARIABLE_<NAME>` in the environment (upper-cased),
 //! else the default. Templates may appear in trigger addresses and channels.
+//! The `{{ ... }}` scan itself (`fill_braces`) also fills `new`'s template
+//! files (`templates::render`).
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -57,35 +59,19 @@ impl Variables {
 
     /// Expands `{{ name }}` in `template`.
     pub fn expand(&self, template: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(template.len());
-        let mut rest = template;
-        while let Some(start) = rest.find("{{") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            // The template itself is never echoed: it may be an address
-            // holding a password. The error's line and field locate it.
-            let end = after
-                .find("}}")
-                .ok_or_else(|| "unclosed template: a `{{` has no matching `}}`".to_string())?;
-            let name = after[..end].trim();
-            match self.values.get(name) {
-                Some(v) => out.push_str(v),
-                None if self.declared.contains_key(name) => {
-                    return Err(format!(
-                        "variable {name:?} has no value: set {} or give it a default",
-                        env_name(name)
-                    ));
-                }
-                None => {
-                    return Err(format!(
-                        "variable {name:?} is not declared: add it under [variables], for example `{name} = {{ default = \"...\" }}`"
-                    ));
-                }
-            }
-            rest = &after[end + 2..];
-        }
-        out.push_str(rest);
-        Ok(out)
+        // The template itself is never echoed: it may be an address holding
+        // a password. The error's line and field locate it.
+        let unclosed = || "unclosed template: a `{{` has no matching `}}`".to_string();
+        fill_braces(template, unclosed, |name| match self.values.get(name) {
+            Some(v) => Ok(v.clone()),
+            None if self.declared.contains_key(name) => Err(format!(
+                "variable {name:?} has no value: set {} or give it a default",
+                env_name(name)
+            )),
+            None => Err(format!(
+                "variable {name:?} is not declared: add it under [variables], for example `{name} = {{ default = \"...\" }}`"
+            )),
+        })
     }
 
     /// Whether `name` is a secret (its value is never shown).
@@ -93,6 +79,30 @@ impl Variables {
     pub fn is_secret(&self, name: &str) -> bool {
         self.declared.get(name).is_some_and(|d| d.secret)
     }
+}
+
+/// Replaces every `{{ ... }}` in `text` with what `fill` makes of the
+/// trimmed text between the braces; `unclosed` makes the error for a `{{`
+/// without its `}}`. Manifest variables and `new`'s template files both
+/// fill their placeholders through it.
+pub fn fill_braces(
+    text: &str,
+    unclosed: impl FnOnce() -> String,
+    mut fill: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(unclosed());
+        };
+        out.push_str(&fill(after[..end].trim())?);
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 fn env_name(name: &str) -> String {

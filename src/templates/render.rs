@@ -8,20 +8,15 @@
 //! name or filter is an error, so a typo in a template fails the unit test
 //! that renders every template, never a user.
 
+use crate::manifest::fill_braces;
 use std::collections::BTreeMap;
 
 /// Renders `text` (from the template file `file`, named in errors) with
 /// `values` (parameter name to value).
 pub fn render(file: &str, text: &str, values: &BTreeMap<&str, String>) -> Result<String, String> {
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        let end = after
-            .find("}}")
-            .ok_or_else(|| format!("template file {file:?}: a `{{{{` has no matching `}}}}`"))?;
-        let mut parts = after[..end].split('|').map(str::trim);
+    let unclosed = || format!("template file {file:?}: a `{{{{` has no matching `}}}}`");
+    fill_braces(text, unclosed, |inside| {
+        let mut parts = inside.split('|').map(str::trim);
         let name = parts.next().unwrap_or_default();
         let mut value = values
             .get(name)
@@ -37,11 +32,8 @@ pub fn render(file: &str, text: &str, values: &BTreeMap<&str, String>) -> Result
                 }
             };
         }
-        out.push_str(&value);
-        rest = &after[end + 2..];
-    }
-    out.push_str(rest);
-    Ok(out)
+        Ok(value)
+    })
 }
 
 /// `My HTTPServer_v2` -> `my-http-server-v2`.

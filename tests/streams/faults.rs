@@ -310,11 +310,7 @@ fn a_stuck_log_file_of_one_component_does_not_hold_up_acknowledging_another() {
     wait_until("h stuck on its log", || {
         lag_of(&redis, "stuck", "app.h").is_some_and(|l| l <= 2)
     });
-    let ids = add_all(
-        &redis,
-        "fine",
-        &(0..3).map(|i| format!("good{i}")).collect::<Vec<_>>(),
-    );
+    let ids = add_numbered(&redis, "fine", "good", 3);
     wait_until("g's entries handled and acknowledged", || {
         pending_in(&redis, "fine", "app.g") == 0 && lag_of(&redis, "fine", "app.g") == Some(0)
     });

@@ -1,6 +1,6 @@
-//! Writing the applications tests run: a manifest in a fresh folder. Does
-//! not own where the handlers come from (`wasm`) or running them
-//! (`spin_redis`).
+//! Writing the applications tests run: a manifest in a fresh folder, and a
+//! runtime config beside it. Does not own where the handlers come from
+//! (`wasm`) or running them (`spin_redis`).
 
 use super::{Redis, env_component, fixture};
 use std::path::{Path, PathBuf};
@@ -11,6 +11,18 @@ pub fn manifest(text: &str) -> (tempfile::TempDir, PathBuf) {
     let path = dir.path().join("spin.toml");
     std::fs::write(&path, text).expect("write spin.toml");
     (dir, path)
+}
+
+/// Writes a runtime config beside the manifest in `dir` whose key-value
+/// store `label` is the Redis server at `url`; returns its path.
+pub fn redis_store_config(dir: &Path, label: &str, url: &str) -> PathBuf {
+    let rc = dir.join("runtime-config.toml");
+    std::fs::write(
+        &rc,
+        format!("[key_value_store.{label}]\ntype = \"redis\"\nurl = \"{url}\"\n"),
+    )
+    .expect("write runtime-config.toml");
+    rc
 }
 
 /// The head of a version 1 manifest: the Redis trigger at `url`, after the

@@ -2,7 +2,8 @@
 //! a real `redis-server` on a free loopback port (`redis_server`), a Redis
 //! Cluster (`cluster`), certificates (`tls`), the real `spin-redis` binary
 //! (`spin_redis`) and what it printed (`output`), manifests (`app`),
-//! handlers (`wasm`), what handlers printed (`blocks`) and bounded polling (`wait`).
+//! handlers (`wasm`), what handlers printed (`blocks`), bounded polling (`wait`)
+//! and loopback servers standing in for remote peers (`loopback`).
 //!
 //! Everything is re-exported here, so tests say `support::Redis`,
 //! `support::wait_until` whatever file it lives in.
@@ -16,6 +17,7 @@ mod app;
 mod blocks;
 mod cluster;
 mod http;
+mod loopback;
 mod output;
 mod redis_server;
 mod spin_redis;
@@ -27,6 +29,7 @@ pub use app::*;
 pub use blocks::*;
 pub use cluster::*;
 pub use http::*;
+pub use loopback::*;
 pub use output::*;
 pub use redis_server::*;
 pub use spin_redis::*;

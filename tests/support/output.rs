@@ -1,6 +1,7 @@
 //! Reading what `spin-redis` printed on stderr: per-channel receive counts
 //! (with [`TRACE_RECEIVED`]), "handler failed" reasons and the shutdown
-//! summary lines. Does not own waiting (`wait`, `spin_redis`).
+//! summary lines, and the usage error for an unknown component. Does not own
+//! waiting (`wait`, `spin_redis`).
 
 /// Logs every message the dispatcher receives, so a test can wait until a
 /// burst has arrived before it publishes more or stops spin-redis.
@@ -63,4 +64,14 @@ pub fn source_summary<'a>(stderr: &'a str, kind: &str, name: &str) -> (&'a str, 
         .nth(1)
         .unwrap_or_else(|| panic!("no counts in {line}"));
     (line, counts)
+}
+
+/// A run that named a component the manifest lacks: a usage error (exit 2)
+/// naming it and listing the ids there are (`known`, comma-separated).
+pub fn assert_unknown_component(code: i32, stderr: &str, name: &str, known: &str) {
+    assert_eq!(code, 2);
+    assert!(
+        stderr.contains(&format!("no component \"{name}\"")) && stderr.contains(known),
+        "{stderr}"
+    );
 }

@@ -143,6 +143,16 @@ impl Redis {
             .expect("PUBLISH");
     }
 
+    /// `command`'s line of `INFO commandstats` (`cmdstat_<command>:calls=...`).
+    pub fn command_stats(&self, command: &str) -> String {
+        let stats = self.cli(&["INFO", "commandstats"]).unwrap();
+        stats
+            .lines()
+            .find(|l| l.starts_with(&format!("cmdstat_{command}:")))
+            .unwrap_or_else(|| panic!("no {command} stats in {stats}"))
+            .to_string()
+    }
+
     /// Subscribers of `channel`, from `PUBSUB NUMSUB`.
     pub fn subscribers(&self, channel: &str) -> i64 {
         if self.tls_ca.is_some() {

@@ -1,9 +1,13 @@
 //! The real `spin-redis` binary under test: `spin-redis up` as a child
 //! process with its own log folder, stdout, stderr and compile cache
 //! (`SpinRedis`), waiting on what it logged, and one-shot runs of other
-//! commands (`run`). Does not own writing manifests (`app`).
+//! commands (`run`, `invoke_with`, a start-up `refusal`). Does not own
+//! writing manifests (`app`).
 
-use super::{PATIENCE, Redis, START_UP_PATIENCE, failures, wait_until, wait_until_within};
+use super::{
+    PATIENCE, Redis, START_UP_PATIENCE, failures, manifest, v1_component, v1_head, wait_until,
+    wait_until_within,
+};
 use std::io::Read as _;
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
@@ -177,6 +181,20 @@ impl SpinRedis {
         });
     }
 
+    /// Asserts that spin-redis's stderr so far does not contain `needle`
+    /// (`why` says what its presence would mean).
+    pub fn assert_not_logged(&self, needle: &str, why: &str) {
+        let err = self.stderr();
+        assert!(!err.contains(needle), "{why}:\n{err}");
+    }
+
+    /// Waits until each log `(file, needle)` contains its needle, in order.
+    pub fn wait_logs(&self, logs: &[(&str, &str)]) {
+        for (file, needle) in logs {
+            self.wait_log(file, needle);
+        }
+    }
+
     /// Waits until spin-redis's stderr contains `needle`.
     pub fn wait_stderr(&self, needle: &str) {
         wait_until(
@@ -213,6 +231,20 @@ impl SpinRedis {
         assert!(ok.success());
     }
 
+    /// [`SpinRedis::stop`], which must end in a clean exit; returns all
+    /// spin-redis wrote on stderr (its shutdown summary last).
+    pub fn stop_ok(&mut self) -> String {
+        assert!(self.stop().success(), "{}", self.stderr());
+        self.stderr()
+    }
+
+    /// [`SpinRedis::stop_ok`], whose shutdown summary must say `counts`
+    /// (such as "received 3, ok 1, failed 2").
+    pub fn stop_counting(&mut self, counts: &str) {
+        let err = self.stop_ok();
+        assert!(err.contains(counts), "the counters at shutdown: {err}");
+    }
+
     /// Sends SIGTERM and waits for the exit.
     pub fn stop(&mut self) -> ExitStatus {
         self.signal("-TERM");
@@ -247,6 +279,36 @@ impl Drop for SpinRedis {
 /// Runs the binary to completion with `args`.
 pub fn run(args: &[&str]) -> (i32, String, String) {
     run_with_env(args, &[])
+}
+
+/// Runs `up` on a one-component app (`x` from `source` on channel `c`, run
+/// by `executor`) that start-up must refuse (exit 2), naming the
+/// component; returns stderr.
+pub fn refusal(source: &Path, executor: &str) -> String {
+    let text = v1_head(None, "redis://127.0.0.1:1") + &v1_component("x", source, "c", executor);
+    let (_d, m) = manifest(&text);
+    let (code, _, err) = run(&["up", "-f", m.to_str().unwrap(), "--no-cache"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("component \"x\""), "{err}");
+    err
+}
+
+/// [`refusal`], whose stderr must say each of `needles`.
+pub fn assert_refused(source: &Path, executor: &str, needles: &[&str]) {
+    let err = refusal(source, executor);
+    assert!(needles.iter().all(|n| err.contains(n)), "{err}");
+}
+
+/// Runs `invoke -f <manifest> <component> <extra...>` to completion.
+pub fn invoke_with(manifest: &Path, component: &str, extra: &[&str]) -> (i32, String, String) {
+    run(&invoke_args(manifest, component, extra))
+}
+
+/// The arguments of `invoke -f <manifest> <component> <extra...>`.
+pub fn invoke_args<'a>(manifest: &'a Path, component: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["invoke", "-f", manifest.to_str().unwrap(), component];
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Runs the binary to completion with `args` and extra environment.

@@ -1,4 +1,5 @@
-//! Certificates for the TLS tests, made with `openssl` in a test's folder.
+//! Certificates for the TLS tests, made with `openssl` in a test's folder,
+//! and a TLS-only redis-server serving them.
 
 use super::{Redis, free_port};
 use std::path::Path;
@@ -62,4 +63,16 @@ impl Redis {
             ],
         )
     }
+}
+
+/// A TLS-only redis-server with certificates of its own: the folder holding
+/// them (keep it while the server runs), the server, the CA file that
+/// verifies it and its `rediss://` URL.
+pub fn tls_redis() -> (tempfile::TempDir, Redis, String, String) {
+    let certs = tempfile::tempdir().unwrap();
+    certificates(certs.path(), "ca");
+    let ca = certs.path().join("ca.crt").display().to_string();
+    let redis = Redis::start_tls(certs.path());
+    let url = format!("rediss://127.0.0.1:{}", redis.port);
+    (certs, redis, ca, url)
 }

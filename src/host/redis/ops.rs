@@ -58,6 +58,11 @@ macro_rules! convert_values {
 }
 pub(super) use convert_values;
 
+/// An older adapter's `execute` arguments as v3's, which the commands take.
+pub fn v3_arguments<P: Into<v3::RedisParameter>>(arguments: Vec<P>) -> Vec<v3::RedisParameter> {
+    arguments.into_iter().map(Into::into).collect()
+}
+
 /// What a command needs of its connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {

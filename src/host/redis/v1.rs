@@ -94,10 +94,7 @@ impl Host for HostView<'_> {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
-        let args: Vec<v3::RedisParameter> = arguments
-            .into_iter()
-            .map(v3::RedisParameter::from)
-            .collect();
+        let args = ops::v3_arguments(arguments);
         // Without a connection resource there is no state to keep: a
         // stateful or blocking command gets a connection for this call only.
         let results = match ops::needs(&command, &args) {

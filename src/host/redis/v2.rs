@@ -44,10 +44,7 @@ impl HostConnection for HostView<'_> {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> wasmtime::Result<Result<Vec<RedisResult>, Error>> {
-        let args: Vec<v3::RedisParameter> = arguments
-            .into_iter()
-            .map(v3::RedisParameter::from)
-            .collect();
+        let args = ops::v3_arguments(arguments);
         let target = match execute_target(self, &c, &command, &args).await? {
             Ok(target) => target,
             Err(e) => return Ok(Err(error(e))),

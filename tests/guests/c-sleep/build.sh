@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")"
 # shellcheck source=../c-toolchain.sh
 source ../c-toolchain.sh
-build_c_guest c-sleep sleep.c
+build_c_guest c-sleep sleep.c ../../../examples/c/payload.h
