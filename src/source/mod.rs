@@ -20,6 +20,8 @@ pub mod list;
 pub mod pubsub;
 pub mod reading;
 pub mod reconnect;
+pub mod resp;
 pub mod retry;
 pub mod stream;
+pub mod subscriber;
 pub mod subscriptions;
