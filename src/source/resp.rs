@@ -118,8 +118,9 @@ impl Parser {
         }
     }
 
-    /// How many bytes the buffer should hold for the next call to make
-    /// progress (at least what the incomplete frame is known to need).
+    /// How many bytes the buffer must hold, from its start, for the
+    /// incomplete message at its front to be whole (as far as its headers
+    /// read so far tell; 0 when nothing is known).
     pub fn need(&self) -> usize {
         self.need
     }
@@ -153,6 +154,19 @@ impl Parser {
             buf.advance(end);
             frame
         }))
+    }
+
+    /// Hands every whole frame buffered to `each`, in order, consuming it;
+    /// stops at the first malformed one.
+    pub fn each(
+        &mut self,
+        buf: &mut BytesMut,
+        mut each: impl FnMut(Frame),
+    ) -> Result<(), Malformed> {
+        while let Some(frame) = self.next(buf)? {
+            each(frame);
+        }
+        Ok(())
     }
 
     /// Streams past what a too-large message left; `true` once done.
@@ -443,12 +457,8 @@ mod tests {
         let (mut buf, mut frames) = (BytesMut::new(), Vec::new());
         for piece in bytes.chunks(chunk.max(1)) {
             buf.extend_from_slice(piece);
-            loop {
-                match parser.next(&mut buf) {
-                    Ok(Some(f)) => frames.push(f),
-                    Ok(None) => break,
-                    Err(e) => return (frames, Some(e)),
-                }
+            if let Err(e) = parser.each(&mut buf, |f| frames.push(f)) {
+                return (frames, Some(e));
             }
         }
         (frames, None)

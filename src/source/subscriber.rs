@@ -26,7 +26,10 @@
 //! A payload shorter than [`SLICE_MIN`] is copied out of the read buffer:
 //! a slice would keep the whole read buffer alive while it waits in a
 //! queue, far more memory than the queue's budget charges it. Longer ones
-//! are handed on as slices of it (no copy).
+//! are handed on as slices of it (no copy); a frame larger than
+//! [`READ_MIN`] that did not arrive whole in one read is read into an
+//! allocation of exactly its size, so its slice keeps no more than itself
+//! alive (one that did keeps at most the read buffer it came in).
 //!
 //! Not owned here: reconnecting, the session loop and the watchdog
 //! (`super::pubsub`, `super::reconnect`), parsing (`super::resp`).
@@ -280,15 +283,14 @@ impl Reader {
     /// RESP; returns why. Cancel-safe only as a whole (drop it to stop).
     pub async fn run(mut self, deliver: &Deliver) -> String {
         loop {
-            loop {
-                match self.parser.next(&mut self.buf) {
-                    Ok(Some(frame)) => self.hand_on(frame, deliver),
-                    Ok(None) => break,
-                    Err(e) => return e.to_string(),
-                }
+            let (control, pongs) = (&self.control, &self.pongs);
+            let parsed = self.parser.each(&mut self.buf, |frame| {
+                hand_on(frame, deliver, control, pongs);
+            });
+            if let Err(e) = parsed {
+                return e.to_string();
             }
-            let room = READ_MIN.max(self.parser.need().saturating_sub(self.buf.len()));
-            self.buf.reserve(room);
+            self.make_room();
             match self.io.read_buf(&mut self.buf).await {
                 Ok(0) => return "the server closed the connection".into(),
                 Ok(_) => {}
@@ -297,42 +299,64 @@ impl Reader {
         }
     }
 
-    fn hand_on(&self, frame: Frame, deliver: &Deliver) {
-        match frame {
-            Frame::Message {
-                pattern,
-                channel,
-                payload,
-            } => {
-                let payload = if payload.len() < SLICE_MIN {
-                    Bytes::copy_from_slice(&payload)
-                } else {
-                    payload
-                };
-                let pattern = pattern.as_deref().map(String::from_utf8_lossy);
-                deliver(
-                    pattern.as_deref(),
-                    &String::from_utf8_lossy(&channel),
-                    Payload::Whole(payload),
-                );
-            }
-            Frame::TooLarge {
-                pattern,
-                channel,
-                len,
-            } => {
-                let pattern = pattern.as_deref().map(String::from_utf8_lossy);
-                let channel = channel
-                    .as_deref()
-                    .map_or(Cow::Borrowed(""), String::from_utf8_lossy);
-                deliver(pattern.as_deref(), &channel, Payload::TooLarge(len));
-            }
-            // The writer may be gone (the session is ending): nothing to tell.
-            Frame::Confirmed(c) => drop(self.control.send(Control::Confirmed(c))),
-            Frame::Error(e) => drop(self.control.send(Control::Error(e))),
-            Frame::Pong => self.pongs.send_modify(|n| *n += 1),
-            Frame::Reply => {}
+    /// Room for the next read: [`READ_MIN`], or for a frame larger than
+    /// that, an allocation of exactly its size (what is buffered of it is
+    /// copied once), so that its payload, handed on as a slice, keeps
+    /// alive no more than its own frame.
+    fn make_room(&mut self) {
+        let need = self.parser.need();
+        if need > READ_MIN && self.buf.capacity() < need {
+            let mut own = BytesMut::with_capacity(need);
+            own.extend_from_slice(&self.buf);
+            self.buf = own;
+        } else {
+            self.buf.reserve(READ_MIN);
         }
+    }
+}
+
+/// Hands one frame on: a message to `deliver`, an answer to the writer
+/// (`control`), a pong to the pinger.
+fn hand_on(
+    frame: Frame,
+    deliver: &Deliver,
+    control: &mpsc::UnboundedSender<Control>,
+    pongs: &watch::Sender<u64>,
+) {
+    match frame {
+        Frame::Message {
+            pattern,
+            channel,
+            payload,
+        } => {
+            let payload = if payload.len() < SLICE_MIN {
+                Bytes::copy_from_slice(&payload)
+            } else {
+                payload
+            };
+            let pattern = pattern.as_deref().map(String::from_utf8_lossy);
+            deliver(
+                pattern.as_deref(),
+                &String::from_utf8_lossy(&channel),
+                Payload::Whole(payload),
+            );
+        }
+        Frame::TooLarge {
+            pattern,
+            channel,
+            len,
+        } => {
+            let pattern = pattern.as_deref().map(String::from_utf8_lossy);
+            let channel = channel
+                .as_deref()
+                .map_or(Cow::Borrowed(""), String::from_utf8_lossy);
+            deliver(pattern.as_deref(), &channel, Payload::TooLarge(len));
+        }
+        // The writer may be gone (the session is ending): nothing to tell.
+        Frame::Confirmed(c) => drop(control.send(Control::Confirmed(c))),
+        Frame::Error(e) => drop(control.send(Control::Error(e))),
+        Frame::Pong => pongs.send_modify(|n| *n += 1),
+        Frame::Reply => {}
     }
 }
 
