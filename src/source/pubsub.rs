@@ -1,7 +1,11 @@
 //! Redis subscriptions: one connection per distinct address, `SUBSCRIBE` to
 //! every channel and `PSUBSCRIBE` to every pattern bound at that address,
-//! reconnect and resubscribe forever. On a Redis Cluster (`cluster = true`),
-//! a RESP3 cluster client subscribes with `SUBSCRIBE` and `PSUBSCRIBE`
+//! reconnect and resubscribe forever. On a single server the connection is
+//! our own ([`super::subscriber`], parsing with [`super::resp`]): messages
+//! go from its read buffer to `deliver` with nothing buffered between, and
+//! a payload larger than `max_payload` is streamed past ([`Payload::TooLarge`]).
+//! On a Redis Cluster (`cluster = true`), redis-rs's
+//! RESP3 cluster client subscribes with `SUBSCRIBE` and `PSUBSCRIBE`
 //! (messages of the whole cluster: a cluster forwards every `PUBLISH` to all
 //! its nodes) or, for `sharded` channels, `SSUBSCRIBE` on the node of each
 //! channel's slot (Redis has no sharded patterns).
