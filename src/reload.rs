@@ -38,7 +38,7 @@ use crate::ops::metrics::Metrics;
 use crate::settings::{Overrides, RunConfig};
 use crate::source::connect::Endpoint;
 use crate::source::list::{self, ListSource};
-use crate::source::pubsub::{self, Subscription};
+use crate::source::pubsub::{self, Payload, Subscription};
 use crate::source::stream::{self, StreamSource};
 use crate::source::subscriptions::Wanted;
 use anyhow::Context as _;
@@ -569,16 +569,23 @@ impl Live {
                     metrics: w.metrics.address(&shown),
                     ready: ready.clone(),
                 },
+                max_payload: w.shared.max_payload,
             };
             let stop = w.stop.child_token();
             let d = w.dispatcher.clone();
             let k = key.clone();
             let s = stop.clone();
             w.subscribers.spawn(async move {
-                let deliver = move |pattern: Option<&str>, channel: &str, payload| match pattern {
-                    Some(pattern) => d.deliver_pattern(&k, pattern, channel, payload),
-                    None => d.deliver(&k, channel, payload),
-                };
+                let deliver =
+                    move |pattern: Option<&str>, channel: &str, payload| match (pattern, payload) {
+                        (_, Payload::TooLarge(len)) => {
+                            d.deliver_too_large(&k, pattern, channel, len)
+                        }
+                        (Some(pattern), Payload::Whole(p)) => {
+                            d.deliver_pattern(&k, pattern, channel, p)
+                        }
+                        (None, Payload::Whole(p)) => d.deliver(&k, channel, p),
+                    };
                 pubsub::run(sub, &deliver, s).await;
             });
             self.subscribers.insert(

@@ -24,4 +24,5 @@ mod quotas;
 mod reload;
 mod sources;
 mod streams;
+mod subscriber;
 mod up;

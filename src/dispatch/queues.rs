@@ -103,10 +103,11 @@ pub struct Shared {
 
 /// What one queued delivery costs besides its payload, charged against
 /// `max_queued_bytes`: the payload's heap block and its shared header
-/// (`Bytes`), the queue slot, the ledger account, rounded up. Measured: a
-/// queue of 500 000 16-byte messages took about 70 bytes each besides
-/// their payload.
-pub const QUEUED_OVERHEAD: u64 = 128;
+/// (`Bytes`), the queue slot, the ledger account, rounded up. Measured with
+/// the subscriber's own reader (nothing buffered ahead of the queue): a
+/// queue of 1 000 000 16-byte messages took 90 bytes each in all, 74
+/// besides their payload; 96 leaves a quarter more for allocator slack.
+pub const QUEUED_OVERHEAD: u64 = 96;
 
 /// The memory a queued delivery of `len` payload bytes is charged.
 pub fn queued_cost(len: usize) -> u64 {
@@ -298,6 +299,45 @@ impl Dispatcher {
         self.queue(routes, channel, Some(channel.into()), payload);
     }
 
+    /// Counts a message larger than `max_payload` that the subscriber
+    /// streamed past without reading it (`len` bytes) skipped for every
+    /// component bound to its channel, or to `pattern`, as [`Self::deliver`]
+    /// counts one that arrived whole.
+    pub fn deliver_too_large(
+        &self,
+        address_key: &str,
+        pattern: Option<&str>,
+        channel: &str,
+        len: u64,
+    ) {
+        let table = self.table.load();
+        let (by_name, name) = match pattern {
+            Some(pattern) => (&table.patterns, pattern),
+            None => (&table.channels, channel),
+        };
+        match by_name.get(address_key).and_then(|by| by.get(name)) {
+            Some(routes) => self.skip_too_large(routes, channel, len),
+            None => {
+                let skipped = self.shared.stats.skip(1);
+                tracing::warn!(channel = %channel, skipped, "message nothing is bound to (a trigger removed by a reload); skipped");
+            }
+        }
+    }
+
+    fn skip_too_large(&self, routes: &[Arc<RouteTx>], channel: &str, len: u64) {
+        let n = self.shared.stats.skip(routes.len() as u64);
+        for r in routes {
+            r.metrics.skipped.inc();
+        }
+        tracing::warn!(
+            channel,
+            bytes = len,
+            max_payload = self.shared.max_payload,
+            skipped_total = n,
+            "message larger than max_payload skipped"
+        );
+    }
+
     fn queue(
         &self,
         routes: &[Arc<RouteTx>],
@@ -307,17 +347,7 @@ impl Dispatcher {
     ) {
         let stats = &self.shared.stats;
         if payload.len() as u64 > self.shared.max_payload {
-            let n = stats.skip(routes.len() as u64);
-            for r in routes {
-                r.metrics.skipped.inc();
-            }
-            tracing::warn!(
-                channel,
-                bytes = payload.len(),
-                max_payload = self.shared.max_payload,
-                skipped_total = n,
-                "message larger than max_payload skipped"
-            );
+            self.skip_too_large(routes, channel, payload.len() as u64);
             return;
         }
         let cost = queued_cost(payload.len() + published.as_ref().map_or(0, |c| c.len()));

@@ -13,7 +13,7 @@ pub const DEFAULT_MAX_OUTPUT: u64 = 4 << 20;
 pub const DEFAULT_MAX_PAYLOAD: u64 = 16 << 20;
 pub const DEFAULT_MAX_CONCURRENCY: usize = 64;
 /// The queues are bounded by memory, not by a message count: 128 MiB holds
-/// a backlog of 900 000 small messages (see `dispatch::QUEUED_OVERHEAD`).
+/// a backlog of 1 200 000 small messages (see `dispatch::QUEUED_OVERHEAD`).
 pub const DEFAULT_MAX_QUEUED_BYTES: u64 = 128 << 20;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_MAX_HOST_REPLY: u64 = 16 << 20;

@@ -77,17 +77,19 @@ impl Endpoint {
         )
     }
 
-    fn first(&self) -> &RedisAddress {
+    /// The address of a single server (a cluster's first seed node).
+    pub fn address(&self) -> &RedisAddress {
         self.nodes
             .first()
             .expect("invariant: the manifest gives every endpoint a node")
     }
 
-    fn root_cert(&self) -> RedisResult<Option<Vec<u8>>> {
+    /// The TLS CA file's contents, for a `rediss://` endpoint that has one.
+    pub fn root_cert(&self) -> RedisResult<Option<Vec<u8>>> {
         let Some(ca) = &self.tls_ca_file else {
             return Ok(None);
         };
-        if !self.first().is_tls() {
+        if !self.address().is_tls() {
             return Ok(None);
         }
         std::fs::read(ca).map(Some).map_err(|e| {
@@ -101,7 +103,7 @@ impl Endpoint {
 
     /// A client for one node (the first): for a single server, and for pub/sub.
     pub fn client(&self) -> RedisResult<redis::Client> {
-        let url = self.first().connection_url();
+        let url = self.address().connection_url();
         match self.root_cert()? {
             Some(root_cert) => redis::Client::build_with_tls(
                 url,

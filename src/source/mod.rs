@@ -7,7 +7,9 @@
 //! attempts ([`retry`]); reading only what a handler slot is free for
 //! ([`reading`]); settling handled deliveries in batches ([`batch`]);
 //! bringing a subscriber's channels to what a reload wants
-//! ([`subscriptions`]).
+//! ([`subscriptions`]). A single server's pub/sub connection is our own
+//! ([`subscriber`], its frames parsed by [`resp`]); everything else is
+//! redis-rs.
 //!
 //! All hand their deliveries to the dispatcher (`crate::dispatch`): pub/sub
 //! through its queues, streams and lists straight to
@@ -20,6 +22,8 @@ pub mod list;
 pub mod pubsub;
 pub mod reading;
 pub mod reconnect;
+pub mod resp;
 pub mod retry;
 pub mod stream;
+pub mod subscriber;
 pub mod subscriptions;

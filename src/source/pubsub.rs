@@ -1,7 +1,11 @@
 //! Redis subscriptions: one connection per distinct address, `SUBSCRIBE` to
 //! every channel and `PSUBSCRIBE` to every pattern bound at that address,
-//! reconnect and resubscribe forever. On a Redis Cluster (`cluster = true`),
-//! a RESP3 cluster client subscribes with `SUBSCRIBE` and `PSUBSCRIBE`
+//! reconnect and resubscribe forever. On a single server the connection is
+//! our own ([`super::subscriber`], parsing with [`super::resp`]): messages
+//! go from its read buffer to `deliver` with nothing buffered between, and
+//! a payload larger than `max_payload` is streamed past ([`Payload::TooLarge`]).
+//! On a Redis Cluster (`cluster = true`), redis-rs's
+//! RESP3 cluster client subscribes with `SUBSCRIBE` and `PSUBSCRIBE`
 //! (messages of the whole cluster: a cluster forwards every `PUBLISH` to all
 //! its nodes) or, for `sharded` channels, `SSUBSCRIBE` on the node of each
 //! channel's slot (Redis has no sharded patterns).
@@ -35,26 +39,31 @@
 
 use super::connect::{Endpoint, describe};
 use super::reconnect::{Ended, Reads, Reconnect, Up, Watchdog, open};
+use super::subscriber;
 use super::subscriptions::{Wanted, change, follow};
 use crate::ops::health::RedisLink;
 use bytes::Bytes;
-use futures_util::{FutureExt as _, StreamExt as _};
 use redis::{PushKind, Value};
 use std::future::Future;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-/// Messages already received that are delivered in one go before the
-/// subscriber looks at shutdown and pings again.
-const READY_BATCH: usize = 256;
 /// How long connecting, authenticating and subscribing may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Receives every message: `(pattern, channel, payload)`, where `pattern`
 /// is `Some` for a message to a pattern subscription and `channel` is the
 /// channel it was published to. Must not block.
-pub type Deliver = dyn Fn(Option<&str>, &str, Bytes) + Send + Sync;
+pub type Deliver = dyn Fn(Option<&str>, &str, Payload) + Send + Sync;
+
+/// A message's payload as the subscriber received it.
+pub enum Payload {
+    Whole(Bytes),
+    /// Larger than `max_payload`: its length; the reader streamed past it
+    /// (single server; a cluster subscription's payloads arrive whole).
+    TooLarge(u64),
+}
 
 /// Everything one subscriber needs.
 pub struct Subscription {
@@ -65,6 +74,8 @@ pub struct Subscription {
     pub sharded: bool,
     /// Where the connection's state is reported (metrics, readiness).
     pub link: RedisLink,
+    /// Larger payloads are not read whole (see [`Payload::TooLarge`]).
+    pub max_payload: u64,
 }
 
 /// Runs until `shutdown`: connect, subscribe, read; on any loss, back off and
@@ -107,11 +118,11 @@ impl Session<'_> {
     /// comes first; reports the link up.
     async fn subscribe<T>(
         &self,
-        connect: impl Future<Output = redis::RedisResult<T>>,
+        connect: impl Future<Output = Result<T, String>>,
     ) -> Result<(T, Up), Ended> {
         let within = async {
             match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
-                Ok(r) => r.map_err(|e| describe(&e)),
+                Ok(r) => r,
                 Err(_) => Err(format!(
                     "connecting and subscribing took longer than {CONNECT_TIMEOUT:?}"
                 )),
@@ -119,18 +130,6 @@ impl Session<'_> {
         };
         open(self.shutdown, &self.sub.link, self.reconnecting, within).await
     }
-}
-
-/// A pub/sub connection to a single server, subscribed to `want`: one
-/// command for every channel of this address, one for every pattern.
-async fn connect_single(
-    sub: &Subscription,
-    have: &mut Wanted,
-    want: &Wanted,
-) -> redis::RedisResult<(redis::aio::PubSubSink, redis::aio::PubSubStream)> {
-    let (mut sink, stream) = sub.endpoint.client()?.get_async_pubsub().await?.split();
-    follow(&mut sink, false, have, want).await?;
-    Ok((sink, stream))
 }
 
 /// A RESP3 cluster connection whose pushes go to `push`, subscribed.
@@ -147,17 +146,31 @@ async fn connect_cluster(
 }
 
 impl Session<'_> {
-    /// One session on a single server.
+    /// One session on a single server, on a connection of our own
+    /// ([`super::subscriber`]): it reads from the moment it is
+    /// authenticated, so messages that arrive while it subscribes (or while
+    /// a reload changes the subscriptions) are delivered at once.
     async fn single(self) -> Ended {
         let (sub, deliver, shutdown) = (self.sub, self.deliver, self.shutdown);
         let mut wanted = sub.wanted.clone();
         let mut have = Wanted::default();
         let want = wanted.borrow_and_update().clone();
-        let ((mut sink, mut stream), up) =
-            match self.subscribe(connect_single(sub, &mut have, &want)).await {
-                Ok(opened) => opened,
-                Err(ended) => return ended,
-            };
+        let connect = async {
+            let conn = subscriber::connect(&sub.endpoint, sub.max_payload).await?;
+            // Boxed: it outlives this future, and is polled by every
+            // `select!` of the session.
+            let mut reading = Box::pin(conn.reader.run(deliver));
+            let mut commands = conn.commands;
+            tokio::select! {
+                reason = &mut reading => return Err(reason),
+                r = follow(&mut commands, false, &mut have, &want) => r.map_err(|e| describe(&e))?,
+            }
+            Ok((reading, commands, conn.pinger))
+        };
+        let ((mut reading, mut commands, pinger), up) = match self.subscribe(connect).await {
+            Ok(opened) => opened,
+            Err(ended) => return ended,
+        };
         if self.failures > 0 {
             tracing::info!(address = %sub.endpoint.shown(), channels = ?have.channels, patterns = ?have.patterns, "reconnected to redis and resubscribed");
         } else {
@@ -167,38 +180,23 @@ impl Session<'_> {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ended::Shutdown,
-                msg = stream.next() => match msg {
-                    Some(first) => {
-                        // Take what else has already arrived without going
-                        // round the select (a flood comes in thousands per
-                        // read); bounded, so shutdown and pings are still seen.
-                        let ready = std::iter::from_fn(|| stream.next().now_or_never().flatten());
-                        for msg in std::iter::once(first).chain(ready.take(READY_BATCH)) {
-                            let payload = Bytes::copy_from_slice(msg.get_payload_bytes());
-                            if msg.from_pattern() {
-                                // A pattern is one of ours, so it is text.
-                                let pattern: String = msg.get_pattern().unwrap_or_default();
-                                deliver(Some(&pattern), msg.get_channel_name(), payload);
-                            } else {
-                                deliver(None, msg.get_channel_name(), payload);
-                            }
-                        }
-                    }
-                    None => return up.lost("the server closed the connection".into()),
-                },
+                reason = &mut reading => return up.lost(reason),
+                reason = commands.unsolicited() => return up.lost(reason),
                 changed = wanted.changed() => {
                     if changed.is_err() {
                         return Ended::Shutdown;
                     }
                     let want = wanted.borrow_and_update().clone();
-                    if let Err(reason) = change(&mut sink, false, &mut have, &want, &sub.endpoint).await {
+                    let change = change(&mut commands, false, &mut have, &want, &sub.endpoint);
+                    let changed = tokio::select! {
+                        reason = &mut reading => Err(reason),
+                        r = change => r,
+                    };
+                    if let Err(reason) = changed {
                         return up.lost(reason);
                     }
                 }
-                reason = watchdog.dead(|| {
-                    let mut sink = sink.clone();
-                    async move { sink.ping::<Value>().await }
-                }) => return up.lost(reason),
+                reason = watchdog.dead(|| pinger.ping()) => return up.lost(reason),
             }
         }
     }
@@ -211,7 +209,11 @@ impl Session<'_> {
         let mut wanted = sub.wanted.clone();
         let mut have = Wanted::default();
         let want = wanted.borrow_and_update().clone();
-        let connect = connect_cluster(sub, tx, &mut have, &want);
+        let connect = async {
+            connect_cluster(sub, tx, &mut have, &want)
+                .await
+                .map_err(|e| describe(&e))
+        };
         let (mut conn, up) = match self.subscribe(connect).await {
             Ok(opened) => opened,
             Err(ended) => return ended,
@@ -237,14 +239,14 @@ impl Session<'_> {
                             if let [Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
                                 && let Ok(channel) = std::str::from_utf8(channel)
                             {
-                                deliver(None, channel, Bytes::copy_from_slice(payload));
+                                deliver(None, channel, Payload::Whole(Bytes::copy_from_slice(payload)));
                             }
                         }
                         PushKind::PMessage => {
                             if let [Value::BulkString(pattern), Value::BulkString(channel), Value::BulkString(payload)] = &p.data[..]
                                 && let (Ok(pattern), Ok(channel)) = (std::str::from_utf8(pattern), std::str::from_utf8(channel))
                             {
-                                deliver(Some(pattern), channel, Bytes::copy_from_slice(payload));
+                                deliver(Some(pattern), channel, Payload::Whole(Bytes::copy_from_slice(payload)));
                             }
                         }
                         PushKind::Disconnection => return up.lost("a cluster node closed the connection".into()),

@@ -29,8 +29,8 @@ impl Wanted {
     }
 }
 
-/// The subscribe commands of a connection: a plain subscriber's sink or a
-/// cluster connection. `sharded`: `SSUBSCRIBE` and `SUNSUBSCRIBE` for
+/// The subscribe commands of a connection: a single server's subscriber
+/// (`super::subscriber::Commands`) or a cluster connection. `sharded`: `SSUBSCRIBE` and `SUNSUBSCRIBE` for
 /// channels (cluster only).
 pub(super) trait SubscribeCommands {
     async fn channels(
@@ -40,27 +40,6 @@ pub(super) trait SubscribeCommands {
         names: &[String],
     ) -> redis::RedisResult<()>;
     async fn patterns(&mut self, on: bool, names: &[String]) -> redis::RedisResult<()>;
-}
-
-impl SubscribeCommands for redis::aio::PubSubSink {
-    async fn channels(
-        &mut self,
-        on: bool,
-        _sharded: bool,
-        names: &[String],
-    ) -> redis::RedisResult<()> {
-        match on {
-            true => self.subscribe(names).await,
-            false => self.unsubscribe(names).await,
-        }
-    }
-
-    async fn patterns(&mut self, on: bool, names: &[String]) -> redis::RedisResult<()> {
-        match on {
-            true => self.psubscribe(names).await,
-            false => self.punsubscribe(names).await,
-        }
-    }
 }
 
 impl SubscribeCommands for redis::cluster_async::ClusterConnection {
