@@ -576,16 +576,10 @@ impl Live {
             let k = key.clone();
             let s = stop.clone();
             w.subscribers.spawn(async move {
-                let deliver =
-                    move |pattern: Option<&str>, channel: &str, payload| match (pattern, payload) {
-                        (_, Payload::TooLarge(len)) => {
-                            d.deliver_too_large(&k, pattern, channel, len)
-                        }
-                        (Some(pattern), Payload::Whole(p)) => {
-                            d.deliver_pattern(&k, pattern, channel, p)
-                        }
-                        (None, Payload::Whole(p)) => d.deliver(&k, channel, p),
-                    };
+                let deliver = move |pattern: Option<&str>, channel: &str, payload| match payload {
+                    Payload::Whole(p) => d.deliver(&k, pattern, channel, p),
+                    Payload::TooLarge(len) => d.deliver_too_large(&k, pattern, channel, len),
+                };
                 pubsub::run(sub, &deliver, s).await;
             });
             self.subscribers.insert(

@@ -70,7 +70,7 @@ pub struct RouteSpec {
     /// The channel, or the pattern of a pattern route.
     pub channel: String,
     /// `channel` is a pattern: deliveries come through
-    /// [`Dispatcher::deliver_pattern`].
+    /// [`Dispatcher::deliver`] with the pattern.
     pub pattern: bool,
     pub handler: Arc<HandlerSlot>,
     /// The address as handlers see it (no credentials).
@@ -261,48 +261,23 @@ impl Dispatcher {
         self.workers.clone()
     }
 
-    /// Queues one message for every component bound to its channel. Never
-    /// blocks.
-    pub fn deliver(&self, address_key: &str, channel: &str, payload: Bytes) {
+    /// Queues one message for every component bound to its channel, or to
+    /// `pattern` for a message to a pattern subscription (`channel` is then
+    /// the channel it was published to). Never blocks.
+    pub fn deliver(&self, address_key: &str, pattern: Option<&str>, channel: &str, payload: Bytes) {
         let table = self.table.load();
-        let Some(routes) = table
-            .channels
-            .get(address_key)
-            .and_then(|by_channel| by_channel.get(channel))
-        else {
-            // Only between a reload's removing a route and its UNSUBSCRIBE
-            // reaching Redis: counted skipped, so no message goes uncounted.
-            let skipped = self.shared.stats.skip(1);
-            tracing::warn!(channel = %channel, skipped, "message on a channel nothing is bound to (a trigger removed by a reload); skipped");
+        let Some(routes) = self.routes(&table, address_key, pattern, channel) else {
             return;
         };
-        tracing::trace!(channel = %channel, bytes = payload.len(), "received");
-        self.queue(routes, channel, None, payload);
-    }
-
-    /// Queues one message to a pattern subscription for every component
-    /// bound to `pattern`; `channel` is the channel it was published to.
-    /// Never blocks.
-    pub fn deliver_pattern(&self, address_key: &str, pattern: &str, channel: &str, payload: Bytes) {
-        let table = self.table.load();
-        let Some(routes) = table
-            .patterns
-            .get(address_key)
-            .and_then(|by_pattern| by_pattern.get(pattern))
-        else {
-            // As in `deliver`: a pattern a reload just removed.
-            let skipped = self.shared.stats.skip(1);
-            tracing::warn!(pattern = %pattern, channel = %channel, skipped, "message for a pattern nothing is bound to (a trigger removed by a reload); skipped");
-            return;
-        };
-        tracing::trace!(channel = %channel, pattern = %pattern, bytes = payload.len(), "received");
-        self.queue(routes, channel, Some(channel.into()), payload);
+        tracing::trace!(channel = %channel, pattern, bytes = payload.len(), "received");
+        let published = pattern.map(|_| Arc::<str>::from(channel));
+        self.queue(routes, channel, published, payload);
     }
 
     /// Counts a message larger than `max_payload` that the subscriber
     /// streamed past without reading it (`len` bytes) skipped for every
-    /// component bound to its channel, or to `pattern`, as [`Self::deliver`]
-    /// counts one that arrived whole.
+    /// component it was for, as [`Self::deliver`] counts one that arrived
+    /// whole.
     pub fn deliver_too_large(
         &self,
         address_key: &str,
@@ -311,17 +286,31 @@ impl Dispatcher {
         len: u64,
     ) {
         let table = self.table.load();
+        if let Some(routes) = self.routes(&table, address_key, pattern, channel) {
+            self.skip_too_large(routes, channel, len);
+        }
+    }
+
+    /// The routes of a message to `channel` (or to `pattern`). None only
+    /// between a reload's removing a route and its `UNSUBSCRIBE` reaching
+    /// Redis: the message is then counted skipped, so none goes uncounted.
+    fn routes<'t>(
+        &self,
+        table: &'t Table,
+        address_key: &str,
+        pattern: Option<&str>,
+        channel: &str,
+    ) -> Option<&'t [Arc<RouteTx>]> {
         let (by_name, name) = match pattern {
             Some(pattern) => (&table.patterns, pattern),
             None => (&table.channels, channel),
         };
-        match by_name.get(address_key).and_then(|by| by.get(name)) {
-            Some(routes) => self.skip_too_large(routes, channel, len),
-            None => {
-                let skipped = self.shared.stats.skip(1);
-                tracing::warn!(channel = %channel, skipped, "message nothing is bound to (a trigger removed by a reload); skipped");
-            }
+        let routes = by_name.get(address_key).and_then(|by| by.get(name));
+        if routes.is_none() {
+            let skipped = self.shared.stats.skip(1);
+            tracing::warn!(channel = %channel, pattern, skipped, "message nothing is bound to (a trigger removed by a reload); skipped");
         }
+        routes.map(Vec::as_slice)
     }
 
     fn skip_too_large(&self, routes: &[Arc<RouteTx>], channel: &str, len: u64) {
