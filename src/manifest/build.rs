@@ -48,10 +48,18 @@ impl Ctx<'_> {
         field: &dyn Fn(&str) -> String,
         spec: &BuildSpec,
     ) -> Result<BuildConfig, ManifestError> {
-        let bad_command = |msg: String| {
+        // Every refusal here names the key, its line and how to write it.
+        let bad = |key: &str, msg: String, hint: &str| {
             self.at
-                .error(K::BadValue, line("command"), Some(&field("command")), msg)
-                .hint("write command = \"make\" or command = [\"npm install\", \"npm run build\"]")
+                .error(K::BadValue, line(key), Some(&field(key)), msg)
+                .hint(hint)
+        };
+        let bad_command = |msg: String| {
+            bad(
+                "command",
+                msg,
+                "write command = \"make\" or command = [\"npm install\", \"npm run build\"]",
+            )
         };
         let commands = match &spec.command {
             toml::Value::String(s) => vec![s.clone()],
@@ -79,29 +87,19 @@ impl Ctx<'_> {
         if let Some(w) = &spec.workdir
             && w.trim().is_empty()
         {
-            return Err(self
-                .at
-                .error(
-                    K::BadValue,
-                    line("workdir"),
-                    Some(&field("workdir")),
-                    "the workdir is empty",
-                )
-                .hint(
-                    "remove it to build in the manifest's folder, or name a folder relative to it",
-                ));
+            return Err(bad(
+                "workdir",
+                "the workdir is empty".into(),
+                "remove it to build in the manifest's folder, or name a folder relative to it",
+            ));
         }
         for w in &spec.watch {
             if let Err(e) = glob::Pattern::new(w) {
-                return Err(self
-                    .at
-                    .error(
-                        K::BadValue,
-                        line("watch"),
-                        Some(&field("watch")),
-                        format!("watch pattern {w:?} is not a valid glob: {e}"),
-                    )
-                    .hint("such as \"src/**/*.rs\"; patterns are relative to the workdir"));
+                return Err(bad(
+                    "watch",
+                    format!("watch pattern {w:?} is not a valid glob: {e}"),
+                    "such as \"src/**/*.rs\"; patterns are relative to the workdir",
+                ));
             }
         }
         let dir = match &spec.workdir {
