@@ -15,10 +15,12 @@
 //!    range, flag over manifest over default); [`address`] parses and
 //!    redacts Redis addresses.
 //! 3. **Read.** [`source`] is where a message is read: `source::pubsub` (one
-//!    subscription per address, every channel and pattern of it, read in
-//!    `pubsub.rs`), `source::stream` (consumer groups: read in
-//!    `stream/read.rs`, taken over in `stream/claim.rs`, each attempt in
-//!    `stream/attempt.rs`, then `retry.rs`, `ack.rs`, `dead_letter.rs`),
+//!    subscription per address, every channel and pattern of it; a single
+//!    server's frames read in `subscriber.rs`, parsed in `resp.rs`, a
+//!    cluster's through redis-rs in `pubsub.rs`), `source::stream`
+//!    (consumer groups: read in `stream/read.rs`, taken over in
+//!    `stream/claim.rs`, each attempt in `stream/attempt.rs`, then
+//!    `retry.rs`, `ack.rs`, `dead_letter.rs`),
 //!    `source::list` (a list as a reliable queue: taken in
 //!    `list/consume.rs`), `source::reconnect` (the backoff, ping watchdog and
 //!    lazy command connection all three share) and `source::connect` (a
