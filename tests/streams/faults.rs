@@ -94,10 +94,16 @@ fn a_failing_handler_leaves_the_backlog_in_redis_and_holds_few_entries() {
         );
         xlen(&redis, "outage:dead") > 2 * bound as usize
     });
-    // The lag first: the process goes on reading and dead-lettering, and a
-    // dead-letter count taken after it can only be larger, so the bound
-    // below holds whatever happens between the two reads (taken the other
-    // way round, entries read in between made it fail).
+    assert!(
+        s.stderr()
+            .contains("reading paused while failed entries wait"),
+        "{}",
+        s.stderr()
+    );
+    // Stopped first, so the lag and the dead letters below are one
+    // consistent picture (while it runs, entries read or dead-lettered
+    // between the two reads would skew the bound either way).
+    assert!(s.stop().success());
     let never_read = lag(&redis, "outage").expect("lag known");
     let dead = xlen(&redis, "outage:dead") as i64;
     eprintln!("held at most {most}; {dead} dead-lettered; {never_read} never read");
@@ -105,13 +111,6 @@ fn a_failing_handler_leaves_the_backlog_in_redis_and_holds_few_entries() {
         never_read >= N as i64 - dead - bound,
         "the backlog stays in the stream: {never_read} of {N} never read, {dead} dead-lettered"
     );
-    assert!(
-        s.stderr()
-            .contains("reading paused while failed entries wait"),
-        "{}",
-        s.stderr()
-    );
-    assert!(s.stop().success());
     assert!(pending(&redis, "outage") <= bound);
 }
 
