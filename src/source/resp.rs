@@ -97,7 +97,8 @@ fn bad<T>(why: impl Into<String>) -> Parsed<T> {
 /// Reads frames from a buffer that the connection keeps filling.
 #[derive(Debug)]
 pub struct Parser {
-    max_payload: u64,
+    /// `max_payload` as a length in this process's memory, settled once.
+    limit: usize,
     /// Bytes still to stream past (a too-large element and its CRLF).
     skip: u64,
     /// Bulk strings still to stream past after `skip` (the rest of a
@@ -111,7 +112,7 @@ impl Parser {
     /// A parser that streams past payloads larger than `max_payload`.
     pub fn new(max_payload: u64) -> Parser {
         Parser {
-            max_payload,
+            limit: usize::try_from(max_payload).unwrap_or(usize::MAX),
             skip: 0,
             skip_bulks: 0,
             need: 0,
@@ -243,8 +244,7 @@ impl Parser {
             }
             Some(Bulk::Null(_)) => return bad("a message with a null channel"),
         };
-        let limit = usize::try_from(self.max_payload).unwrap_or(usize::MAX);
-        match bulk(buf, at, b'$', limit)? {
+        match bulk(buf, at, b'$', self.limit)? {
             None => self.wait(buf, at),
             Some(Bulk::Data(payload, end)) => {
                 let frame = buf.split_to(end).freeze();

@@ -175,7 +175,9 @@ pub async fn connect(endpoint: &Endpoint, max_payload: u64) -> Result<Connection
                 ))));
             }
             Frame::Error(e) => return Err(format!("{name} was refused: {e}")),
-            _ => {}
+            Frame::Reply => {}
+            // Nothing is subscribed yet: anything else is not an answer.
+            _ => return Err(format!("{name} was answered with a pub/sub frame")),
         }
     }
     let (read, write) = tokio::io::split(io);
@@ -293,7 +295,11 @@ impl Reader {
             self.make_room();
             match self.io.read_buf(&mut self.buf).await {
                 Ok(0) => return "the server closed the connection".into(),
-                Ok(_) => {}
+                // Bytes arriving answer a ping as well as a pong does: the
+                // pong of a ping sent while a large frame is on its way
+                // (one being streamed past, say) queues behind it, and a
+                // slow link must not make a live server look dead.
+                Ok(_) => self.pongs.send_modify(|n| *n += 1),
                 Err(e) => return format!("reading failed: {e}"),
             }
         }
@@ -439,7 +445,8 @@ impl SubscribeCommands for Commands {
     }
 }
 
-/// Sends `PING` for the watchdog and waits for the reader to see a pong.
+/// Sends `PING` for the watchdog and waits for the reader to see a pong,
+/// or any bytes at all (see [`Reader::run`]).
 #[derive(Clone)]
 pub struct Pinger {
     write: Arc<Mutex<WriteHalf<Io>>>,
@@ -447,7 +454,8 @@ pub struct Pinger {
 }
 
 impl Pinger {
-    /// One ping, answered once a pong arrives after it was sent.
+    /// One ping, answered once a pong (or anything) arrives after it was
+    /// sent.
     pub fn ping(&self) -> impl Future<Output = RedisResult<Value>> + Send + 'static {
         let write_to = self.write.clone();
         let mut pongs = self.pongs.clone();
